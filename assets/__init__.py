@@ -1,0 +1,1 @@
+"""Software-defined assets of the flight-delay lifecycle, one module per stage."""

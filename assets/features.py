@@ -1,0 +1,233 @@
+"""Features known at scheduled departure (`flight_features`), point-in-time correct.
+
+For a flight scheduled to leave origin O at local time T, every feature uses only what is
+known at T:
+- calendar: scheduled hour and minute, weekday, month, day of year, US federal holidays;
+- carrier, origin, destination, route and distance (the published schedule);
+- the origin's latest weather observation at or before T (up to 3 hours old);
+- congestion at O: flights that actually departed in [T-2h, T) (count, mean departure delay,
+  share late), flights scheduled in [T-2h, T) that had not departed by T, flights scheduled in
+  [T-1h, T). An event at or after T is never used; the flight's own departure never is.
+
+Labels (`arr_delay`, `is_late`, `cancelled`) are stored beside the features for training and
+monitoring, never used as features. A cancelled or diverted flight has no `is_late`.
+"""
+
+
+import functools
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from assets.partitions import add_partition_metadata, daily_partitions, data_version, single_run_backfill
+from resources.schemas import (
+    FEATURE_COLUMNS_CATEGORICAL,
+    FEATURE_COLUMNS_NUMERIC,
+    flight_features as flight_features_table,
+    validated_tables,
+)
+from resources.settings import LATE_THRESHOLD_MINUTES, MIN_WEATHER_COVERAGE
+from resources.warehouse import Warehouse
+
+WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+WEATHER_MAX_AGE = pd.Timedelta(hours=3)
+CONGESTION_WINDOW_MIN = 120
+SCHEDULED_WINDOW_MIN = 60
+COVERAGE_CHECK = "weather_coverage"
+
+
+@functools.lru_cache(maxsize=8)
+def _holidays(year: int) -> np.ndarray:
+    import holidays
+
+    return np.array(sorted(holidays.US(years=[year - 1, year, year + 1])), dtype="datetime64[D]")
+
+
+def calendar_features(dates: pd.Series) -> pd.DataFrame:
+    d = pd.to_datetime(dates)
+    days = d.values.astype("datetime64[D]")
+    dist = np.zeros(len(d), dtype=float)
+    for year in np.unique(d.dt.year):
+        mask = (d.dt.year == year).values
+        hol = _holidays(int(year))
+        diff = np.abs(days[mask][:, None] - hol[None, :]).astype(int)
+        dist[mask] = diff.min(axis=1)
+    return pd.DataFrame(
+        {
+            "day_of_week": d.dt.dayofweek.values,
+            "month": d.dt.month.values,
+            "day_of_year": d.dt.dayofyear.values,
+            "is_holiday": (dist == 0).astype(float),
+            "days_to_holiday": np.minimum(dist, 30),
+        },
+        index=dates.index,
+    )
+
+
+def _minutes(clock: pd.Series) -> pd.Series:
+    """HHMM clock time -> minutes after midnight."""
+    return (clock // 100) * 60 + clock % 100
+
+
+def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
+    """Per flight, what its origin looked like at its scheduled departure (same day only)."""
+    sched = _minutes(flights["sched_dep_time"]).astype(float).values
+    dep = sched + flights["dep_delay"].astype(float).values  # actual departure; NaN if cancelled
+    delay = flights["dep_delay"].astype(float).values
+    out = np.full((len(flights), 5), np.nan)
+    groups = flights.groupby(["partition_date", "origin"], sort=False).indices
+    for positions in groups.values():
+        s, d, dl = sched[positions], dep[positions], delay[positions]
+        t = s[:, None]
+        not_self = ~np.eye(len(positions), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            departed = (d[None, :] < t) & not_self  # NaN (cancelled) compares False
+            recent = departed & (d[None, :] >= t - CONGESTION_WINDOW_MIN)
+        n_recent = recent.sum(axis=1)
+        delay_sum = np.where(recent, dl[None, :], 0.0).sum(axis=1)
+        late = (recent & (dl[None, :] >= LATE_THRESHOLD_MINUTES)).sum(axis=1)
+        sched_recent = (s[None, :] >= t - CONGESTION_WINDOW_MIN) & (s[None, :] < t) & not_self
+        sched_hour = (s[None, :] >= t - SCHEDULED_WINDOW_MIN) & (s[None, :] < t) & not_self
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[positions, 0] = n_recent
+            out[positions, 1] = np.where(n_recent > 0, delay_sum / n_recent, np.nan)
+            out[positions, 2] = np.where(n_recent > 0, late / n_recent, np.nan)
+        out[positions, 3] = (sched_recent & ~departed).sum(axis=1)
+        out[positions, 4] = sched_hour.sum(axis=1)
+    return pd.DataFrame(
+        out,
+        columns=[
+            "origin_departures_prev_2h",
+            "origin_mean_dep_delay_prev_2h",
+            "origin_late_share_prev_2h",
+            "origin_waiting_flights",
+            "origin_scheduled_prev_1h",
+        ],
+        index=flights.index,
+    )
+
+
+def weather_at_departure(flights: pd.DataFrame, weather: pd.DataFrame, sched_ts: pd.Series) -> pd.DataFrame:
+    """The origin's latest observation at or before the scheduled departure (max 3 h old)."""
+    left = pd.DataFrame({"origin": flights["origin"].values, "ts": sched_ts.values, "pos": np.arange(len(flights))})
+    if weather.empty:
+        obs = pd.DataFrame(columns=["origin", "ts", *WEATHER_COLUMNS])
+    else:
+        obs = weather[["origin", *WEATHER_COLUMNS]].copy()
+        obs["ts"] = pd.to_datetime(weather["partition_date"]) + pd.to_timedelta(weather["hour"].astype(int), unit="h")
+    obs["ts"] = pd.to_datetime(obs["ts"]).astype("datetime64[ns]")
+    left["ts"] = left["ts"].astype("datetime64[ns]")
+    merged = pd.merge_asof(
+        left.sort_values("ts"),
+        obs.sort_values("ts").astype({c: float for c in WEATHER_COLUMNS}),
+        on="ts",
+        by="origin",
+        direction="backward",
+        allow_exact_matches=True,
+        tolerance=WEATHER_MAX_AGE,
+    ).sort_values("pos")
+    out = merged[WEATHER_COLUMNS].reset_index(drop=True)
+    out["weather_available"] = merged["temp"].notna().astype(float).values
+    out.index = flights.index
+    return out
+
+
+def build_features(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
+    """Feature rows for validated flights (any number of days) and those days' weather."""
+    flights = flights.reset_index(drop=True)
+    sched_min = _minutes(flights["sched_dep_time"].astype(int))
+    sched_ts = pd.to_datetime(flights["partition_date"]) + pd.to_timedelta(sched_min, unit="m")
+    out = pd.DataFrame(
+        {
+            "partition_date": flights["partition_date"],
+            "row_number": flights["row_number"].astype(int),
+            "flight": flights["flight"].astype(int),
+            "tailnum": flights["tailnum"],
+            "sched_dep_ts": sched_ts.dt.strftime("%Y-%m-%dT%H:%M:%S"),
+            "sched_hour": (sched_min // 60).astype(float),
+            "sched_minute": (sched_min % 60).astype(float),
+            "distance": flights["distance"].astype(float),
+            "carrier": flights["carrier"],
+            "origin": flights["origin"],
+            "dest": flights["dest"],
+            "route": flights["origin"] + "-" + flights["dest"],
+        }
+    )
+    out = out.join(calendar_features(flights["partition_date"]))
+    out = out.join(weather_at_departure(flights, weather, sched_ts))
+    out = out.join(congestion_features(flights))
+    arr_delay = flights["arr_delay"].astype(float)
+    out["arr_delay"] = arr_delay
+    out["cancelled"] = flights["dep_time"].isna().astype(int)
+    out["is_late"] = (arr_delay >= LATE_THRESHOLD_MINUTES).astype("Int64").where(arr_delay.notna())
+    return out[[c.name for c in flight_features_table.columns]]
+
+
+@asset(
+    deps=["validated_flights", "validated_weather"],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+    group_name="features",
+    kinds={"pandas", "sql"},
+    owners=["team:ml-platform"],
+    tags={"stage": "features"},
+    check_specs=[
+        AssetCheckSpec(
+            COVERAGE_CHECK,
+            asset="flight_features",
+            description=f"WARN when fewer than {MIN_WEATHER_COVERAGE:.0%} of a day's flights have an "
+            "origin weather observation of the last 3 hours.",
+        )
+    ],
+    description=(
+        "One row per valid flight: features known at scheduled departure only (calendar, carrier, "
+        "route, distance, origin weather at the scheduled hour, origin congestion before departure) "
+        "and the labels (`is_late` = arrived 15+ min late), in `flight_features`."
+    ),
+)
+def flight_features(context: AssetExecutionContext, warehouse: Warehouse):
+    partitions = context.partition_keys
+    flights = warehouse.read(validated_tables["flights"], partitions)
+    weather = warehouse.read(validated_tables["weather"], partitions)
+    features = build_features(flights, weather)
+    with warehouse.replace_partitions() as tx:
+        tx.replace(flight_features_table, partitions, features)
+
+    per_day = {}
+    coverage_rows = []
+    groups = dict(tuple(features.groupby("partition_date")))
+    for p in partitions:
+        day = groups.get(p, features.iloc[0:0])
+        coverage = float(day["weather_available"].mean()) if len(day) else 0.0
+        coverage_rows.append((p, coverage))
+        per_day[p] = {
+            "rows": len(day),
+            "late_share": float(day["is_late"].astype(float).mean()) if len(day) else float("nan"),
+            "weather_coverage": coverage,
+            "data_version": data_version(day),
+        }
+    add_partition_metadata(context, per_day)
+    low = [p for p, c in coverage_rows if c < MIN_WEATHER_COVERAGE]
+    yield AssetCheckResult(
+        check_name=COVERAGE_CHECK,
+        passed=not low,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"days_below": MetadataValue.json(low)},
+    )
+    yield MaterializeResult(
+        metadata={
+            "rows": MetadataValue.int(len(features)),
+            "feature_columns": MetadataValue.json(FEATURE_COLUMNS_NUMERIC + FEATURE_COLUMNS_CATEGORICAL),
+            "late_share": MetadataValue.float(float(features["is_late"].astype(float).mean()) if len(features) else 0.0),
+            "cancelled": MetadataValue.int(int(features["cancelled"].sum())),
+        }
+    )

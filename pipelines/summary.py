@@ -1,0 +1,67 @@
+"""Print what the data half of the pipeline holds for a window of days.
+
+    python -m pipelines.summary 2013-01-01 2013-01-14
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+
+import pandas as pd
+
+from assets.partitions import daily_partitions
+from resources.data_quality import GreatExpectations
+from resources.schemas import flight_features, quarantine, raw_tables, validated_tables
+from resources.warehouse import warehouse_from_env
+
+
+def summarize(start: str, end: str) -> str:
+    days = [d for d in daily_partitions.get_partition_keys() if start <= d <= end]
+    wh = warehouse_from_env()
+    lines = [f"Warehouse: {wh.display_url}", ""]
+    header = f"{'day':<12}{'dataset':<9}{'rows in':>9}{'valid':>8}{'quarant.':>10}{'features':>10}{'late %':>8}"
+    lines.append(header)
+    lines.append("-" * len(header))
+    feats = wh.read(flight_features, days, columns=["partition_date", "is_late"])
+    late = feats.groupby("partition_date")["is_late"].apply(lambda s: pd.to_numeric(s).mean())
+    n_feat = feats.groupby("partition_date").size()
+    reasons: Counter = Counter()
+    totals = Counter()
+    for dataset in ("flights", "weather"):
+        raw = wh.count_by_partition(raw_tables[dataset], days)
+        valid = wh.count_by_partition(validated_tables[dataset], days)
+        bad = wh.count_by_partition(quarantine, days, dataset=dataset)
+        q = wh.read(quarantine, days, columns=["reasons"], dataset=dataset)
+        for r in q["reasons"]:
+            reasons.update(f"{dataset} {x.split(' (got ')[0]}" for x in json.loads(r))
+        for d in days:
+            extra = ""
+            if dataset == "flights":
+                extra = f"{int(n_feat.get(d, 0)):>10}{100 * late.get(d, float('nan')):>8.1f}"
+            lines.append(f"{d:<12}{dataset:<9}{raw[d]:>9}{valid[d]:>8}{bad[d]:>10}{extra}")
+            totals[(dataset, "in")] += raw[d]
+            totals[(dataset, "valid")] += valid[d]
+            totals[(dataset, "bad")] += bad[d]
+    lines.append("")
+    for dataset in ("flights", "weather"):
+        lines.append(
+            f"{dataset}: {totals[(dataset, 'in')]} rows in = {totals[(dataset, 'valid')]} valid + "
+            f"{totals[(dataset, 'bad')]} quarantined"
+        )
+    lines.append(f"features: {len(feats)} rows, {100 * pd.to_numeric(feats['is_late']).mean():.1f}% late")
+    if reasons:
+        lines.append("quarantine reasons: " + "; ".join(f"{k} ×{n}" for k, n in reasons.most_common(8)))
+    lines += [
+        "",
+        f"Great Expectations Data Docs: {GreatExpectations().docs_index()}",
+        "Dagster UI (runs, lineage, checks, metadata): make ui  ->  http://127.0.0.1:3000",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    start, end = (sys.argv[1:3] + [None, None])[:2]
+    keys = daily_partitions.get_partition_keys()
+    print(summarize(start or keys[0], end or start or keys[-1]))

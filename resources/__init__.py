@@ -1,0 +1,1 @@
+"""Dagster resources (ConfigurableResource) and settings shared by the assets."""

