@@ -125,6 +125,8 @@ def weather_at_departure(flights: pd.DataFrame, weather: pd.DataFrame, sched_ts:
         obs = weather[["origin", *WEATHER_COLUMNS]].copy()
         obs["ts"] = pd.to_datetime(weather["partition_date"]) + pd.to_timedelta(weather["hour"].astype(int), unit="h")
     obs["ts"] = pd.to_datetime(obs["ts"]).astype("datetime64[ns]")
+    obs["origin"] = obs["origin"].astype(str)
+    left["origin"] = left["origin"].astype(str)
     left["ts"] = left["ts"].astype("datetime64[ns]")
     merged = pd.merge_asof(
         left.sort_values("ts"),

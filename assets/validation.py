@@ -93,7 +93,9 @@ def row_reasons(run: SuiteRun, frame: pd.DataFrame) -> pd.Series:
         text = f"{outcome.meta['column']}: {outcome.meta['reason']}"
         column = outcome.kwargs.get("column")
         if column and outcome.type != "expect_column_values_to_not_be_null" and column != "occurrence":
-            values = frame.loc[idx, column].astype(str)
+            # show the text that arrived, not the parsed number
+            shown = f"{column}__raw" if f"{column}__raw" in frame.columns else column
+            values = frame.loc[idx, shown].astype(str)
             pieces.append(text + " (got " + values.map(repr) + ")")
         elif outcome.type == "expect_column_pair_values_to_be_equal":
             pieces.append(text + " (got " + frame.loc[idx, "flight_date"].astype(str) + ")")

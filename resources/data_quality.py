@@ -64,7 +64,10 @@ def _checkpoint(project_dir: str, asset_name: str, make_suite, suite_args: tuple
     from great_expectations.checkpoint import UpdateDataDocsAction
 
     ctx = _context(project_dir)
-    source = ctx.data_sources.add_or_update_pandas("pipeline_frames")
+    try:
+        source = ctx.data_sources.get("pipeline_frames")
+    except KeyError:
+        source = ctx.data_sources.add_pandas("pipeline_frames")
     try:
         asset = source.get_asset(asset_name)
     except LookupError:

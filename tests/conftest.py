@@ -1,0 +1,82 @@
+"""Shared fixtures: a temporary warehouse, GX project, Dagster home and landing folder per test,
+and small real slices of the NYC flights 2013 data written as landing files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> dict[str, Path]:
+    """Folders and URLs of one isolated pipeline: nothing is shared with other tests."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    data = tmp_path / "data"
+    landing = data / "landing"
+    landing.mkdir(parents=True)
+    return {
+        "home": home,
+        "data": data,
+        "landing": landing,
+        "warehouse_url": f"sqlite:///{data / 'warehouse.db'}",
+        "gx": data / "gx",
+    }
+
+
+@pytest.fixture
+def resources(workdir):
+    """Resources of the in-process tests, reading landing files from the temporary folder."""
+    from resources.data_quality import GreatExpectations
+    from resources.source import FlightSource
+    from resources.warehouse import Warehouse
+
+    return {
+        "source": FlightSource(mode="landing", landing_dir=str(workdir["landing"])),
+        "warehouse": Warehouse(url=workdir["warehouse_url"]),
+        "great_expectations": GreatExpectations(project_dir=str(workdir["gx"])),
+    }
+
+
+def replay_day(dataset: str, day: str) -> pd.DataFrame:
+    """One real day of the embedded data, as the text that a landing file would hold."""
+    from resources.source import _replay_days
+
+    _, days = _replay_days(dataset)
+    return days[day].copy()
+
+
+def write_landing(folder: Path, dataset: str, day: str, frame: pd.DataFrame, fmt: str = "csv") -> Path:
+    path = folder / f"{dataset}_{day}.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False, na_rep="NA")
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture
+def landing_day(workdir):
+    """Write one real day of flights and weather into the landing folder (optionally altered)."""
+
+    def _write(day: str, flights: pd.DataFrame | None = None, weather: pd.DataFrame | None | bool = None):
+        fl = replay_day("flights", day) if flights is None else flights
+        write_landing(workdir["landing"], "flights", day, fl)
+        if weather is not False:
+            we = replay_day("weather", day) if weather is None else weather
+            write_landing(workdir["landing"], "weather", day, we)
+        return workdir["landing"] / f"flights_{day}.csv"
+
+    return _write

@@ -1,0 +1,57 @@
+import pandas as pd
+import pytest
+
+from resources.schemas import quarantine, raw_batches
+from resources.warehouse import Warehouse
+
+
+def _batches(day: str, n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "partition_date": [day],
+            "source_file": [f"f_{day}_{n}"],
+            "row_count": [n],
+            "columns": ["[]"],
+            "read_error": [None],
+            "data_version": ["v"],
+            "ingested_at": ["now"],
+        }
+    )
+
+
+def test_replace_is_idempotent_per_partition(tmp_path):
+    wh = Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}")
+    for n in (1, 2, 3):
+        with wh.replace_partitions() as tx:
+            tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", n), dataset="flights")
+    got = wh.read(raw_batches, ["2013-01-01"])
+    assert len(got) == 1 and got.loc[0, "row_count"] == 3
+
+
+def test_failure_inside_the_transaction_leaves_every_table_as_before(tmp_path):
+    wh = Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}")
+    with wh.replace_partitions() as tx:
+        tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", 7), dataset="flights")
+    bad_q = pd.DataFrame({"partition_date": ["2013-01-01"], "source_file": ["x"], "row_number": [1],
+                          "reasons": [None], "original_row": ["{}"]})  # reasons NOT NULL -> fails
+    with pytest.raises(Exception):
+        with wh.replace_partitions() as tx:
+            tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", 99), dataset="flights")
+            tx.replace(quarantine, ["2013-01-01"], bad_q, dataset="flights")
+    got = wh.read(raw_batches, ["2013-01-01"])
+    assert got["row_count"].tolist() == [7]
+    assert wh.count_by_partition(quarantine, ["2013-01-01"]) == {"2013-01-01": 0}
+
+
+def test_other_partitions_and_datasets_are_untouched(tmp_path):
+    wh = Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}")
+    with wh.replace_partitions() as tx:
+        tx.replace(raw_batches, ["2013-01-01", "2013-01-02"],
+                   pd.concat([_batches("2013-01-01", 1), _batches("2013-01-02", 2)]), dataset="flights")
+        tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", 5), dataset="weather")
+    with wh.replace_partitions() as tx:
+        tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", 10), dataset="flights")
+    got = wh.read(raw_batches, ["2013-01-01", "2013-01-02"]).sort_values(["partition_date", "dataset"])
+    assert got[["partition_date", "dataset", "row_count"]].values.tolist() == [
+        ["2013-01-01", "flights", 10], ["2013-01-01", "weather", 5], ["2013-01-02", "flights", 2]
+    ]
