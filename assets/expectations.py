@@ -68,8 +68,12 @@ def _type_expectations(contract: DatasetContract, clock_columns: dict[str, str])
 def _row_common(contract: DatasetContract, required: list[str]) -> list:
     import great_expectations.expectations as gxe
 
+    # on the text that arrived: a value that is present but not a number is reported once, as such
     out = [
-        gxe.ExpectColumnValuesToNotBeNull(column=c, meta=_meta("row", c, "missing value"))
+        gxe.ExpectColumnValuesToNotBeNull(
+            column=c if contract.columns[c] == "str" else f"{c}__raw",
+            meta=_meta("row", c, "missing value"),
+        )
         for c in required
     ]
     out.append(

@@ -1,0 +1,198 @@
+"""Bad input through the real pipeline (in-process Dagster, real GX, real SQLite warehouse).
+
+Every case: a clear error naming file, partition and column, or rows quarantined with reasons;
+rows in = rows valid + rows quarantined for every day; a failed run changes nothing.
+"""
+
+import json
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, DagsterInstance, materialize
+from sqlalchemy import text
+
+from pipelines.definitions import defs
+from resources.schemas import metadata as warehouse_metadata
+from resources.schemas import raw_tables as raw_tables_
+from tests.conftest import replay_day
+
+ASSETS = ["raw_flights", "raw_weather", "validated_flights", "validated_weather", "flight_features"]
+DAY, DAY2 = "2013-03-04", "2013-03-05"
+
+
+def _run(resources, partition=None, partition_range=None):
+    assets = [defs.get_assets_def(k) for k in ASSETS]
+    tags = {}
+    if partition_range:
+        tags = {"dagster/asset_partition_range_start": partition_range[0],
+                "dagster/asset_partition_range_end": partition_range[1]}
+    return materialize(
+        assets, partition_key=partition, tags=tags, resources=resources,
+        instance=DagsterInstance.ephemeral(), raise_on_error=False,
+    )
+
+
+def _failure_text(result) -> str:
+    return "\n".join(
+        e.event_specific_data.error.message
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE"
+    )
+
+
+def _snapshot(resources) -> dict[str, list]:
+    """Every row of every warehouse table (but the ingestion timestamp of a day's manifest:
+    in a run that fails on flights, the weather branch may re-ingest the same weather)."""
+    out = {}
+    with resources["warehouse"].engine.connect() as conn:
+        for name, table in warehouse_metadata.tables.items():
+            cols = ", ".join(f'"{c.name}"' for c in table.columns if c.name != "ingested_at")
+            rows = conn.execute(text(f'SELECT {cols} FROM "{name}"')).fetchall()
+            out[name] = sorted(map(tuple, rows), key=repr)
+    return out
+
+
+def _balanced(resources, days):
+    wh = resources["warehouse"]
+    from resources.schemas import quarantine, raw_tables, validated_tables
+
+    counts = {}
+    for dataset in ("flights", "weather"):
+        raw = wh.count_by_partition(raw_tables[dataset], days)
+        ok = wh.count_by_partition(validated_tables[dataset], days)
+        bad = wh.count_by_partition(quarantine, days, dataset=dataset)
+        for d in days:
+            assert raw[d] == ok[d] + bad[d], (dataset, d, raw[d], ok[d], bad[d])
+        counts[dataset] = (raw, ok, bad)
+    return counts["flights"]
+
+
+def _quarantine(resources):
+    with resources["warehouse"].engine.connect() as conn:
+        rows = conn.execute(text("SELECT dataset, partition_date, source_file, row_number, reasons, original_row FROM quarantine")).fetchall()
+    return [(d, p, f, n, json.loads(r), json.loads(o)) for d, p, f, n, r, o in rows]
+
+
+@pytest.mark.parametrize(
+    "breakage, expected, arrival_kept",
+    [
+        (lambda f: f.drop(columns=["dep_delay"]), ["column 'dep_delay'", "required column missing"], False),
+        (lambda f: f.rename(columns={"carrier": "airline"}), ["column 'carrier'", "airline; renamed?"], False),
+        # a whole column of the wrong type: every row fails -> too many bad rows
+        (lambda f: f.assign(distance="far"), ["failed row checks", "distance: not a number ×"], True),
+        (lambda f: f.iloc[0:0], ["the file has no data rows"], False),
+    ],
+    ids=["missing-column", "renamed-column", "wrong-type-column", "header-only"],
+)
+def test_batch_level_failures_name_file_partition_column_and_change_nothing(
+    resources, landing_day, breakage, expected, arrival_kept
+):
+    """A day-level failure writes nothing. Too many bad rows is found one step later: the rows
+    that arrived are kept in raw_flights (nothing is lost), every table after it is unchanged."""
+    path = landing_day(DAY)
+    assert _run(resources, DAY).success
+    before = _snapshot(resources)
+    flights = breakage(replay_day("flights", DAY))
+    path = landing_day(DAY, flights=flights)
+    result = _run(resources, DAY)
+    assert not result.success
+    message = _failure_text(result)
+    assert f"partition {DAY}" in message and str(path) in message, message
+    for fragment in expected:
+        assert fragment in message, message
+    after = _snapshot(resources)
+    raw_side = {"raw_flights", "raw_batches"}
+    for table in after:
+        if arrival_kept and table in raw_side:
+            assert after[table] != before[table], table
+        else:
+            assert after[table] == before[table], table
+    if arrival_kept:
+        raw = resources["warehouse"].read(raw_tables_["flights"], [DAY], columns=["distance"])
+        assert set(raw["distance"]) == {"far"}  # the text that arrived is kept
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert failed_checks and all(e.severity.value == "ERROR" for e in failed_checks)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n\x00\x00garbage\xff\xfe"], ids=["empty", "binary"])
+def test_unreadable_file_fails_with_the_file_named(resources, workdir, landing_day, content):
+    landing_day(DAY)
+    (workdir["landing"] / f"flights_{DAY}.csv").write_bytes(content)
+    result = _run(resources, DAY)
+    assert not result.success
+    message = _failure_text(result)
+    assert f"partition {DAY}, file {workdir['landing'] / f'flights_{DAY}.csv'}" in message, message
+    assert "unreadable file" in message or "no data rows" in message
+    assert _snapshot(resources)["raw_flights"] == []
+
+
+def test_row_level_problems_are_quarantined_with_file_partition_and_every_reason(resources, landing_day):
+    flights = replay_day("flights", DAY)
+    flights.loc[0, "distance"] = "-40"
+    flights.loc[0, "carrier"] = "QQ"  # two problems on one row
+    flights.loc[1, "sched_dep_time"] = "2460"
+    flights.loc[2, "dest"] = "NOWHERE"
+    flights.loc[3, "arr_delay"] = "12 minutes"
+    flights = pd.concat([flights, flights.iloc[[50, 50]]], ignore_index=True)
+    path = landing_day(DAY, flights=flights)
+    result = _run(resources, DAY)
+    assert result.success, _failure_text(result)
+    rows = _quarantine(resources)
+    by_row = {n: (p, f, r, o) for d, p, f, n, r, o in rows if d == "flights"}
+    assert set(by_row) == {1, 2, 3, 4, len(flights) - 1, len(flights)}
+    p, f, reasons, original = by_row[1]
+    assert p == DAY and f == str(path)
+    assert any(r.startswith("distance: outside") for r in reasons)
+    assert any(r.startswith("carrier: unknown carrier") for r in reasons)
+    assert original["distance"] == "-40" and original["carrier"] == "QQ"
+    raw, ok, bad = _balanced(resources, [DAY])
+    # materialization metadata in the instance tells the same counts
+    mat = result.asset_materializations_for_node("validated_flights")[0]
+    assert mat.metadata["rows_quarantined"].value == 6
+    assert mat.metadata["rows_in"].value == mat.metadata["rows_valid"].value + 6
+    assert mat.metadata["quarantine_reasons"].data["duplicate: (carrier, flight, origin, sched_dep_time) already seen earlier that day".join(["carrier, flight, origin, sched_dep_time: ", ""])] == 2
+
+
+def test_a_day_without_weather_is_built_without_weather_and_warned(resources, landing_day):
+    landing_day(DAY, weather=False)
+    result = _run(resources, DAY)
+    assert result.success, _failure_text(result)
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert not checks[("raw_weather", "day_has_data")].passed
+    assert checks[("raw_weather", "day_has_data")].severity.value == "WARN"
+    assert not checks[("flight_features", "weather_coverage")].passed
+    feats = resources["warehouse"].read(
+        __import__("resources.schemas", fromlist=["x"]).flight_features, [DAY]
+    )
+    assert len(feats) == len(replay_day("flights", DAY)) and (feats["weather_available"] == 0).all()
+
+
+def test_a_bad_day_in_a_multi_day_run_fails_the_run_and_writes_no_day(resources, landing_day):
+    landing_day(DAY)
+    landing_day(DAY2, flights=replay_day("flights", DAY2).drop(columns=["origin"]))
+    result = _run(resources, partition_range=(DAY, DAY2))
+    assert not result.success
+    assert f"partition {DAY2}" in _failure_text(result) and "column 'origin'" in _failure_text(result)
+    after = _snapshot(resources)
+    # no day of flights or features was written (the weather branch of the run succeeded)
+    for table in ("raw_flights", "validated_flights", "quarantine", "flight_features"):
+        assert after[table] == [], table
+    assert not [r for r in after["raw_batches"] if r[1] == "flights"]
+
+
+def test_multi_day_run_balances_every_day_and_records_per_day_metadata(resources, landing_day):
+    landing_day(DAY)
+    fl = replay_day("flights", DAY2)
+    fl.loc[5, "distance"] = "-1"
+    landing_day(DAY2, flights=fl)
+    result = _run(resources, partition_range=(DAY, DAY2))
+    assert result.success, _failure_text(result)
+    raw, ok, bad = _balanced(resources, [DAY, DAY2])
+    mats = {m.partition: m for m in result.asset_materializations_for_node("validated_flights")}
+    assert set(mats) == {DAY, DAY2}
+    for day, m in mats.items():
+        assert m.metadata["rows_in"].value == raw[day]
+        assert m.metadata["rows_valid"].value == ok[day]
+        assert m.metadata["rows_quarantined"].value == bad[day]
+        assert len(m.metadata["data_version"].value) == 16
+    assert mats[DAY2].metadata["rows_quarantined"].value == 1 and mats[DAY].metadata["rows_quarantined"].value == 0
