@@ -19,7 +19,6 @@ import functools
 import numpy as np
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -28,7 +27,13 @@ from dagster import (
     asset,
 )
 
-from assets.partitions import add_partition_metadata, daily_partitions, data_version, single_run_backfill
+from assets.partitions import (
+    add_partition_metadata,
+    daily_partitions,
+    data_version,
+    partition_check_results,
+    single_run_backfill,
+)
 from resources.schemas import (
     FEATURE_COLUMNS_CATEGORICAL,
     FEATURE_COLUMNS_NUMERIC,
@@ -218,13 +223,6 @@ def flight_features(context: AssetExecutionContext, warehouse: Warehouse):
             "data_version": data_version(day),
         }
     add_partition_metadata(context, per_day)
-    low = [p for p, c in coverage_rows if c < MIN_WEATHER_COVERAGE]
-    yield AssetCheckResult(
-        check_name=COVERAGE_CHECK,
-        passed=not low,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"days_below": MetadataValue.json(low)},
-    )
     yield MaterializeResult(
         metadata={
             "rows": MetadataValue.int(len(features)),
@@ -232,4 +230,10 @@ def flight_features(context: AssetExecutionContext, warehouse: Warehouse):
             "late_share": MetadataValue.float(float(features["is_late"].astype(float).mean()) if len(features) else 0.0),
             "cancelled": MetadataValue.int(int(features["cancelled"].sum())),
         }
+    )
+    yield from partition_check_results(
+        context,
+        COVERAGE_CHECK,
+        {p: (c >= MIN_WEATHER_COVERAGE, {"weather_coverage": c, "minimum": MIN_WEATHER_COVERAGE}) for p, c in coverage_rows},
+        severity=AssetCheckSeverity.WARN,
     )

@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -26,6 +25,7 @@ from assets.expectations import batch_suite
 from assets.partitions import (
     add_partition_metadata,
     daily_partitions,
+    partition_check_results,
     data_version,
     markdown_table,
     single_run_backfill,
@@ -164,14 +164,17 @@ def build_raw_asset(contract: DatasetContract):
             table.set_index(pd.RangeIndex(len(table))), f"{name}_batches", batch_suite, contract, docs=False
         )
         failures = batch_failures(run, table)
-        check_meta = {"gx_suite": MetadataValue.text(f"{contract.name}_batches (assets/expectations.py)")}
-        if failures:
-            yield AssetCheckResult(
-                check_name=BATCH_CHECK,
-                passed=False,
-                severity=AssetCheckSeverity.ERROR,
-                metadata={**check_meta, "failures": MetadataValue.md("\n".join(f"- {m}" for m in failures))},
+        suite_meta = {"gx_suite": MetadataValue.text(f"{contract.name}_batches (assets/expectations.py)")}
+        per_day = {
+            p: (
+                not [m for m in failures if m.startswith(f"partition {p},")],
+                {**suite_meta, "failures": MetadataValue.md(
+                    "\n".join(f"- {m}" for m in failures if m.startswith(f"partition {p},")) or "none")},
             )
+            for p in partitions
+        }
+        if failures:
+            yield from partition_check_results(context, BATCH_CHECK, per_day)
             raise Failure(
                 description=f"{name}: {len(failures)} day-level problem(s); nothing was written:\n"
                 + "\n".join(failures),
@@ -196,15 +199,6 @@ def build_raw_asset(contract: DatasetContract):
                 for r in table.itertuples()
             },
         )
-        yield AssetCheckResult(check_name=BATCH_CHECK, passed=True, metadata=check_meta)
-        if contract.optional:
-            absent = table.loc[table["absent"] | (table["row_count"] == 0), "partition_date"].tolist()
-            yield AssetCheckResult(
-                check_name=COVERAGE_CHECK,
-                passed=not absent,
-                severity=AssetCheckSeverity.WARN,
-                metadata={"days_without_data": MetadataValue.json(absent)},
-            )
         yield MaterializeResult(
             metadata={
                 "partitions": MetadataValue.text(f"{partitions[0]} … {partitions[-1]} ({len(partitions)} days)"),
@@ -218,6 +212,17 @@ def build_raw_asset(contract: DatasetContract):
                 ),
             }
         )
+        yield from partition_check_results(context, BATCH_CHECK, per_day)
+        if contract.optional:
+            yield from partition_check_results(
+                context,
+                COVERAGE_CHECK,
+                {
+                    r.partition_date: (not (r.absent or r.row_count == 0), {"rows": int(r.row_count), "source_file": r.source_file})
+                    for r in table.itertuples()
+                },
+                severity=AssetCheckSeverity.WARN,
+            )
 
     return _raw
 

@@ -43,3 +43,34 @@ def markdown_table(rows: list[Mapping[str, object]], columns: list[str]) -> str:
         "| " + " | ".join(str(r.get(c, "")).replace("|", "\\|") for c in columns) + " |" for r in rows
     )
     return head + body
+
+
+def partition_check_results(
+    context: AssetExecutionContext,
+    check_name: str,
+    per_partition: Mapping[str, tuple[bool, Mapping[str, object]]],
+    severity=None,
+):
+    """Yield one check evaluation per day of the run, then the check's output.
+
+    Dagster plans a check execution per partition of a partitioned run, while an
+    `AssetCheckResult` of a multi-day step is recorded without a partition; evaluations that
+    name their partition complete each day's planned record (UI: the check per day).
+    """
+    from dagster import AssetCheckEvaluation, AssetCheckKey, AssetCheckSeverity, Output
+
+    severity = severity or AssetCheckSeverity.ERROR
+    key = AssetCheckKey(context.assets_def.key, check_name)
+    spec = context.assets_def.get_spec_for_check_key(key)
+    for partition, (passed, metadata) in per_partition.items():
+        yield AssetCheckEvaluation(
+            asset_key=key.asset_key,
+            check_name=check_name,
+            passed=passed,
+            metadata=dict(metadata),
+            severity=severity,
+            blocking=spec.blocking,
+            partition=partition,
+        )
+    output_name = context.op_execution_context.job_def.asset_layer.get_op_output_name(key)
+    yield Output(None, output_name=output_name)

@@ -16,7 +16,6 @@ from collections import Counter
 
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
@@ -32,6 +31,7 @@ from assets.expectations import ROW_SUITES, quarantine_share_suite
 from assets.partitions import (
     add_partition_metadata,
     daily_partitions,
+    partition_check_results,
     data_version,
     markdown_table,
     single_run_backfill,
@@ -221,6 +221,18 @@ def build_validated_asset(contract: DatasetContract):
                 ["partition_date", "rows_in", "rows_valid", "rows_quarantined", "quarantine_share"],
             )
         )
+        share_results = {
+            r.partition_date: (
+                r.quarantine_share <= config.max_quarantine_share,
+                {
+                    "rows_in": int(r.rows_in),
+                    "rows_quarantined": int(r.rows_quarantined),
+                    "quarantine_share": float(r.quarantine_share),
+                    "limit": float(config.max_quarantine_share),
+                },
+            )
+            for r in summary.itertuples()
+        }
         if not share_run.success:
             failing = summary.loc[summary["quarantine_share"] > config.max_quarantine_share]
             messages = []
@@ -231,10 +243,7 @@ def build_validated_asset(contract: DatasetContract):
                     f"{r.rows_in} rows ({r.quarantine_share:.0%}) failed row checks, above the limit "
                     f"{config.max_quarantine_share:.0%}; most common: {top}"
                 )
-            yield AssetCheckResult(
-                check_name=SHARE_CHECK, passed=False, severity=AssetCheckSeverity.ERROR,
-                metadata={"days": share_table, "failures": MetadataValue.md("\n".join(f"- {m}" for m in messages))},
-            )
+            yield from partition_check_results(context, SHARE_CHECK, share_results)
             raise Failure(
                 description=f"{name}: too many bad rows; nothing was written:\n" + "\n".join(messages),
             )
@@ -267,27 +276,6 @@ def build_validated_asset(contract: DatasetContract):
                 for r in summary.itertuples()
             },
         )
-        yield AssetCheckResult(check_name=SHARE_CHECK, passed=True, metadata={"days": share_table})
-        yield AssetCheckResult(
-            check_name=ACCOUNTED_CHECK,
-            passed=True,
-            metadata={
-                "rows_in": sum(n_raw.values()),
-                "rows_valid": sum(n_valid.values()),
-                "rows_quarantined": sum(n_bad.values()),
-            },
-        )
-        warn = [
-            f"{o.meta['column']}: {o.meta['reason']} (observed {o.observed})"
-            for o in (run.outcomes if run else [])
-            if o.meta.get("level") == "warn" and not o.success
-        ]
-        yield AssetCheckResult(
-            check_name=NULLS_CHECK,
-            passed=not warn,
-            severity=AssetCheckSeverity.WARN,
-            metadata={"violations": MetadataValue.md("\n".join(f"- {w}" for w in warn) or "none")},
-        )
         total = Counter()
         for c in counts.values():
             total.update(c)
@@ -301,7 +289,31 @@ def build_validated_asset(contract: DatasetContract):
                 ),
                 "data_docs": MetadataValue.path(docs or great_expectations.docs_index()),
                 "gx_suite": MetadataValue.text(f"{contract.name}_rows (assets/expectations.py)"),
+                "days": share_table,
             }
+        )
+        yield from partition_check_results(context, SHARE_CHECK, share_results)
+        yield from partition_check_results(
+            context,
+            ACCOUNTED_CHECK,
+            {
+                p: (n_raw[p] == n_valid[p] + n_bad[p],
+                    {"rows_in": n_raw[p], "rows_valid": n_valid[p], "rows_quarantined": n_bad[p]})
+                for p in partitions
+            },
+        )
+        warn = [
+            f"{o.meta['column']}: {o.meta['reason']} (observed {o.observed})"
+            for o in (run.outcomes if run else [])
+            if o.meta.get("level") == "warn" and not o.success
+        ]
+        scope = f"over the run's {len(partitions)} day(s)"
+        yield from partition_check_results(
+            context,
+            NULLS_CHECK,
+            {p: (not warn, {"violations": MetadataValue.md("\n".join(f"- {w}" for w in warn) or "none"),
+                            "scope": scope}) for p in partitions},
+            severity=AssetCheckSeverity.WARN,
         )
 
     return _validated

@@ -14,12 +14,12 @@ import pandas as pd
 from assets.partitions import daily_partitions
 from resources.data_quality import GreatExpectations
 from resources.schemas import flight_features, quarantine, raw_tables, validated_tables
-from resources.warehouse import warehouse_from_env
+from resources.warehouse import Warehouse
 
 
 def summarize(start: str, end: str) -> str:
     days = [d for d in daily_partitions.get_partition_keys() if start <= d <= end]
-    wh = warehouse_from_env()
+    wh = Warehouse()  # WAREHOUSE_URL or the SQLite default
     lines = [f"Warehouse: {wh.display_url}", ""]
     header = f"{'day':<12}{'dataset':<9}{'rows in':>9}{'valid':>8}{'quarant.':>10}{'features':>10}{'late %':>8}"
     lines.append(header)

@@ -1,0 +1,117 @@
+"""End to end through the Dagster CLI, as CI would call it: a temporary DAGSTER_HOME, warehouse
+and GX project; then the tables, the checks' results and the metadata in the instance."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
+from sqlalchemy import create_engine, text
+
+from tests.conftest import replay_day
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+DAYS = ("2013-02-07", "2013-02-08")  # 2013-02-08: the blizzard, many cancellations
+
+
+def _cli(workdir, *args, extra_env=None):
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(workdir["home"]),
+        "FLIGHTS_DATA_DIR": str(workdir["data"]),
+        "WAREHOUSE_URL": workdir["warehouse_url"],
+        "FLIGHTS_LANDING_DIR": str(workdir["landing"]),
+        **(extra_env or {}),
+    }
+    return subprocess.run(
+        [str(BIN / "dagster"), *args], env=env, capture_output=True, text=True, timeout=600,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def _materialize(workdir, partition_args, extra_env=None):
+    return _cli(
+        workdir, "asset", "materialize", "-m", "pipelines.definitions",
+        "--select", "*flight_features", *partition_args, extra_env=extra_env,
+    )
+
+
+def test_cli_backfill_of_two_days_is_one_run_with_tables_checks_and_metadata(workdir):
+    proc = _materialize(workdir, ["--partition-range", f"{DAYS[0]}...{DAYS[1]}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    instance = DagsterInstance.from_config(str(workdir["home"]))
+    runs = instance.get_runs()
+    assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS
+
+    engine = create_engine(workdir["warehouse_url"])
+    with engine.connect() as conn:
+        def count(table, day, extra=""):
+            return conn.execute(text(f"SELECT count(*) FROM {table} WHERE partition_date = :d {extra}"), {"d": day}).scalar()
+
+        for day in DAYS:
+            n_in = len(replay_day("flights", day))
+            assert count("raw_flights", day) == n_in
+            assert count("validated_flights", day) + count("quarantine", day, "AND dataset = 'flights'") == n_in
+            assert count("flight_features", day) == count("validated_flights", day)
+            assert count("raw_weather", day) == len(replay_day("weather", day))
+
+    for asset in ("raw_flights", "validated_flights", "flight_features"):
+        for day in DAYS:
+            records = instance.fetch_materializations(
+                AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[day]), limit=1
+            ).records
+            assert records, (asset, day)
+            meta = records[0].asset_materialization.metadata
+            assert "data_version" in meta
+            if asset == "validated_flights":
+                assert meta["rows_in"].value == meta["rows_valid"].value + meta["rows_quarantined"].value
+                assert meta["rows_in"].value == len(replay_day("flights", day))
+            if asset == "raw_flights":
+                assert meta["source"].value == "replay"
+                assert meta["source_file"].value.endswith("flights.csv.zip")
+
+    for asset, check in [
+        ("raw_flights", "batch_is_readable_and_complete"),
+        ("validated_flights", "bad_row_share_within_limit"),
+        ("validated_flights", "rows_in_equal_valid_plus_quarantined"),
+    ]:
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            AssetCheckKey(AssetKey(asset), check), limit=5
+        )
+        # one evaluation per day of the run, each succeeded
+        assert sorted(h.partition for h in history) == list(DAYS), (asset, check)
+        assert {h.status.value for h in history} == {"SUCCEEDED"}, [(h.status, h.partition) for h in history]
+        assert {h.run_id for h in history} == {runs[0].run_id}
+
+    # the GX Data Docs page of the validation is on disk, its path in the metadata
+    meta = instance.fetch_materializations(AssetKey("validated_flights"), limit=1).records[0].asset_materialization.metadata
+    assert meta["data_docs"].value.endswith(".html") and Path(meta["data_docs"].value).exists()
+
+    summary = subprocess.run(
+        [sys.executable, "-m", "pipelines.summary", *DAYS], capture_output=True, text=True,
+        env={**os.environ, "WAREHOUSE_URL": workdir["warehouse_url"], "FLIGHTS_DATA_DIR": str(workdir["data"])},
+    )
+    assert summary.returncode == 0, summary.stderr
+    assert "flights: " in summary.stdout and " valid + " in summary.stdout
+
+
+def test_cli_broken_landing_file_fails_clearly_and_writes_nothing(workdir, landing_day):
+    flights = replay_day("flights", DAYS[0]).rename(columns={"sched_dep_time": "scheduled"})
+    path = landing_day(DAYS[0], flights=flights)
+    proc = _materialize(workdir, ["--partition", DAYS[0]], extra_env={"FLIGHTS_SOURCE": "landing"})
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert f"partition {DAYS[0]}, file {path}, column 'sched_dep_time': required column missing" in out
+    engine = create_engine(workdir["warehouse_url"])
+    with engine.connect() as conn:
+        for table in ("raw_flights", "validated_flights", "quarantine", "flight_features"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+    instance = DagsterInstance.from_config(str(workdir["home"]))
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(AssetKey("raw_flights"), "batch_is_readable_and_complete"), limit=5
+    )
+    assert [(h.partition, h.status.value) for h in history] == [(DAYS[0], "FAILED")]
