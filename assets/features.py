@@ -31,6 +31,7 @@ from assets.partitions import (
     add_partition_metadata,
     daily_partitions,
     data_version,
+    data_versions_by_partition,
     partition_check_results,
     single_run_backfill,
 )
@@ -209,18 +210,19 @@ def flight_features(context: AssetExecutionContext, warehouse: Warehouse):
     with warehouse.replace_partitions() as tx:
         tx.replace(flight_features_table, partitions, features)
 
-    per_day = {}
-    coverage_rows = []
-    groups = dict(tuple(features.groupby("partition_date")))
+    versions = data_versions_by_partition(features)
+    by_day = features.assign(is_late=features["is_late"].astype(float)).groupby("partition_date")
+    stats = by_day.agg(rows=("row_number", "size"), late_share=("is_late", "mean"), coverage=("weather_available", "mean"))
+    per_day, coverage_rows = {}, []
     for p in partitions:
-        day = groups.get(p, features.iloc[0:0])
-        coverage = float(day["weather_available"].mean()) if len(day) else 0.0
+        rows = int(stats["rows"].get(p, 0))
+        coverage = float(stats["coverage"].get(p, 0.0)) if rows else 0.0
         coverage_rows.append((p, coverage))
         per_day[p] = {
-            "rows": len(day),
-            "late_share": float(day["is_late"].astype(float).mean()) if len(day) else float("nan"),
+            "rows": rows,
+            "late_share": float(stats["late_share"].get(p, float("nan"))),
             "weather_coverage": coverage,
-            "data_version": data_version(day),
+            "data_version": versions.get(p, data_version(features.iloc[0:0])),
         }
     add_partition_metadata(context, per_day)
     yield MaterializeResult(

@@ -36,7 +36,6 @@ from resources.source import FlightSource, SourceBatch
 from resources.warehouse import Warehouse
 
 BATCH_CHECK = "batch_is_readable_and_complete"
-COVERAGE_CHECK = "day_has_data"
 
 
 def manifest(batches: list[SourceBatch], contract: DatasetContract) -> pd.DataFrame:
@@ -127,14 +126,6 @@ def build_raw_asset(contract: DatasetContract):
             ),
         )
     ]
-    if contract.optional:
-        check_specs.append(
-            AssetCheckSpec(
-                COVERAGE_CHECK,
-                asset=name,
-                description=f"WARN when a day arrives without {contract.name} (features then lack it).",
-            )
-        )
 
     @asset(
         name=name,
@@ -213,16 +204,6 @@ def build_raw_asset(contract: DatasetContract):
             }
         )
         yield from partition_check_results(context, BATCH_CHECK, per_day)
-        if contract.optional:
-            yield from partition_check_results(
-                context,
-                COVERAGE_CHECK,
-                {
-                    r.partition_date: (not (r.absent or r.row_count == 0), {"rows": int(r.row_count), "source_file": r.source_file})
-                    for r in table.itertuples()
-                },
-                severity=AssetCheckSeverity.WARN,
-            )
 
     return _raw
 

@@ -158,8 +158,10 @@ def test_a_day_without_weather_is_built_without_weather_and_warned(resources, la
     result = _run(resources, DAY)
     assert result.success, _failure_text(result)
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
-    assert not checks[("raw_weather", "day_has_data")].passed
-    assert checks[("raw_weather", "day_has_data")].severity.value == "WARN"
+    raw_weather = result.asset_materializations_for_node("raw_weather")[0]
+    assert raw_weather.metadata["arrived_without_file"].value is True
+    assert raw_weather.metadata["rows_in"].value == 0
+    assert checks[("flight_features", "weather_coverage")].severity.value == "WARN"
     assert not checks[("flight_features", "weather_coverage")].passed
     feats = resources["warehouse"].read(
         __import__("resources.schemas", fromlist=["x"]).flight_features, [DAY]
