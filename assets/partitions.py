@@ -20,26 +20,14 @@ single_run_backfill = BackfillPolicy.single_run()
 
 
 def data_version(frame: pd.DataFrame) -> str:
-    """Content hash of a frame (columns and values, order-independent of the index)."""
-    h = hashlib.sha256(",".join(map(str, frame.columns)).encode())
-    if len(frame):
-        h.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
-    return h.hexdigest()[:16]
+    """Content hash of a frame: its columns and values in row order (not the index)."""
+    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()[:16]
 
 
 def data_versions_by_partition(frame: pd.DataFrame, exclude: tuple[str, ...] = ()) -> dict[str, str]:
     """`data_version` of each day's rows of a multi-day frame, hashing every row once."""
     content = frame.drop(columns=[c for c in exclude if c in frame.columns])
-    if not len(content):
-        return {}
-    rows = pd.util.hash_pandas_object(content, index=False).to_numpy()
-    header = ",".join(map(str, content.columns)).encode()
-    out = {}
-    for day, positions in content.groupby("partition_date", sort=False).indices.items():
-        h = hashlib.sha256(header)
-        h.update(rows[positions].tobytes())
-        out[day] = h.hexdigest()[:16]
-    return out
+    return {day: data_version(part) for day, part in content.groupby("partition_date", sort=False)}
 
 
 def add_partition_metadata(

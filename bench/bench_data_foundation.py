@@ -1,0 +1,108 @@
+"""Benchmark of the data half: figures printed and written to bench/results/.
+
+1. Backfill of all 365 days (ingestion, validation, features) as ONE run through the Dagster
+   CLI, process start included, on a fresh instance and warehouse: wall time and peak memory.
+2. A plain pandas script computing the same tables (bench/plain_pandas.py): wall time; ratio.
+3. One day through the three stages via the CLI, process start included (median of 3 days).
+
+    make bench          # or: python bench/bench_data_foundation.py [--skip-year]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _child_peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one command in a fresh child process."""
+    # getrusage(RUSAGE_CHILDREN) reports the largest child so far: run each measurement in its
+    # own helper process so that the figure belongs to this command alone
+    helper = (
+        "import resource,subprocess,sys,time,json;t=time.perf_counter();"
+        "r=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE,text=True);"
+        "w=time.perf_counter()-t;"
+        "print(json.dumps([r.returncode,w,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024,r.stderr[-4000:]]))"
+    )
+    out = subprocess.run([sys.executable, "-c", helper, *cmd], env=env, capture_output=True, text=True, cwd=REPO)
+    code, wall, rss, err = json.loads(out.stdout.strip().splitlines()[-1])
+    if code != 0:
+        raise SystemExit(f"command failed ({code}): {' '.join(cmd)}\n{err}")
+    return wall, rss
+
+
+def _fresh_env(root: Path) -> dict:
+    home = root / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if k not in ("WAREHOUSE_URL", "FLIGHTS_SOURCE")}
+    env.update(
+        DAGSTER_HOME=str(home),
+        FLIGHTS_DATA_DIR=str(root / "data"),
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        GX_ANALYTICS_ENABLED="False",
+    )
+    return env
+
+
+def _materialize(partition_args: list[str]) -> list[str]:
+    return [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
+            "--select", "*flight_features", *partition_args]
+
+
+def main(skip_year: bool = False) -> dict:
+    results: dict = {"machine": {"cores": os.cpu_count()}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if not skip_year:
+            env = _fresh_env(tmp / "year")
+            wall, rss = _timed(_materialize(["--partition-range", "2013-01-01...2013-12-31"]), env)
+            from dagster import DagsterInstance
+
+            runs = DagsterInstance.from_config(env["DAGSTER_HOME"]).get_runs()
+            results["year_backfill"] = {"wall_s": round(wall, 1), "peak_rss_mib": round(rss), "runs": len(runs)}
+            print(f"full-year backfill, one run ({len(runs)} run): {wall:.1f} s, peak RSS {rss:.0f} MiB", flush=True)
+
+            plain_db = tmp / "plain.db"
+            pwall, prss = _timed([sys.executable, str(REPO / "bench" / "plain_pandas.py"),
+                                  "2013-01-01", "2013-12-31", str(plain_db)], env)
+            results["plain_pandas"] = {"wall_s": round(pwall, 1), "peak_rss_mib": round(prss)}
+            results["ratio_pipeline_to_plain"] = round(wall / pwall, 2)
+            print(f"plain pandas script, same tables: {pwall:.1f} s, peak RSS {prss:.0f} MiB; "
+                  f"ratio {wall / pwall:.2f}x", flush=True)
+
+        env = _fresh_env(tmp / "days")
+        walls = []
+        for day in ("2013-04-02", "2013-04-03", "2013-04-04"):
+            wall, _ = _timed(_materialize(["--partition", day]), env)
+            walls.append(wall)
+            print(f"one day via CLI ({day}): {wall:.1f} s", flush=True)
+        results["one_day_cli_s"] = {"runs": [round(w, 1) for w in walls], "median": round(statistics.median(walls), 1)}
+
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"data_foundation_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    print(f"written to {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main(skip_year="--skip-year" in sys.argv)
