@@ -15,3 +15,20 @@ ingest_job = define_asset_job(
     "selected days. A backfill of many days runs as one run.",
     tags={"stage": "data"},
 )
+
+# training_set -> candidate_model -> model_evaluation -> champion_model (unpartitioned)
+retrain_job = define_asset_job(
+    "retrain_job",
+    selection=AssetSelection.groups("training", "deployment"),
+    description="Train a candidate on a trailing window, evaluate it against the champion and a "
+    "baseline, and move the `champion` alias if the gate passes.",
+    tags={"stage": "retrain"},
+)
+
+score_job = define_asset_job(
+    "score_job",
+    selection=AssetSelection.assets("predictions"),
+    partitions_def=daily_partitions,
+    description="Score the selected days with the current champion.",
+    tags={"stage": "scoring"},
+)

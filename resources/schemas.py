@@ -185,3 +185,22 @@ flight_features = Table(
     Column("is_late", Integer),
     Index("ix_flight_features_partition", "partition_date"),
 )
+
+# The champion's score of each flight; the model version on every row.
+predictions = Table(
+    "predictions",
+    metadata,
+    _PARTITION(),
+    Column("row_number", Integer, nullable=False),
+    Column("flight", Integer, nullable=False),
+    Column("carrier", Text, nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("dest", Text, nullable=False),
+    Column("sched_dep_ts", String(19), nullable=False),
+    Column("probability_late", Float, nullable=False),
+    Column("predicted_late", Integer, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("model_name", Text, nullable=False),
+    Column("model_version", String(16), nullable=False),
+    Index("ix_predictions_partition", "partition_date"),
+)

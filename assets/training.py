@@ -1,0 +1,298 @@
+"""Training: the trailing window of features (`training_set`) and the fitted, logged and
+registered candidate (`candidate_model`).
+
+The split is by time, never at random: the oldest days train, the next ones validate (the
+operating threshold is chosen there), the newest ones test (the promotion gate uses them).
+"""
+
+import json
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    asset,
+)
+from pydantic import Field
+
+from assets.partitions import daily_partitions, markdown_table
+from resources.registry import SKOPS_TRUSTED_TYPES, ModelRegistry
+from resources.schemas import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC, flight_features
+from resources.settings import REPO_ROOT
+from resources.warehouse import Warehouse
+
+FEATURES = FEATURE_COLUMNS_NUMERIC + FEATURE_COLUMNS_CATEGORICAL
+LABEL = "is_late"
+
+
+@dataclass
+class TrainingSet:
+    frame: pd.DataFrame  # features, label, partition_date and split of each labelled flight
+    days: dict[str, list[str]]  # split -> days
+    data_versions: dict[str, str]  # day -> flight_features data version
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.frame[self.frame["split"] == name]
+
+
+def window_days(end_day: str, window: int) -> list[str]:
+    keys = daily_partitions.get_partition_keys()
+    if end_day not in keys:
+        raise ValueError(f"end_day {end_day!r} is not a day of the partitions")
+    i = keys.index(end_day)
+    return keys[max(0, i - window + 1) : i + 1]
+
+
+def split_days(days: list[str], validation_share: float = 0.1, test_share: float = 0.2) -> dict[str, list[str]]:
+    """Consecutive blocks of days: train, then validation, then test (newest)."""
+    days = sorted(days)
+    if len(days) < 3:
+        raise ValueError(f"a time split needs at least 3 days, got {len(days)}")
+    n_test = max(1, round(len(days) * test_share))
+    n_val = max(1, round(len(days) * validation_share))
+    n_train = len(days) - n_test - n_val
+    if n_train < 1:
+        raise ValueError(f"{len(days)} days leave no training day")
+    return {
+        "train": days[:n_train],
+        "validation": days[n_train : n_train + n_val],
+        "test": days[n_train + n_val :],
+    }
+
+
+class TrainingSetConfig(Config):
+    end_day: str = Field(default="", description="Last day of the window (default: the newest day with features).")
+    window_days: int = Field(default=60, description="Days in the trailing window.")
+    min_rows: int = Field(default=2000, description="Fewer labelled rows than this is an error.")
+
+
+def latest_feature_day(context) -> str:
+    days = context.instance.get_materialized_partitions(AssetKey("flight_features"))
+    if not days:
+        raise Failure("no day of flight_features has been built: run ingest_job first")
+    return max(days)
+
+
+def feature_data_versions(context, days: list[str]) -> dict[str, str]:
+    """Data version of each day, as recorded by its latest flight_features materialization."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("flight_features"), asset_partitions=days), limit=len(days) * 20
+    ).records
+    out: dict[str, str] = {}
+    for r in records:  # newest first
+        m = r.asset_materialization
+        if m.partition not in out and "data_version" in m.metadata:
+            out[m.partition] = m.metadata["data_version"].value
+    return out
+
+
+def build_training_set(frame: pd.DataFrame, days: list[str], min_rows: int) -> TrainingSet:
+    frame = frame[frame[LABEL].notna()].copy()  # cancelled/diverted flights have no label
+    frame[LABEL] = frame[LABEL].astype(int)
+    splits = split_days(days)
+    where = {d: s for s, ds in splits.items() for d in ds}
+    frame["split"] = frame["partition_date"].map(where)
+    problems = []
+    if len(frame) < min_rows:
+        problems.append(f"only {len(frame)} labelled rows in {days[0]}…{days[-1]} (need {min_rows})")
+    for name in splits:
+        part = frame[frame["split"] == name]
+        if part[LABEL].nunique() < 2:
+            problems.append(f"the {name} split ({len(part)} rows) holds a single class")
+    if problems:
+        raise ValueError("; ".join(problems))
+    frame = frame.sort_values(["partition_date", "sched_dep_ts", "row_number"], kind="stable").reset_index(drop=True)
+    return TrainingSet(frame, splits, {})
+
+
+@asset(
+    deps=["flight_features"],
+    group_name="training",
+    kinds={"pandas"},
+    owners=["team:ml-platform"],
+    tags={"stage": "training"},
+    description="Labelled features of a trailing window of days (default 60) ending at a chosen day, "
+    "split by time into train / validation / test. Metadata names every day and its data version.",
+)
+def training_set(context: AssetExecutionContext, config: TrainingSetConfig, warehouse: Warehouse):
+    end = config.end_day or latest_feature_day(context)
+    days = window_days(end, config.window_days)
+    frame = warehouse.read(flight_features, days)
+    missing = sorted(set(days) - set(frame["partition_date"]))
+    if missing:
+        raise Failure(f"training window {days[0]}…{days[-1]}: no features for {len(missing)} day(s), e.g. {missing[:5]}")
+    try:
+        ts = build_training_set(frame, days, config.min_rows)
+    except ValueError as exc:
+        raise Failure(f"training window {days[0]}…{days[-1]}: {exc}") from exc
+    ts.data_versions = feature_data_versions(context, days)
+    rows = [
+        {"split": s, "days": f"{d[0]} … {d[-1]} ({len(d)})", "rows": int((ts.frame["split"] == s).sum()),
+         "late_share": round(float(ts.split(s)[LABEL].mean()), 3)}
+        for s, d in ts.days.items()
+    ]
+    return Output(
+        ts,
+        metadata={
+            "window": MetadataValue.text(f"{days[0]} … {days[-1]} ({len(days)} days)"),
+            "rows": MetadataValue.int(len(ts.frame)),
+            "splits": MetadataValue.md(markdown_table(rows, ["split", "days", "rows", "late_share"])),
+            "partitions": MetadataValue.json({"flight_features": days}),
+            "data_versions": MetadataValue.json(ts.data_versions),
+        },
+    )
+
+
+class ModelConfig(Config):
+    learning_rate: float = 0.08
+    max_iter: int = 250
+    max_leaf_nodes: int = 31
+    min_samples_leaf: int = 40
+    l2_regularization: float = 1.0
+    random_state: int = 0
+
+
+def build_pipeline(params: ModelConfig):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    n_cat = len(FEATURE_COLUMNS_CATEGORICAL)
+    prep = ColumnTransformer(
+        [("categories", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                       encoded_missing_value=np.nan, max_categories=250),
+          FEATURE_COLUMNS_CATEGORICAL)],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    )
+    clf = HistGradientBoostingClassifier(
+        learning_rate=params.learning_rate, max_iter=params.max_iter, max_leaf_nodes=params.max_leaf_nodes,
+        min_samples_leaf=params.min_samples_leaf, l2_regularization=params.l2_regularization,
+        categorical_features=list(range(n_cat)), early_stopping=False, random_state=params.random_state,
+    )
+    return Pipeline([("prepare", prep), ("classify", clf)])
+
+
+def model_input(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns the model takes, in a fixed order and type (the serving signature)."""
+    out = frame[FEATURES].copy()
+    for c in FEATURE_COLUMNS_NUMERIC:
+        out[c] = out[c].astype(float)
+    for c in FEATURE_COLUMNS_CATEGORICAL:
+        out[c] = out[c].astype(str)
+    return out
+
+
+def fit(ts: TrainingSet, params: ModelConfig):
+    train = ts.split("train")
+    model = build_pipeline(params)
+    model.fit(model_input(train), train[LABEL].to_numpy())
+    return model
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The probability threshold that maximizes F1 on the validation days."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y, p)
+    f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except Exception:
+        return "unknown"
+
+
+def pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("scikit-learn", "numpy", "pandas", "scipy", "skops", "mlflow")]
+
+
+@asset(
+    group_name="training",
+    kinds={"sklearn", "mlflow"},
+    owners=["team:ml-platform"],
+    tags={"stage": "training"},
+    description="A scikit-learn Pipeline (ordinal categories + HistGradientBoosting, fixed seed) fitted "
+    "on the train days; threshold chosen on the validation days; logged to MLflow (params, metrics, "
+    "dataset, signature, tags back to the Dagster run and partitions) and registered as a new version.",
+)
+def candidate_model(
+    context: AssetExecutionContext, config: ModelConfig, training_set: TrainingSet, model_registry: ModelRegistry
+):
+    from sklearn.metrics import roc_auc_score
+
+    model = fit(training_set, config)
+    val = training_set.split("validation")
+    p_val = model.predict_proba(model_input(val))[:, 1]
+    threshold = choose_threshold(val[LABEL].to_numpy(), p_val)
+    val_auc = float(roc_auc_score(val[LABEL], p_val))
+
+    mlflow = model_registry._setup()
+    from mlflow.models import infer_signature
+
+    days = training_set.days
+    all_days = days["train"] + days["validation"] + days["test"]
+    tags = {
+        "dagster.run_id": context.run_id,
+        "dagster.asset": "candidate_model",
+        "dagster.job": context.job_name,
+        "data.window": f"{all_days[0]}..{all_days[-1]}",
+        "data.partitions": json.dumps(days),
+        "data.versions": json.dumps(training_set.data_versions),
+        "git.commit": git_commit(),
+        "trigger": context.run.tags.get("trigger", "manual"),
+    }
+    sample = model_input(val.head(50))
+    with mlflow.start_run(experiment_id=model_registry.experiment_id(), run_name=f"candidate-{context.run_id[:8]}") as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params({**config.model_dump(), "threshold": round(threshold, 6),
+                           "features": ",".join(FEATURES)})
+        mlflow.log_metrics({"validation_roc_auc": val_auc, "train_rows": len(training_set.split("train"))})
+        dataset = mlflow.data.from_pandas(
+            training_set.frame[FEATURES + [LABEL, "partition_date", "split"]],
+            name=f"flight_features {all_days[0]}..{all_days[-1]}", targets=LABEL,
+        )
+        mlflow.log_input(dataset, context="training")
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(sample, model.predict_proba(sample)),
+            input_example=sample.head(2),
+            pip_requirements=pip_requirements(),
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pyfunc_predict_fn="predict_proba",
+            registered_model_name=model_registry.model_name,
+        )
+    version = str(info.registered_model_version)
+    model_registry.client.set_model_version_tag(model_registry.model_name, version, "threshold", f"{threshold:.6f}")
+    for k, v in tags.items():
+        model_registry.client.set_model_version_tag(model_registry.model_name, version, k, v)
+    return Output(
+        {"version": version, "run_id": run.info.run_id, "threshold": threshold, "validation_roc_auc": val_auc},
+        metadata={
+            "model_version": MetadataValue.text(f"{model_registry.model_name} v{version}"),
+            "mlflow_run": MetadataValue.text(run.info.run_id),
+            "mlflow_tracking_uri": MetadataValue.text(model_registry.tracking_uri),
+            "validation_roc_auc": MetadataValue.float(val_auc),
+            "threshold": MetadataValue.float(threshold),
+            "hyperparameters": MetadataValue.json(config.model_dump()),
+        },
+    )

@@ -1,0 +1,121 @@
+"""The MLflow tracking store and model registry, as a small resource around `MlflowClient`.
+
+Registry aliases, not stages: `champion` is the deployed version, `previous` the one before it.
+Models are loaded only from the registry, with an explicit list of trusted skops types.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from resources.settings import DATA_DIR
+
+MODEL_NAME = "flight_delay_classifier"
+EXPERIMENT = "flight-delay"
+CHAMPION, PREVIOUS = "champion", "previous"
+
+# Types skops may load beyond its defaults: the fitted trees of HistGradientBoosting and the
+# input check it keeps for native categorical features (reviewed: no arbitrary callables).
+SKOPS_TRUSTED_TYPES = [
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
+]
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DATA_DIR / 'mlflow.db'}"
+
+
+def default_artifact_root() -> str:
+    return os.environ.get("MLFLOW_ARTIFACT_ROOT") or str(DATA_DIR / "mlartifacts")
+
+
+class RegistryUnavailable(RuntimeError):
+    pass
+
+
+class ModelRegistry(ConfigurableResource):
+    """MLflow tracking + registry (env MLFLOW_TRACKING_URI; SQLite under data/ by default)."""
+
+    tracking_uri: str = Field(default_factory=default_tracking_uri)
+    artifact_root: str = Field(default_factory=default_artifact_root)
+    model_name: str = MODEL_NAME
+    experiment_name: str = EXPERIMENT
+
+    def _setup(self):
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        import mlflow
+
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return mlflow
+
+    @property
+    def client(self):
+        mlflow = self._setup()
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+
+    def experiment_id(self) -> str:
+        client = self.client
+        try:
+            exp = client.get_experiment_by_name(self.experiment_name)
+        except Exception as exc:  # unreachable store, bad URI, ...
+            raise RegistryUnavailable(f"MLflow tracking store {self.tracking_uri} unreachable: {exc}") from exc
+        if exp is not None:
+            return exp.experiment_id
+        Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
+        return client.create_experiment(self.experiment_name, artifact_location=Path(self.artifact_root).as_uri())
+
+    def version_by_alias(self, alias: str):
+        """The model version holding `alias`, or None."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(self.model_name, alias)
+        except MlflowException as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+                return None
+            raise RegistryUnavailable(f"MLflow registry {self.tracking_uri}: {exc}") from exc
+
+    def load(self, version: str):
+        """The sklearn pipeline of a registered version (registry URI, trusted skops types)."""
+        mlflow = self._setup()
+        uri = f"models:/{self.model_name}/{version}"
+        try:
+            flavor = mlflow.models.get_model_info(uri).flavors.get("sklearn", {})
+            trusted = flavor.get("skops_trusted_types") or []
+            if flavor.get("serialization_format") != "skops" or not set(trusted) <= set(SKOPS_TRUSTED_TYPES):
+                raise RuntimeError(
+                    f"refusing to load: serialization {flavor.get('serialization_format')!r}, "
+                    f"trusted types {trusted} (allowed: skops with {SKOPS_TRUSTED_TYPES})"
+                )
+            return mlflow.sklearn.load_model(uri)
+        except Exception as exc:
+            raise RuntimeError(
+                f"model {self.model_name} version {version}: artifacts missing or unreadable ({exc})"
+            ) from exc
+
+    def promote(self, version: str) -> str | None:
+        """Move `champion` to `version`; the old champion keeps `previous`. Returns the old one."""
+        client = self.client
+        old = self.version_by_alias(CHAMPION)
+        if old is not None and old.version != str(version):
+            client.set_registered_model_alias(self.model_name, PREVIOUS, old.version)
+        client.set_registered_model_alias(self.model_name, CHAMPION, str(version))  # the move
+        return None if old is None else old.version
+
+    def rollback(self) -> tuple[str, str]:
+        """`champion` back to `previous`; the rolled-back version becomes `previous`."""
+        current, previous = self.version_by_alias(CHAMPION), self.version_by_alias(PREVIOUS)
+        if current is None or previous is None:
+            raise RuntimeError("rollback needs both a `champion` and a `previous` model version")
+        client = self.client
+        client.set_registered_model_alias(self.model_name, CHAMPION, previous.version)
+        client.set_registered_model_alias(self.model_name, PREVIOUS, current.version)
+        return current.version, previous.version
