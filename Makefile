@@ -14,9 +14,12 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::FutureWarning
 
 DEMO_START ?= 2013-01-01
-DEMO_END   ?= 2013-01-14
+DEMO_TRAIN_END ?= 2013-03-01
+DEMO_END   ?= 2013-03-07
+DEMO_SCORE_START ?= 2013-03-02
+SERVE_PORT ?= 5001
 
-.PHONY: setup demo test ui bench lock clean
+.PHONY: setup demo test ui serve mlflow-ui bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +30,28 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 setup: $(VENV)/.installed
 
-## The main job on the embedded default: ingest, validate and build features for DEMO_START..DEMO_END
+## The whole lifecycle on the embedded default: ingest + validate + features for DEMO_START..DEMO_END
+## (one run), retrain on the 60 days ending DEMO_TRAIN_END, deploy if the gate passes, score the
+## days after it, then print where to look
+QUIET := {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
 demo: setup
 	dagster asset materialize -m pipelines.definitions --select '*flight_features' \
-		--partition-range $(DEMO_START)...$(DEMO_END)
+		--partition-range $(DEMO_START)...$(DEMO_END) --config-json '$(QUIET)'
+	mkdir -p data && printf 'loggers: {console: {config: {log_level: INFO}}}\nops: {training_set: {config: {end_day: "%s"}}}\n' \
+		$(DEMO_TRAIN_END) > data/retrain_demo.yaml
+	dagster job execute -m pipelines.definitions -j retrain_job -c data/retrain_demo.yaml
+	dagster asset materialize -m pipelines.definitions --select predictions \
+		--partition-range $(DEMO_SCORE_START)...$(DEMO_END) --config-json '$(QUIET)'
 	python -m pipelines.summary $(DEMO_START) $(DEMO_END)
+
+## The champion behind MLflow's scoring server on http://127.0.0.1:$(SERVE_PORT) (loopback only)
+serve: setup
+	python -m pipelines.serve --port $(SERVE_PORT)
+
+## The MLflow UI on http://127.0.0.1:5000 (loopback only)
+mlflow-ui: setup
+	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/data/mlflow.db}" -h 127.0.0.1 -p 5000
 
 ## The test suite (unit + end-to-end through the dagster CLI); CI runs exactly this
 test: setup
@@ -51,4 +71,4 @@ lock:
 		--quiet -o requirements.lock
 
 clean:
-	rm -rf data/warehouse.db* data/gx data/reports
+	rm -rf data/warehouse.db* data/gx data/reports data/mlflow.db data/mlartifacts data/model_cards

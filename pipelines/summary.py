@@ -13,7 +13,7 @@ import pandas as pd
 
 from assets.partitions import daily_partitions
 from resources.data_quality import GreatExpectations
-from resources.schemas import flight_features, quarantine, raw_tables, validated_tables
+from resources.schemas import flight_features, predictions, quarantine, raw_tables, validated_tables
 from resources.warehouse import Warehouse
 
 
@@ -53,12 +53,42 @@ def summarize(start: str, end: str) -> str:
     lines.append(f"features: {len(feats)} rows, {100 * pd.to_numeric(feats['is_late']).mean():.1f}% late")
     if reasons:
         lines.append("quarantine reasons: " + "; ".join(f"{k} ×{n}" for k, n in reasons.most_common(8)))
+    lines += ["", *model_lines(wh, days)]
     lines += [
         "",
         f"Great Expectations Data Docs: {GreatExpectations().docs_index()}",
         "Dagster UI (runs, lineage, checks, metadata): make ui  ->  http://127.0.0.1:3000",
+        "MLflow UI (runs, registry, model card artifacts): make mlflow-ui  ->  http://127.0.0.1:5000",
+        "Serve the champion: make serve  ->  POST http://127.0.0.1:5001/invocations",
     ]
     return "\n".join(lines)
+
+
+def model_lines(wh, days) -> list[str]:
+    from resources.registry import CHAMPION, PREVIOUS, ModelRegistry
+    from resources.settings import DATA_DIR
+
+    registry = ModelRegistry()
+    try:
+        champion = registry.version_by_alias(CHAMPION)
+    except Exception as exc:  # no tracking store yet
+        return [f"Model registry: unavailable ({exc})"]
+    if champion is None:
+        return ["Model registry: no champion yet (run retrain_job)"]
+    previous = registry.version_by_alias(PREVIOUS)
+    run = registry.client.get_run(champion.run_id)
+    auc = run.data.metrics.get("test_candidate_roc_auc")
+    preds = wh.count_by_partition(predictions, days)
+    scored = {d: n for d, n in preds.items() if n}
+    card = DATA_DIR / "model_cards" / f"v{champion.version}" / "model_card.md"
+    return [
+        f"Champion: {registry.model_name} v{champion.version} (test ROC AUC {auc:.4f}; "
+        f"previous: {previous.version if previous else 'none'}; trained on {champion.tags.get('data.window')})",
+        f"Predictions: {sum(scored.values())} rows on {len(scored)} day(s) "
+        f"{min(scored) if scored else ''}…{max(scored) if scored else ''}",
+        f"Model card: {card}",
+        f"MLflow tracking store: {registry.tracking_uri}",
+    ]
 
 
 if __name__ == "__main__":

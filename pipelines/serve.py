@@ -1,0 +1,46 @@
+"""Serve the current champion with MLflow's own scoring server, on loopback only.
+
+    python -m pipelines.serve [--port 5001] [--host 127.0.0.1]
+
+Runs `mlflow models serve -m models:/<name>@champion --env-manager local`; POST rows of
+`flight_features` columns to /invocations, get [P(on time), P(late)] per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from resources.registry import CHAMPION, ModelRegistry
+
+
+def serve_command(registry: ModelRegistry, host: str, port: int) -> tuple[list[str], dict]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # `mlflow models serve` starts uvicorn from PATH: put this environment's bin first
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    cmd = [
+        str(Path(bin_dir) / "mlflow"), "models", "serve",
+        "-m", f"models:/{registry.model_name}@{CHAMPION}",
+        "--env-manager", "local", "-h", host, "-p", str(port), "--workers", "1",
+    ]
+    return cmd, env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    parser.add_argument("--port", type=int, default=5001)
+    args = parser.parse_args()
+    registry = ModelRegistry()
+    if registry.version_by_alias(CHAMPION) is None:
+        raise SystemExit("no champion model yet: run `make demo` (or retrain_job) first")
+    cmd, env = serve_command(registry, args.host, args.port)
+    print(" ".join(cmd), flush=True)
+    os.execvpe(cmd[0], cmd, env)
+
+
+if __name__ == "__main__":
+    main()
