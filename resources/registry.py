@@ -105,10 +105,10 @@ class ModelRegistry(ConfigurableResource):
         """Move `champion` to `version`; the old champion keeps `previous`. Returns the old one."""
         client = self.client
         old = self.version_by_alias(CHAMPION)
-        if old is not None and old.version != str(version):
-            client.set_registered_model_alias(self.model_name, PREVIOUS, old.version)
+        if old is not None and str(old.version) != str(version):
+            client.set_registered_model_alias(self.model_name, PREVIOUS, str(old.version))
         client.set_registered_model_alias(self.model_name, CHAMPION, str(version))  # the move
-        return None if old is None else old.version
+        return None if old is None else str(old.version)
 
     def rollback(self) -> tuple[str, str]:
         """`champion` back to `previous`; the rolled-back version becomes `previous`."""
@@ -116,6 +116,6 @@ class ModelRegistry(ConfigurableResource):
         if current is None or previous is None:
             raise RuntimeError("rollback needs both a `champion` and a `previous` model version")
         client = self.client
-        client.set_registered_model_alias(self.model_name, CHAMPION, previous.version)
-        client.set_registered_model_alias(self.model_name, PREVIOUS, current.version)
-        return current.version, previous.version
+        client.set_registered_model_alias(self.model_name, CHAMPION, str(previous.version))
+        client.set_registered_model_alias(self.model_name, PREVIOUS, str(current.version))
+        return str(current.version), str(previous.version)

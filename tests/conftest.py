@@ -80,3 +80,26 @@ def landing_day(workdir):
         return workdir["landing"] / f"flights_{day}.csv"
 
     return _write
+
+
+def typed_day(dataset: str, day: str) -> pd.DataFrame:
+    """One real day, typed as validated_* holds it (without going through the warehouse)."""
+    from assets.validation import prepare_for_validation
+    from resources.schemas import FLIGHTS, WEATHER
+
+    contract = FLIGHTS if dataset == "flights" else WEATHER
+    raw = replay_day(dataset, day)
+    raw.insert(0, "row_number", range(1, len(raw) + 1))
+    raw.insert(0, "source_file", "f")
+    raw.insert(0, "partition_date", day)
+    frame = prepare_for_validation(raw, contract)
+    return frame[["partition_date", "source_file", "row_number", *contract.column_names]]
+
+
+def feature_days(days: list[str]) -> pd.DataFrame:
+    """flight_features rows of real days, as the features asset computes them."""
+    from assets.features import build_features
+
+    return pd.concat(
+        [build_features(typed_day("flights", d), typed_day("weather", d)) for d in days], ignore_index=True
+    )

@@ -1,0 +1,174 @@
+"""The model half end to end through the Dagster CLI: retrain on a short window, the gate,
+deployment through registry aliases, rollback, batch scoring and MLflow's scoring server."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, DagsterInstance
+from sqlalchemy import create_engine
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DAYS = ("2013-06-01", "2013-06-12")
+TRAIN_END = "2013-06-10"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lifecycle")
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
+    e = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "FLIGHTS_DATA_DIR": str(root / "data"),
+        "WAREHOUSE_URL": f"sqlite:///{root / 'data' / 'warehouse.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'data' / 'mlflow.db'}",
+        "MLFLOW_ARTIFACT_ROOT": str(root / "data" / "mlartifacts"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    proc = _dagster(e, "asset", "materialize", "--select", "*flight_features",
+                    "--partition-range", f"{DAYS[0]}...{DAYS[1]}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return e
+
+
+def _dagster(env, *args):
+    cmd = [str(BIN / "dagster"), *args[:2], "-m", "pipelines.definitions", *args[2:]]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+
+
+def _retrain(env, tmp_path, **gate):
+    config = {
+        "ops": {
+            "training_set": {"config": {"end_day": TRAIN_END, "window_days": 10, "min_rows": gate.pop("min_rows", 500)}},
+            "model_evaluation": {"config": gate},
+        }
+    }
+    path = tmp_path / "retrain.yaml"
+    path.write_text(json.dumps(config))
+    return _dagster(env, "job", "execute", "-j", "retrain_job", "-c", str(path))
+
+
+def _registry(env):
+    from resources.registry import ModelRegistry
+
+    return ModelRegistry(tracking_uri=env["MLFLOW_TRACKING_URI"], artifact_root=env["MLFLOW_ARTIFACT_ROOT"])
+
+
+def _aliases(env):
+    reg = _registry(env)
+    return {a: (str(v.version) if (v := reg.version_by_alias(a)) else None) for a in ("champion", "previous")}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_lifecycle(env, tmp_path):
+    # 1. first retrain: no champion yet -> deployed; tags lead back to the Dagster run and days
+    proc = _retrain(env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _aliases(env) == {"champion": "1", "previous": None}
+    instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
+    retrain_run = [r for r in instance.get_runs() if r.job_name == "retrain_job"][0]
+    version = _registry(env).version_by_alias("champion")
+    assert version.tags["dagster.run_id"] == retrain_run.run_id
+    days = json.loads(version.tags["data.partitions"])
+    assert days["train"][0] == "2013-06-01" and days["test"][-1] == TRAIN_END
+    versions = json.loads(version.tags["data.versions"])
+    assert sorted(versions) == [f"2013-06-{d:02d}" for d in range(1, 11)]
+    card = instance.fetch_materializations(AssetKey("champion_model"), limit=1).records[0].asset_materialization.metadata
+    assert card["promoted"].value is True and "first deployment" in card["reasons"].value
+    assert "Model card" in card["model_card"].value and Path(card["model_card_path"].value).exists()
+
+    # 2. a failed retrain (too few rows) moves no alias
+    proc = _retrain(env, tmp_path, min_rows=10**7)
+    assert proc.returncode != 0 and "labelled rows" in proc.stdout + proc.stderr
+    assert _aliases(env) == {"champion": "1", "previous": None}
+
+    # 3. a candidate that cannot beat the champion by the margin is not deployed
+    proc = _retrain(env, tmp_path, min_margin=1.0)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _aliases(env) == {"champion": "1", "previous": None}
+    meta = instance.fetch_materializations(AssetKey("model_evaluation"), limit=1).records[0].asset_materialization.metadata
+    assert meta["decision"].value == "KEEP CHAMPION" and "required margin" in meta["reasons"].value
+
+    # 4. the manual override deploys it; the old champion keeps `previous`
+    proc = _retrain(env, tmp_path, min_margin=1.0, force_promote=True, override_reason="test override")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _aliases(env) == {"champion": "3", "previous": "1"}
+
+    # 5. rollback: champion back to previous
+    proc = _dagster(env, "job", "execute", "-j", "rollback_job")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _aliases(env) == {"champion": "1", "previous": "3"}
+
+    # 6. batch scoring of the days after the window, the model version on every row
+    proc = _dagster(env, "asset", "materialize", "--select", "predictions", "--partition-range", f"2013-06-11...{DAYS[1]}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    engine = create_engine(env["WAREHOUSE_URL"])
+    preds = pd.read_sql("SELECT * FROM predictions ORDER BY partition_date, row_number", engine)
+    feats = pd.read_sql("SELECT * FROM flight_features WHERE partition_date >= '2013-06-11' ORDER BY partition_date, row_number", engine)
+    assert len(preds) == len(feats) and set(preds["model_version"]) == {"1"}
+
+    # 7. MLflow's scoring server answers like the batch predictions; bad requests get a 4xx
+    from assets.training import model_input
+    from pipelines.serve import serve_command
+
+    port = _free_port()
+    cmd, serve_env = serve_command(_registry(env), "127.0.0.1", port)
+    server = subprocess.Popen(cmd, env=serve_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url + "/ping", timeout=2)
+                break
+            except Exception:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.time() < deadline, "scoring server did not start"
+                time.sleep(0.5)
+        rows = feats.head(25)
+        body = {"dataframe_split": json.loads(model_input(rows).to_json(orient="split", index=False))}
+        answer = _post(url, body)
+        got = [p[1] for p in answer["predictions"]]
+        assert got == pytest.approx(preds.head(25)["probability_late"].tolist(), abs=1e-9)
+        missing = {"dataframe_split": json.loads(model_input(rows).drop(columns=["distance"]).to_json(orient="split", index=False))}
+        code, text = _post_error(url, missing)
+        assert 400 <= code < 500 and "distance" in text
+        mistyped = json.loads(model_input(rows).to_json(orient="split", index=False))
+        mistyped["data"][0][mistyped["columns"].index("distance")] = "far"
+        code, text = _post_error(url, {"dataframe_split": mistyped})
+        assert 400 <= code < 500 and "distance" in text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _post(url, body):
+    req = urllib.request.Request(url + "/invocations", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(req, timeout=30).read())
+
+
+def _post_error(url, body):
+    try:
+        _post(url, body)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    raise AssertionError("the request was accepted")
