@@ -64,6 +64,7 @@ ui: setup
 ## Benchmarks (full year); figures are printed and written to bench/results/
 bench: setup
 	python bench/bench_data_foundation.py
+	python bench/bench_model.py
 
 ## Re-resolve the lock file after changing dependencies in pyproject.toml
 lock:

@@ -1,0 +1,237 @@
+"""Benchmark of the model half; figures printed and written to bench/results/.
+
+1. retrain_job on the default 60-day window through the CLI (process start included), the
+   MLflow logging + registration part of it, and a plain script that fits and evaluates the
+   same model on the same rows (process start included); ratio.
+2. Batch scoring: rows/s of the scoring function (input preparation + predict_proba + output
+   frame) against predict_proba alone on the same rows; and of the whole `predictions` step
+   (warehouse read and write included).
+3. Serving: MLflow's scoring server on loopback, single-row requests: p50 / p99 latency, and
+   throughput with 8 concurrent clients.
+4. Model quality forward in time over 2013: train on 60 days, test on the next 14, every 28 days.
+
+    python bench/bench_model.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+BIN = Path(sys.executable).parent
+
+PLAIN_FIT = """
+import sys, time, json
+sys.path.insert(0, {repo!r})
+import pandas as pd
+from sqlalchemy import create_engine
+from assets.training import build_training_set, window_days, fit, model_input, choose_threshold, ModelConfig, LABEL
+from assets.evaluation import metrics
+days = window_days({end!r}, 60)
+frame = pd.read_sql("SELECT * FROM flight_features WHERE partition_date BETWEEN '" + days[0] + "' AND '" + days[-1] + "'", create_engine({url!r}))
+ts = build_training_set(frame, days, 2000)
+model = fit(ts, ModelConfig())
+val, test = ts.split("validation"), ts.split("test")
+t = choose_threshold(val[LABEL].to_numpy(), model.predict_proba(model_input(val))[:, 1])
+print(json.dumps(metrics(test[LABEL].to_numpy(), model.predict_proba(model_input(test))[:, 1], t)))
+"""
+
+
+def _env(root: Path) -> dict:
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    return {**os.environ, "DAGSTER_HOME": str(home), "FLIGHTS_DATA_DIR": str(root / "data"),
+            "WAREHOUSE_URL": f"sqlite:///{root / 'data' / 'warehouse.db'}",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'data' / 'mlflow.db'}",
+            "MLFLOW_ARTIFACT_ROOT": str(root / "data" / "mlartifacts"),
+            "MLFLOW_DISABLE_TELEMETRY": "true", "GX_ANALYTICS_ENABLED": "False"}
+
+
+def _run(cmd, env) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
+    if proc.returncode:
+        raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t
+
+
+def retrain(root: Path, results: dict) -> dict:
+    env = _env(root)
+    dagster = str(BIN / "dagster")
+    _run([dagster, "asset", "materialize", "-m", "pipelines.definitions", "--select", "*flight_features",
+          "--partition-range", "2013-01-01...2013-03-07"], env)
+    cfg = root / "retrain.yaml"
+    cfg.write_text(json.dumps({"ops": {"training_set": {"config": {"end_day": "2013-03-01"}}}}))
+    walls = []
+    for _ in range(2):
+        walls.append(_run([dagster, "job", "execute", "-m", "pipelines.definitions", "-j", "retrain_job", "-c", str(cfg)], env))
+    from dagster import AssetKey, DagsterInstance
+
+    inst = DagsterInstance.from_config(env["DAGSTER_HOME"])
+    meta = inst.fetch_materializations(AssetKey("candidate_model"), limit=1).records[0].asset_materialization.metadata
+    plain = root / "plain_fit.py"
+    plain.write_text(PLAIN_FIT.format(repo=str(REPO), end="2013-03-01", url=env["WAREHOUSE_URL"]))
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, str(plain)], env=env, capture_output=True, text=True)
+    plain_wall = time.perf_counter() - t
+    plain_auc = json.loads(out.stdout.strip().splitlines()[-1])["roc_auc"]
+    results["retrain"] = {
+        "wall_s": [round(w, 1) for w in walls],
+        "mlflow_logging_and_registration_s": meta["mlflow_logging_seconds"].value,
+        "plain_fit_and_evaluate_s": round(plain_wall, 1),
+        "ratio": round(min(walls) / plain_wall, 2),
+        "plain_test_roc_auc": round(plain_auc, 4),
+    }
+    print("retrain:", results["retrain"], flush=True)
+    # whole predictions step, warehouse I/O included
+    t = _run([dagster, "asset", "materialize", "-m", "pipelines.definitions", "--select", "predictions",
+              "--partition-range", "2013-03-02...2013-03-07"], env)
+    return env
+
+
+def scoring(env: dict, results: dict) -> None:
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    from assets.scoring import score
+    from assets.training import model_input
+    from resources.registry import ModelRegistry
+
+    reg = ModelRegistry(tracking_uri=env["MLFLOW_TRACKING_URI"], artifact_root=env["MLFLOW_ARTIFACT_ROOT"])
+    champion = reg.version_by_alias("champion")
+    model = reg.load(champion.version)
+    feats = pd.read_sql("SELECT * FROM flight_features", create_engine(env["WAREHOUSE_URL"]))
+    feats = pd.concat([feats] * 4, ignore_index=True)  # ~230k rows
+    X = model_input(feats)
+    best_direct, best_score = float("inf"), float("inf")
+    for _ in range(3):
+        t = time.perf_counter(); model.predict_proba(X); best_direct = min(best_direct, time.perf_counter() - t)
+        t = time.perf_counter(); score(feats, model, 0.3, "m", "1"); best_score = min(best_score, time.perf_counter() - t)
+    results["batch_scoring"] = {
+        "rows": len(feats),
+        "predict_proba_rows_per_s": round(len(feats) / best_direct),
+        "scoring_function_rows_per_s": round(len(feats) / best_score),
+        "ratio": round(best_direct / best_score, 3),
+    }
+    print("batch scoring:", results["batch_scoring"], flush=True)
+
+
+def serving(env: dict, results: dict) -> None:
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    from assets.training import model_input
+    from pipelines.serve import serve_command
+    from resources.registry import ModelRegistry
+
+    reg = ModelRegistry(tracking_uri=env["MLFLOW_TRACKING_URI"], artifact_root=env["MLFLOW_ARTIFACT_ROOT"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    cmd, senv = serve_command(reg, "127.0.0.1", port)
+    server = subprocess.Popen(cmd, env=senv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url + "/ping", timeout=2); break
+            except Exception:
+                time.sleep(0.5)
+        feats = pd.read_sql("SELECT * FROM flight_features LIMIT 500", create_engine(env["WAREHOUSE_URL"]))
+        X = model_input(feats)
+        bodies = [json.dumps({"dataframe_split": json.loads(X.iloc[[i]].to_json(orient="split", index=False))}).encode()
+                  for i in range(len(X))]
+
+        def call(body):
+            req = urllib.request.Request(url + "/invocations", data=body, headers={"Content-Type": "application/json"})
+            t = time.perf_counter(); urllib.request.urlopen(req, timeout=30).read(); return time.perf_counter() - t
+
+        for b in bodies[:50]:
+            call(b)  # warm-up
+        lat = sorted(call(b) for b in bodies)
+        p50, p99 = lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1]
+        done = []
+        stop = time.perf_counter() + 10
+
+        def client(k):
+            n = 0
+            while time.perf_counter() < stop:
+                call(bodies[(k * 61 + n) % len(bodies)]); n += 1
+            done.append(n)
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        t = time.perf_counter()
+        [th.start() for th in threads]; [th.join() for th in threads]
+        elapsed = time.perf_counter() - t
+        results["serving"] = {"single_row_p50_ms": round(p50 * 1000, 1), "single_row_p99_ms": round(p99 * 1000, 1),
+                              "requests": len(lat), "throughput_8_clients_rps": round(sum(done) / elapsed, 1)}
+        print("serving:", results["serving"], flush=True)
+    finally:
+        server.terminate(); server.wait(timeout=30)
+
+
+def quality(results: dict) -> None:
+    """Forward in time over the year, from the embedded data (features as the pipeline builds them)."""
+    import pandas as pd
+
+    from assets.evaluation import metrics
+    from assets.features import build_features
+    from assets.partitions import daily_partitions
+    from assets.training import LABEL, ModelConfig, TrainingSet, fit, model_input
+    from assets.validation import prepare_for_validation
+    from resources.schemas import FLIGHTS, WEATHER
+    from resources.source import _replay_days
+
+    def typed(dataset, contract):
+        _, days = _replay_days(dataset)
+        raw = pd.concat([f.assign(partition_date=d, source_file="f", row_number=range(1, len(f) + 1)) for d, f in days.items()], ignore_index=True)
+        frame = prepare_for_validation(raw, contract)
+        return frame[["partition_date", "source_file", "row_number", *contract.column_names]]
+
+    feats = build_features(typed("flights", FLIGHTS), typed("weather", WEATHER))
+    feats = feats[feats[LABEL].notna()].copy()
+    feats[LABEL] = feats[LABEL].astype(int)
+    days = daily_partitions.get_partition_keys()
+    folds = []
+    for start in range(0, len(days) - 74, 28):
+        train_days, test_days = days[start:start + 60], days[start + 60:start + 74]
+        train = feats[feats["partition_date"].isin(train_days)].assign(split="train")
+        test = feats[feats["partition_date"].isin(test_days)]
+        model = fit(TrainingSet(train, {"train": train_days}, {}), ModelConfig())
+        m = metrics(test[LABEL].to_numpy(), model.predict_proba(model_input(test))[:, 1], 0.3)
+        folds.append({"test": f"{test_days[0]}..{test_days[-1]}", "roc_auc": round(m["roc_auc"], 4)})
+        print("  fold", folds[-1], flush=True)
+    aucs = [f["roc_auc"] for f in folds]
+    results["quality_forward"] = {"folds": folds, "mean_roc_auc": round(statistics.mean(aucs), 4),
+                                  "worst_roc_auc": min(aucs), "bar": 0.764}
+    print("quality:", {k: v for k, v in results["quality_forward"].items() if k != "folds"}, flush=True)
+
+
+def main() -> None:
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = retrain(Path(tmp), results)
+        scoring(env, results)
+        serving(env, results)
+    quality(results)
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    path = out / f"model_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
