@@ -16,7 +16,7 @@ from pathlib import Path
 from resources.registry import CHAMPION, ModelRegistry
 
 
-def serve_command(registry: ModelRegistry, host: str, port: int) -> tuple[list[str], dict]:
+def serve_command(registry: ModelRegistry, host: str, port: int, workers: int = 2) -> tuple[list[str], dict]:
     env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
     # `mlflow models serve` starts uvicorn from PATH: put this environment's bin first
     bin_dir = str(Path(sys.executable).parent)
@@ -24,7 +24,7 @@ def serve_command(registry: ModelRegistry, host: str, port: int) -> tuple[list[s
     cmd = [
         str(Path(bin_dir) / "mlflow"), "models", "serve",
         "-m", f"models:/{registry.model_name}@{CHAMPION}",
-        "--env-manager", "local", "-h", host, "-p", str(port), "--workers", "1",
+        "--env-manager", "local", "-h", host, "-p", str(port), "--workers", str(workers),
     ]
     return cmd, env
 
