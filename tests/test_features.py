@@ -5,27 +5,16 @@ import pandas as pd
 import pytest
 
 from assets.features import build_features, calendar_features, congestion_features
-from assets.validation import prepare_for_validation
-from resources.schemas import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC, FLIGHTS, WEATHER
-from tests.conftest import replay_day
+from resources.schemas import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC
+from tests.conftest import typed_day
 
 DAY = "2013-07-12"
 FEATURES = FEATURE_COLUMNS_NUMERIC + FEATURE_COLUMNS_CATEGORICAL
 
 
-def _typed(dataset: str, day: str) -> pd.DataFrame:
-    contract = FLIGHTS if dataset == "flights" else WEATHER
-    raw = replay_day(dataset, day)
-    raw.insert(0, "row_number", range(1, len(raw) + 1))
-    raw.insert(0, "source_file", "f")
-    raw.insert(0, "partition_date", day)
-    frame = prepare_for_validation(raw, contract)
-    return frame[["partition_date", "source_file", "row_number", *contract.column_names]]
-
-
 @pytest.fixture(scope="module")
 def day_data():
-    return _typed("flights", DAY), _typed("weather", DAY)
+    return typed_day("flights", DAY), typed_day("weather", DAY)
 
 
 def _minutes(clock):
