@@ -159,6 +159,25 @@ def test_lifecycle(env, tmp_path):
         server.terminate()
         server.wait(timeout=30)
 
+    # 8. an unreachable tracking store: a clear error, no alias moves
+    unreachable = {**env, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    proc = _retrain(unreachable, tmp_path)
+    assert proc.returncode != 0 and "unreachable" in proc.stdout + proc.stderr
+    assert _aliases(env) == {"champion": "1", "previous": "3"}
+
+    # 9. a champion whose artifacts are missing: evaluation fails clearly, nothing changes
+    champion = _registry(env).version_by_alias("champion")
+    import shutil
+    source = _registry(env).client.get_model_version_download_uri(champion.name, champion.version)
+    local = Path(source.removeprefix("file://"))
+    assert local.exists(), source
+    shutil.rmtree(local)
+    proc = _retrain(env, tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "champion cannot be evaluated" in out and "artifacts missing" in out
+    assert _aliases(env) == {"champion": "1", "previous": "3"}
+
 
 def _post(url, body):
     req = urllib.request.Request(url + "/invocations", data=json.dumps(body).encode(),
