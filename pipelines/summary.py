@@ -36,14 +36,19 @@ def summarize(start: str, end: str) -> str:
         q = wh.read(quarantine, days, columns=["reasons"], dataset=dataset)
         for r in q["reasons"]:
             reasons.update(f"{dataset} {x.split(' (got ')[0]}" for x in json.loads(r))
+        shown = days if len(days) <= 16 else days[:3] + days[-10:]
         for d in days:
+            if d not in shown:
+                continue
+            if len(shown) < len(days) and d == days[-10]:
+                lines.append(f"{'…':<12}{dataset:<9}({len(days) - len(shown)} more days)")
             extra = ""
             if dataset == "flights":
                 extra = f"{int(n_feat.get(d, 0)):>10}{100 * late.get(d, float('nan')):>8.1f}"
             lines.append(f"{d:<12}{dataset:<9}{raw[d]:>9}{valid[d]:>8}{bad[d]:>10}{extra}")
-            totals[(dataset, "in")] += raw[d]
-            totals[(dataset, "valid")] += valid[d]
-            totals[(dataset, "bad")] += bad[d]
+        totals[(dataset, "in")] += sum(raw.values())
+        totals[(dataset, "valid")] += sum(valid.values())
+        totals[(dataset, "bad")] += sum(bad.values())
     lines.append("")
     for dataset in ("flights", "weather"):
         lines.append(
