@@ -2,7 +2,6 @@
 and the rollback job."""
 
 import json
-import tempfile
 from pathlib import Path
 
 from dagster import AssetExecutionContext, MetadataValue, OpExecutionContext, Output, asset, job, op
@@ -112,9 +111,8 @@ def champion_model(
     (folder / "model_card.md").write_text(card)
     images = _plots(model_evaluation, folder)
     client = model_registry.client
-    with tempfile.TemporaryDirectory():
-        for path in [folder / "model_card.md", *images]:
-            client.log_artifact(candidate_model["run_id"], str(path), artifact_path="model_card")
+    for path in [folder / "model_card.md", *images]:
+        client.log_artifact(candidate_model["run_id"], str(path), artifact_path="model_card")
     client.set_model_version_tag(model_registry.model_name, version, "gate.decision",
                                  "promoted" if decision["promote"] else "rejected")
     client.set_model_version_tag(model_registry.model_name, version, "gate.reasons", json.dumps(decision["reasons"]))

@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 
 import pandas as pd
 from dagster import (
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     Failure,

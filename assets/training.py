@@ -18,7 +18,6 @@ from dagster import (
     AssetRecordsFilter,
     Config,
     Failure,
-    MaterializeResult,
     MetadataValue,
     Output,
     asset,

@@ -8,7 +8,7 @@ import json
 
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import DagsterInstance, materialize
 from sqlalchemy import text
 
 from pipelines.definitions import defs

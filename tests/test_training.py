@@ -1,7 +1,6 @@
 """Training and evaluation functions: time split, training-set guards, the gate, determinism."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from assets.evaluation import GateConfig, baseline_scores, calibration_table, decide, metrics
