@@ -6,6 +6,7 @@ suites come from assets/expectations.py. GX is imported only when a validation r
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -37,6 +38,21 @@ class SuiteRun:
     success: bool
     outcomes: list[ExpectationOutcome]
     docs_path: str | None  # local Data Docs page of this validation result
+
+
+@contextlib.contextmanager
+def _project_lock(project_dir: str):
+    """One process at a time writes the GX project (its config, results, the Data Docs index):
+    runs launched side by side from the UI share it."""
+    import fcntl
+
+    Path(project_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(project_dir) / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @functools.lru_cache(maxsize=4)
@@ -76,12 +92,7 @@ def _checkpoint(project_dir: str, asset_name: str, make_suite, suite_args: tuple
         batch_def = asset.get_batch_definition("whole_frame")
     except (KeyError, LookupError):
         batch_def = asset.add_batch_definition_whole_dataframe("whole_frame")
-    suite = make_suite(*suite_args)  # built detached: adding expectations does not touch the store
-    try:
-        ctx.suites.delete(suite.name)
-    except Exception:  # not stored yet
-        pass
-    suite = ctx.suites.add(suite)
+    suite = _stored_suite(ctx, make_suite(*suite_args))
     name = f"{asset_name}__{suite.name}"
     definition = ctx.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=name, data=batch_def, suite=suite)
@@ -94,6 +105,25 @@ def _checkpoint(project_dir: str, asset_name: str, make_suite, suite_args: tuple
             result_format={"result_format": "COMPLETE"},
         )
     )
+
+
+def _stored_suite(ctx, suite):
+    """The suite as stored in the project: reused when another process stored the same
+    expectations (re-storing it would make that process's checkpoint stale), replaced otherwise."""
+    import hashlib
+    import json
+
+    body = json.dumps([e.configuration.to_json_dict() for e in suite.expectations], sort_keys=True, default=str)
+    fingerprint = hashlib.sha256(body.encode()).hexdigest()
+    suite.meta = {**(suite.meta or {}), "fingerprint": fingerprint}
+    try:
+        stored = ctx.suites.get(suite.name)
+    except Exception:  # not stored yet
+        return ctx.suites.add(suite)
+    if (stored.meta or {}).get("fingerprint") == fingerprint:
+        return stored
+    ctx.suites.delete(suite.name)
+    return ctx.suites.add(suite)
 
 
 class GreatExpectations(ConfigurableResource):
@@ -112,8 +142,18 @@ class GreatExpectations(ConfigurableResource):
         Results are stored in the GX project; with `docs` the Data Docs site is rebuilt (about
         half a second), which the small day-level suites skip.
         """
-        ctx, checkpoint = _checkpoint(self.project_dir, asset_name, make_suite, tuple(suite_args), docs)
-        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        from great_expectations.exceptions.resource_freshness import ResourceFreshnessAggregateError
+
+        key = (self.project_dir, asset_name, make_suite, tuple(suite_args), docs)
+        with _project_lock(self.project_dir):
+            ctx, checkpoint = _checkpoint(*key)
+            try:
+                result = checkpoint.run(batch_parameters={"dataframe": frame})
+            except ResourceFreshnessAggregateError:
+                # another process re-registered a suite or definition since this one cached it
+                _checkpoint.cache_clear()
+                ctx, checkpoint = _checkpoint(*key)
+                result = checkpoint.run(batch_parameters={"dataframe": frame})
         (identifier, validation), = result.run_results.items()
         outcomes = []
         for r in validation.results:

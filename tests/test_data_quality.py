@@ -1,0 +1,35 @@
+"""The GX project is shared by runs that execute side by side (the UI queues two at a time)."""
+
+import multiprocessing as mp
+
+import pandas as pd
+
+
+def _validate_repeatedly(project_dir: str, day: str, max_share: float) -> list[bool]:
+    from assets.expectations import flights_row_suite, quarantine_share_suite
+    from assets.validation import prepare_for_validation
+    from resources.data_quality import GreatExpectations
+    from resources.schemas import FLIGHTS
+    from tests.conftest import replay_day
+
+    raw = replay_day("flights", day)
+    raw.insert(0, "row_number", range(1, len(raw) + 1))
+    raw.insert(0, "source_file", "f")
+    raw.insert(0, "partition_date", day)
+    frame = prepare_for_validation(raw, FLIGHTS)
+    gx = GreatExpectations(project_dir=project_dir)
+    out = []
+    for _ in range(3):
+        out.append(gx.validate(frame, "validated_flights_rows", flights_row_suite).success)
+        share = pd.DataFrame({"quarantine_share": [0.05]})
+        # the two processes register different versions of this suite (another limit)
+        out.append(gx.validate(share, "validated_flights_day_summary", quarantine_share_suite, "flights", max_share, docs=False).success)
+    return out
+
+
+def test_two_processes_validate_against_one_project(tmp_path):
+    args = [(str(tmp_path / "gx"), "2013-04-01", 0.10), (str(tmp_path / "gx"), "2013-04-02", 0.01)]
+    with mp.get_context("spawn").Pool(2) as pool:
+        first, second = pool.starmap(_validate_repeatedly, args)
+    assert first == [True, True] * 3
+    assert second == [True, False] * 3  # 5 % bad rows is above the second process's 1 % limit
