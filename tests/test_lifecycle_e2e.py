@@ -3,6 +3,7 @@ deployment through registry aliases, rollback, batch scoring and MLflow's scorin
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -168,7 +169,6 @@ def test_lifecycle(env, tmp_path):
 
     # 9. a champion whose artifacts are missing: evaluation fails clearly, nothing changes
     champion = _registry(env).version_by_alias("champion")
-    import shutil
     source = _registry(env).client.get_model_version_download_uri(champion.name, champion.version)
     local = Path(source.removeprefix("file://"))
     assert local.exists(), source
