@@ -3,6 +3,8 @@
 1. Backfill of all 365 days (ingestion, validation, features) as ONE run through the Dagster
    CLI, process start included, on a fresh instance and warehouse: wall time and peak memory.
 2. A plain pandas script computing the same tables (bench/plain_pandas.py): wall time; ratio.
+   And the floor: the same graph with empty assets (bench/dagster_event_floor.py), i.e. what
+   Dagster's per-day materializations and check evaluations cost by themselves.
 3. One day through the three stages via the CLI, process start included (median of 3 days).
 
     make bench          # or: python bench/bench_data_foundation.py [--skip-year]
@@ -86,6 +88,15 @@ def main(skip_year: bool = False) -> dict:
             results["ratio_pipeline_to_plain"] = round(wall / pwall, 2)
             print(f"plain pandas script, same tables: {pwall:.1f} s, peak RSS {prss:.0f} MiB; "
                   f"ratio {wall / pwall:.2f}x", flush=True)
+
+            # the floor: the same graph and per-day records with empty asset bodies
+            floor_env = _fresh_env(tmp / "floor")
+            fwall, _ = _timed([str(BIN / "dagster"), "asset", "materialize", "-f",
+                               str(REPO / "bench" / "dagster_event_floor.py"), "--select", "*",
+                               "--partition-range", "2013-01-01...2013-12-31"], floor_env)
+            results["dagster_event_floor_s"] = round(fwall, 1)
+            print(f"Dagster bookkeeping alone (same graph and per-day records, empty assets): "
+                  f"{fwall:.1f} s", flush=True)
 
         env = _fresh_env(tmp / "days")
         walls = []
