@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, MetadataValue, OpExecutionContext, Ou
 from assets.partitions import markdown_table
 from assets.training import TrainingSet
 from resources.registry import CHAMPION, PREVIOUS, ModelRegistry
-from resources.settings import DATA_DIR
+from resources.settings import data_dir
 
 
 def _plots(evaluation: dict, folder: Path) -> list[Path]:
@@ -106,7 +106,7 @@ def champion_model(
     champion = model_registry.version_by_alias(CHAMPION)
     card = model_card(model_registry.model_name, version, training_set, candidate_model, model_evaluation,
                       decision["promote"], context.run_id)
-    folder = DATA_DIR / "model_cards" / f"v{version}"
+    folder = data_dir() / "model_cards" / f"v{version}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model_card.md").write_text(card)
     images = _plots(model_evaluation, folder)
@@ -116,6 +116,9 @@ def champion_model(
     client.set_model_version_tag(model_registry.model_name, version, "gate.decision",
                                  "promoted" if decision["promote"] else "rejected")
     client.set_model_version_tag(model_registry.model_name, version, "gate.reasons", json.dumps(decision["reasons"]))
+    # what monitoring compares the live ROC AUC against (performance_report)
+    client.set_model_version_tag(model_registry.model_name, version, "eval.test_roc_auc",
+                                 f"{model_evaluation['metrics']['candidate']['roc_auc']:.6f}")
     return Output(
         {"champion_version": None if champion is None else champion.version, "candidate_version": version,
          "promoted": decision["promote"], "previous_version": previous},

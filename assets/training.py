@@ -279,6 +279,8 @@ def candidate_model(
         "data.versions": json.dumps(training_set.data_versions),
         "git.commit": git_commit(),
         "trigger": context.run.tags.get("trigger", "manual"),
+        # what started this retrain (sensor, report, day, record, reason), for the lineage
+        **{k: v for k, v in context.run.tags.items() if k.startswith("trigger.") or k == "retrain.as_of"},
     }
     sample = model_input(val.head(50))
     signature = infer_signature(sample, model.predict_proba(sample))

@@ -32,3 +32,13 @@ score_job = define_asset_job(
     description="Score the selected days with the current champion.",
     tags={"stage": "scoring"},
 )
+
+# predictions -> drift_report + performance_report for one day (the monitor_sensor's job)
+monitor_job = define_asset_job(
+    "monitor_job",
+    selection=AssetSelection.assets("predictions", "drift_report", "performance_report"),
+    partitions_def=daily_partitions,
+    description="Score the selected days with the deployed model and build their Evidently drift and "
+    "performance reports.",
+    tags={"stage": "monitoring"},
+)

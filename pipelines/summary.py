@@ -71,7 +71,7 @@ def summarize(start: str, end: str) -> str:
 
 def model_lines(wh, days) -> list[str]:
     from resources.registry import CHAMPION, PREVIOUS, ModelRegistry
-    from resources.settings import DATA_DIR
+    from resources.settings import data_dir
 
     registry = ModelRegistry()
     try:
@@ -85,7 +85,7 @@ def model_lines(wh, days) -> list[str]:
     auc = run.data.metrics.get("test_candidate_roc_auc")
     preds = wh.count_by_partition(predictions, days)
     scored = {d: n for d, n in preds.items() if n}
-    card = DATA_DIR / "model_cards" / f"v{champion.version}" / "model_card.md"
+    card = data_dir() / "model_cards" / f"v{champion.version}" / "model_card.md"
     return [
         f"Champion: {registry.model_name} v{champion.version} (test ROC AUC {auc:.4f}; "
         f"previous: {previous.version if previous else 'none'}; trained on {champion.tags.get('data.window')})",

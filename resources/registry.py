@@ -12,7 +12,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.settings import DATA_DIR
+from resources.settings import data_dir
 
 MODEL_NAME = "flight_delay_classifier"
 EXPERIMENT = "flight-delay"
@@ -28,11 +28,11 @@ SKOPS_TRUSTED_TYPES = [
 
 
 def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DATA_DIR / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir() / 'mlflow.db'}"
 
 
 def default_artifact_root() -> str:
-    return os.environ.get("MLFLOW_ARTIFACT_ROOT") or str(DATA_DIR / "mlartifacts")
+    return os.environ.get("MLFLOW_ARTIFACT_ROOT") or str(data_dir() / "mlartifacts")
 
 
 class RegistryUnavailable(RuntimeError):

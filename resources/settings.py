@@ -17,7 +17,9 @@ def _path_from_env(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
-DATA_DIR = _path_from_env("FLIGHTS_DATA_DIR", REPO_ROOT / "data")
+def data_dir() -> Path:
+    """Where the pipeline keeps its files (FLIGHTS_DATA_DIR, default data/), read at call time."""
+    return _path_from_env("FLIGHTS_DATA_DIR", REPO_ROOT / "data")
 
 # The embedded replay: one partition per day of 2013.
 PARTITION_START = "2013-01-01"
@@ -37,13 +39,72 @@ LATE_THRESHOLD_MINUTES = 15
 
 
 def default_warehouse_url() -> str:
-    return os.environ.get("WAREHOUSE_URL") or f"sqlite:///{DATA_DIR / 'warehouse.db'}"
+    return os.environ.get("WAREHOUSE_URL") or f"sqlite:///{data_dir() / 'warehouse.db'}"
 
 
 def default_landing_dir() -> str:
-    return os.environ.get("FLIGHTS_LANDING_DIR") or str(DATA_DIR / "landing")
+    return os.environ.get("FLIGHTS_LANDING_DIR") or str(data_dir() / "landing")
 
 
 def gx_project_dir() -> Path:
     """Great Expectations file context (validation results and Data Docs), git-ignored."""
-    return DATA_DIR / "gx"
+    return data_dir() / "gx"
+
+
+# --- Monitoring and retraining ------------------------------------------------------------------
+# One place for every threshold the sensors act on. Each is an environment variable; the drift
+# and performance thresholds can also be overridden per run in the Launchpad (asset config of
+# `drift_report` / `performance_report`), and every report records the thresholds it applied.
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+# dataset drift: the share of monitored columns that drifted (Evidently's drift_share)
+DRIFT_SHARE_THRESHOLD = _env_float("FLIGHTS_DRIFT_SHARE", 0.5)
+# per-column drift threshold; 0 = Evidently's default of the method it picks (0.1 for the
+# Wasserstein / Jensen-Shannon distances used with a reference above 1000 rows)
+COLUMN_DRIFT_THRESHOLD = _env_float("FLIGHTS_COLUMN_DRIFT_THRESHOLD", 0.0)
+# performance: retrain when the champion's ROC AUC on the trailing days falls this far below
+# the ROC AUC it had on its own test days at evaluation
+ROC_AUC_DROP_THRESHOLD = _env_float("FLIGHTS_ROC_AUC_DROP", 0.05)
+PERFORMANCE_WINDOW_DAYS = _env_int("FLIGHTS_PERFORMANCE_WINDOW_DAYS", 3)
+# no sensor-triggered retrain within this many (replayed) days of the previous retrain
+RETRAIN_COOLDOWN_DAYS = _env_int("FLIGHTS_RETRAIN_COOLDOWN_DAYS", 7)
+# the periodic retrain: every this many days (the weekly schedule; the replay clock uses it too)
+RETRAIN_EVERY_DAYS = _env_int("FLIGHTS_RETRAIN_EVERY_DAYS", 7)
+# drift reference: a fixed-seed sample of the champion's training window (bounded for speed; it
+# stays above 1000 rows so Evidently keeps the same drift methods as on the full window)
+DRIFT_REFERENCE_ROWS = max(1001, _env_int("FLIGHTS_DRIFT_REFERENCE_ROWS", 5000))
+
+# Columns watched for drift: what the model sees and can shift, plus its output. Calendar
+# columns are left out on purpose: a single day has one weekday, one month and one day of the
+# year, so they "drift" every day by construction and would drown the real signal.
+DRIFT_COLUMNS_NUMERIC = [
+    "sched_hour", "distance", "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust",
+    "precip", "pressure", "visib", "origin_departures_prev_2h", "origin_mean_dep_delay_prev_2h",
+    "origin_late_share_prev_2h", "origin_waiting_flights", "origin_scheduled_prev_1h",
+    "probability_late",
+]
+# `dest` (about 100 airports) is left out too: on a ~900-flight day its Jensen-Shannon distance
+# to the reference exceeds the 0.1 threshold from sampling noise alone.
+DRIFT_COLUMNS_CATEGORICAL = ["carrier", "origin"]
+
+# The replay clock: "today" for schedules and sensors during a replay of 2013 is the day after
+# the newest day with features (the data's own frontier), and never before FLIGHTS_REPLAY_START.
+# Ingesting today moves the clock on; the replay_clock_sensor does that every
+# FLIGHTS_REPLAY_SECONDS_PER_DAY seconds (accelerated time), and with
+# FLIGHTS_REPLAY_PERIODIC_RETRAIN=true it also plays the periodic retrain in replayed days.
+REPLAY_START = os.environ.get("FLIGHTS_REPLAY_START") or PARTITION_START
+REPLAY_SECONDS_PER_DAY = _env_int("FLIGHTS_REPLAY_SECONDS_PER_DAY", 60)
+REPLAY_PERIODIC_RETRAIN = (os.environ.get("FLIGHTS_REPLAY_PERIODIC_RETRAIN") or "false").lower() in ("1", "true", "yes")
+
+
+def reports_dir() -> Path:
+    """Evidently HTML reports and cached drift references, git-ignored."""
+    return data_dir() / "reports"

@@ -1,0 +1,147 @@
+"""Evidently 0.7 reports of one day: data drift against a reference, and binary classification
+quality once labels are known. Plain functions (no Dagster), shared by the monitoring assets and
+the closed-loop replay; Evidently is imported on first use only.
+
+Drift is computed as Evidently computes it, fast: `DriftedColumnsCount` gives the dataset
+verdict and the HTML report; the per-column method, score, threshold and verdict come from the
+same stat tests Evidently runs inside it (`get_stattest`, default method by column type and
+reference size), and the two are checked to agree. Evidently's `ValueDrift` builds a plotly chart
+per column inside its calculation (~45 ms a column), so the HTML carries per-column charts only
+for the most drifted columns, which keeps a day's report under a second.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+CHARTED_COLUMNS = 4  # per-column drift charts in the HTML: the most drifted ones
+
+
+@dataclass
+class DriftResult:
+    count: int
+    share: float
+    dataset_drift: bool
+    columns: list[dict] = field(default_factory=list)  # column, method, score, threshold, drifted
+    snapshot: object = None
+
+    def save_html(self, path) -> None:
+        self.snapshot.save_html(str(path))
+
+
+def _definition(numeric: list[str], categorical: list[str]):
+    from evidently import DataDefinition
+
+    return DataDefinition(numerical_columns=list(numeric), categorical_columns=list(categorical))
+
+
+def column_drift(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
+                 threshold: float | None = None) -> list[dict]:
+    """Method, score, threshold and verdict of each column, by the stat test Evidently picks."""
+    from evidently.legacy.calculations.stattests import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    out = []
+    for column in [*numeric, *categorical]:
+        kind = ColumnType.Categorical if column in categorical else ColumnType.Numerical
+        ref, cur = reference[column].dropna(), current[column].dropna()
+        if ref.empty or cur.empty:
+            out.append({"column": column, "method": "n/a (no values)", "score": float("nan"),
+                        "threshold": threshold, "drifted": False})
+            continue
+        test = get_stattest(ref, cur, kind, None)
+        res = test(ref, cur, kind, threshold)
+        out.append({"column": column, "method": test.display_name, "score": round(float(res.drift_score), 5),
+                    "threshold": float(res.actual_threshold), "drifted": bool(res.drifted)})
+    return out
+
+
+def _excess(c: dict) -> float:
+    """How far past its threshold a column is, comparable across p-value and distance methods."""
+    if not np.isfinite(c["score"]):
+        return -np.inf
+    return c["threshold"] - c["score"] if "p_value" in c["method"] else c["score"] - c["threshold"]
+
+
+def drift_report_for_day(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
+                         drift_share: float, column_threshold: float | None = None) -> DriftResult:
+    from evidently import Dataset, Report
+    from evidently.metrics import DriftedColumnsCount, ValueDrift
+
+    columns = [*numeric, *categorical]
+    per_column = column_drift(reference, current, numeric, categorical, column_threshold)
+    charted = [c["column"] for c in sorted(per_column, key=_excess, reverse=True)[:CHARTED_COLUMNS]]
+    definition = _definition(numeric, categorical)
+    metrics = [DriftedColumnsCount(columns=columns, drift_share=drift_share, threshold=column_threshold)]
+    metrics += [ValueDrift(column=c, threshold=column_threshold) for c in charted]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snapshot = Report(metrics).run(
+            Dataset.from_pandas(current[columns], data_definition=definition),
+            Dataset.from_pandas(reference[columns], data_definition=definition),
+        )
+    count = share = None
+    for result in snapshot.metric_results.values():
+        if result.metric_value_location.metric.params["type"].endswith(":DriftedColumnsCount"):
+            count, share = int(result.count.value), float(result.share.value)
+    if count is None:
+        raise RuntimeError("Evidently returned no DriftedColumnsCount result")
+    if count != sum(c["drifted"] for c in per_column):
+        raise RuntimeError(
+            f"per-column drift verdicts ({sum(c['drifted'] for c in per_column)}) disagree with Evidently's "
+            f"DriftedColumnsCount ({count}); Evidently's drift methods changed?")
+    return DriftResult(count=count, share=share, dataset_drift=share >= drift_share, columns=per_column,
+                       snapshot=snapshot)
+
+
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
+    from assets.evaluation import calibration_table as table
+
+    return table(y, p, bins)
+
+
+@dataclass
+class ClassificationResult:
+    metrics: dict[str, float]  # roc_auc, precision, recall, f1, log_loss (Evidently), brier (sklearn)
+    calibration: list[dict]
+    snapshot: object = None
+
+    def save_html(self, path) -> None:
+        self.snapshot.save_html(str(path))
+
+
+def classification_report(rows: pd.DataFrame, label: str, probability: str = "probability_late",
+                          predicted: str = "predicted_late", threshold_column: str = "threshold") -> ClassificationResult:
+    """Quality of the day's predictions against the day's outcomes. With a single class in the
+    day ROC AUC is undefined (NaN); the other figures remain."""
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.metrics import F1Score, LogLoss, Precision, Recall, RocAuc
+    from sklearn.metrics import brier_score_loss
+
+    threshold = float(rows[threshold_column].iloc[0])
+    frame = rows[[label, probability, predicted]].copy()
+    frame[label] = frame[label].astype(int)
+    definition = DataDefinition(
+        classification=[BinaryClassification(target=label, prediction_labels=predicted,
+                                             prediction_probas=probability, pos_label=1)],
+        numerical_columns=[probability], categorical_columns=[label, predicted],
+    )
+    names = {"RocAuc": "roc_auc", "Precision": "precision", "Recall": "recall", "F1Score": "f1", "LogLoss": "log_loss"}
+    # labels follow from the probabilities at the model's own operating threshold
+    report = Report([RocAuc(), Precision(probas_threshold=threshold), Recall(probas_threshold=threshold),
+                     F1Score(probas_threshold=threshold), LogLoss()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snapshot = report.run(Dataset.from_pandas(frame, data_definition=definition), None)
+    values = {}
+    for result in snapshot.metric_results.values():
+        kind = result.metric_value_location.metric.params["type"].split(":")[-1]
+        if kind in names:
+            values[names[kind]] = float(result.value)
+    y, p = frame[label].to_numpy(), frame[probability].to_numpy(dtype=float)
+    values["brier"] = float(brier_score_loss(y, p))
+    return ClassificationResult(metrics=values, calibration=calibration_table(y, p), snapshot=snapshot)

@@ -1,0 +1,282 @@
+"""Sensors: what starts runs by itself.
+
+- `drift_sensor`, `performance_sensor`: read the verdicts that `drift_report` and
+  `performance_report` record per day and request `retrain_job` (trained up to that day).
+  One event, one retrain: the run key is the day; the cursor is the newest report record seen,
+  so a restart repeats nothing; the cooldown (in replayed days) keeps retrains apart. The retrain
+  run's tags name the triggering report (asset, day, record, run, reason) and the candidate's
+  MLflow run and registry version carry them on.
+- `monitor_sensor`: once a day's features exist and a model is deployed, scores the day and
+  builds its drift and performance reports (`monitor_job`).
+- `landing_sensor`: a new or changed daily file in FLIGHTS_LANDING_DIR ingests that day.
+- `replay_clock_sensor`: accelerated replay of 2013, one day per tick (off by default).
+
+Every sensor starts watching from the newest record when it is first turned on (its first tick
+sets the cursor): turning a sensor on never acts on old history.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from assets.partitions import daily_partitions
+from pipelines.jobs import ingest_job, monitor_job, retrain_job
+from pipelines.policy import drift_reason, in_cooldown, performance_reason, retrain_due
+from resources.settings import (
+    REPLAY_PERIODIC_RETRAIN,
+    REPLAY_SECONDS_PER_DAY,
+    REPLAY_START,
+    RETRAIN_COOLDOWN_DAYS,
+    RETRAIN_EVERY_DAYS,
+    default_landing_dir,
+)
+
+NOT_FAILED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+              DagsterRunStatus.STARTED, DagsterRunStatus.SUCCESS]
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+             DagsterRunStatus.STARTED]
+AS_OF_TAG = "retrain.as_of"
+
+
+# --- shared helpers ----------------------------------------------------------------------------
+
+def last_retrain_day(instance) -> str | None:
+    """The newest day a retrain (queued, running or done; not failed) was trained up to."""
+    runs = instance.get_runs(RunsFilter(job_name=retrain_job.name, statuses=NOT_FAILED), limit=200)
+    return max((r.tags[AS_OF_TAG] for r in runs if AS_OF_TAG in r.tags), default=None)
+
+
+def retrain_request(trigger: str, day: str, reason: str, event: dict[str, str]) -> RunRequest:
+    """A retrain trained up to `day`, tagged with what triggered it."""
+    return RunRequest(
+        run_key=f"{trigger}:{day}",
+        job_name=retrain_job.name,
+        run_config={"ops": {"training_set": {"config": {"end_day": day}}}},
+        tags={"trigger": trigger, "trigger.reason": reason, AS_OF_TAG: day, **event},
+    )
+
+
+def newest_storage_id(instance, asset: str) -> int:
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset)), limit=1).records
+    return records[0].storage_id if records else 0
+
+
+def new_records(instance, asset: str, after: int, limit: int = 500):
+    return instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(asset), after_storage_id=after), limit=limit, ascending=True
+    ).records
+
+
+def _metadata(record) -> dict:
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def _report_sensor(context: SensorEvaluationContext, asset: str, trigger: str, verdict) -> SensorResult | SkipReason:
+    instance = context.instance
+    if context.cursor is None:
+        start = newest_storage_id(instance, asset)
+        return SensorResult(skip_reason=SkipReason(f"watching {asset} from record {start} on"), cursor=str(start))
+    records = new_records(instance, asset, int(context.cursor))
+    if not records:
+        return SkipReason(f"no new {asset} since record {context.cursor}")
+    last = last_retrain_day(instance)
+    requests, held = [], []
+    for record in records:
+        day = record.asset_materialization.partition
+        reason = verdict(_metadata(record))
+        if reason is None or day is None:
+            continue
+        if in_cooldown(day, last, RETRAIN_COOLDOWN_DAYS):
+            held.append(f"{day} (retrain as of {last} is within the {RETRAIN_COOLDOWN_DAYS}-day cooldown)")
+            continue
+        requests.append(retrain_request(trigger, day, reason, {
+            "trigger.asset": asset, "trigger.partition": day, "trigger.storage_id": str(record.storage_id),
+            "trigger.run_id": record.run_id,
+        }))
+        last = day
+    cursor = str(records[-1].storage_id)
+    if requests:
+        return SensorResult(run_requests=requests, cursor=cursor)
+    what = f"{len(records)} new {asset} record(s): " + (
+        "threshold crossed on " + "; ".join(held) if held else "no threshold crossed")
+    return SensorResult(skip_reason=SkipReason(what), cursor=cursor)
+
+
+# --- retraining --------------------------------------------------------------------------------
+
+@sensor(
+    jobs=[retrain_job],
+    minimum_interval_seconds=30,
+    # on: it only reacts to new drift reports, at most one retrain per cooldown
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Requests retrain_job when a day's drift_report finds dataset drift (share of drifted "
+    f"columns >= FLIGHTS_DRIFT_SHARE); not within {RETRAIN_COOLDOWN_DAYS} days of the last retrain "
+    "(FLIGHTS_RETRAIN_COOLDOWN_DAYS). Run key = the day; tags name the report.",
+)
+def drift_sensor(context: SensorEvaluationContext):
+    return _report_sensor(context, "drift_report", "drift_sensor", drift_reason)
+
+
+@sensor(
+    jobs=[retrain_job],
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,  # on: same reasons as drift_sensor
+    description="Requests retrain_job when a day's performance_report finds the trailing ROC AUC "
+    "FLIGHTS_ROC_AUC_DROP or more below the model's evaluation ROC AUC; same cooldown and run key "
+    "rules as drift_sensor.",
+)
+def performance_sensor(context: SensorEvaluationContext):
+    return _report_sensor(context, "performance_report", "performance_sensor", performance_reason)
+
+
+# --- monitoring of new days --------------------------------------------------------------------
+
+def champion_deployed(instance) -> bool:
+    """Whether a model is deployed, as the newest champion_model materialization says (no MLflow
+    import in the sensor process)."""
+    event = instance.get_latest_materialization_event(AssetKey("champion_model"))
+    if event is None or event.asset_materialization is None:
+        return False
+    champion = event.asset_materialization.metadata.get("champion")
+    return champion is not None and champion.value != "none"
+
+
+@sensor(
+    jobs=[monitor_job],
+    minimum_interval_seconds=30,
+    # on: scoring and reports follow each newly built day, once a model is deployed
+    default_status=DefaultSensorStatus.RUNNING,
+    description="When a day's flight_features are (re)built and a model is deployed, scores the day "
+    "and builds its drift and performance reports (monitor_job). Run key = day + record.",
+)
+def monitor_sensor(context: SensorEvaluationContext):
+    instance = context.instance
+    if context.cursor is None:
+        start = newest_storage_id(instance, "flight_features")
+        return SensorResult(skip_reason=SkipReason(f"watching flight_features from record {start} on"), cursor=str(start))
+    records = new_records(instance, "flight_features", int(context.cursor))
+    if not records:
+        return SkipReason("no newly built day")
+    if not champion_deployed(instance):
+        # keep the cursor: these days are monitored once a model is deployed
+        return SkipReason(f"{len(records)} new day(s) wait for a deployed model (run retrain_job)")
+    latest = {r.asset_materialization.partition: r for r in records}  # one run per day, newest record
+    requests = [
+        RunRequest(run_key=f"monitor:{day}:{r.storage_id}", partition_key=day,
+                   tags={"trigger": "monitor_sensor", "trigger.storage_id": str(r.storage_id)})
+        for day, r in sorted(latest.items())
+    ]
+    return SensorResult(run_requests=requests, cursor=str(records[-1].storage_id))
+
+
+# --- landing folder ----------------------------------------------------------------------------
+
+LANDING_FILE = re.compile(r"(flights|weather)_(\d{4}-\d{2}-\d{2})\.(csv|parquet)")
+
+
+def landing_files(folder: Path) -> dict[str, dict[str, str]]:
+    """day -> {file name: "mtime_ns:size"} of the daily files in the folder."""
+    days: dict[str, dict[str, str]] = {}
+    if not folder.is_dir():
+        return days
+    for path in sorted(folder.iterdir()):
+        m = LANDING_FILE.fullmatch(path.name)
+        if m and path.is_file():
+            st = path.stat()
+            days.setdefault(m[2], {})[path.name] = f"{st.st_mtime_ns}:{st.st_size}"
+    return days
+
+
+@sensor(
+    jobs=[ingest_job],
+    minimum_interval_seconds=30,
+    # on: it does nothing unless FLIGHTS_SOURCE=landing, and then it is how new days come in
+    default_status=DefaultSensorStatus.RUNNING,
+    description="With FLIGHTS_SOURCE=landing: a new or changed flights_/weather_YYYY-MM-DD.csv|parquet "
+    "in FLIGHTS_LANDING_DIR ingests that day (ingest_job). Drop files atomically (write, then rename).",
+)
+def landing_sensor(context: SensorEvaluationContext):
+    if os.environ.get("FLIGHTS_SOURCE", "replay") != "landing":
+        return SkipReason("FLIGHTS_SOURCE is not 'landing': nothing to watch")
+    folder = Path(default_landing_dir())
+    seen = json.loads(context.cursor or "{}")
+    keys = set(daily_partitions.get_partition_keys())
+    found = landing_files(folder)
+    ignored = sorted(day for day in found if day not in keys)
+    requests = []
+    for day, files in found.items():
+        if seen.get(day) == files or day not in keys:
+            continue
+        seen[day] = files
+        if not any(name.startswith("flights_") for name in files):
+            continue  # weather alone: wait for the day's flights
+        stamp = ",".join(f"{k}@{v}" for k, v in sorted(files.items()))
+        requests.append(RunRequest(
+            run_key=f"landing:{day}:{stamp}", partition_key=day,
+            tags={"trigger": "landing_sensor", "trigger.files": ", ".join(sorted(files))},
+        ))
+    cursor = json.dumps(seen, sort_keys=True)
+    if requests:
+        return SensorResult(run_requests=requests, cursor=cursor)
+    note = f"; ignored days outside the partitions: {', '.join(ignored)}" if ignored else ""
+    return SensorResult(skip_reason=SkipReason(f"no new file in {folder}{note}"), cursor=cursor)
+
+
+# --- the replay clock ----------------------------------------------------------------------------
+
+def replay_today(instance) -> str | None:
+    """The replay's 'today': the day after the newest day with features (not before
+    FLIGHTS_REPLAY_START); None once 2013 is over."""
+    keys = daily_partitions.get_partition_keys()
+    built = [d for d in instance.get_materialized_partitions(AssetKey("flight_features")) if d >= REPLAY_START]
+    if not built:
+        return REPLAY_START if REPLAY_START in keys else None
+    later = [d for d in keys if d > max(built)]
+    return later[0] if later else None
+
+
+def previous_day(day: str) -> str | None:
+    keys = daily_partitions.get_partition_keys()
+    i = keys.index(day)
+    return keys[i - 1] if i > 0 else None
+
+
+@sensor(
+    jobs=[ingest_job, retrain_job],
+    minimum_interval_seconds=REPLAY_SECONDS_PER_DAY,
+    # off: turning it on replays 2013 into the warehouse, a day every FLIGHTS_REPLAY_SECONDS_PER_DAY
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Accelerated replay of 2013: each tick ingests the replay's 'today' (the day after the "
+    "newest day with features, from FLIGHTS_REPLAY_START), once the previous day's runs are done. "
+    "With FLIGHTS_REPLAY_PERIODIC_RETRAIN=true it also requests the periodic retrain every "
+    "FLIGHTS_RETRAIN_EVERY_DAYS replayed days.",
+)
+def replay_clock_sensor(context: SensorEvaluationContext):
+    instance = context.instance
+    busy = instance.get_runs(RunsFilter(statuses=IN_FLIGHT), limit=1)
+    if busy:
+        return SkipReason(f"waiting for run {busy[0].run_id[:8]} ({busy[0].job_name}) to finish")
+    today = replay_today(instance)
+    if today is None:
+        return SkipReason("the replay has reached the end of 2013")
+    requests = [RunRequest(run_key=f"replay-ingest:{today}", job_name=ingest_job.name, partition_key=today,
+                           tags={"trigger": "replay_clock_sensor", "replay.today": today})]
+    yesterday = previous_day(today)
+    if REPLAY_PERIODIC_RETRAIN and yesterday and retrain_due(yesterday, last_retrain_day(instance), RETRAIN_EVERY_DAYS):
+        requests.append(retrain_request("periodic_retrain", yesterday,
+                                        f"periodic retrain every {RETRAIN_EVERY_DAYS} replayed days", {}))
+    return SensorResult(run_requests=requests)

@@ -1,0 +1,71 @@
+"""Evidently reports of one day on real slices of the data: drift verdicts per column agree with
+Evidently's own count, injected drift is found, a one-class day does not break the report."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assets.reports import classification_report, column_drift, drift_report_for_day
+from resources.settings import DRIFT_COLUMNS_CATEGORICAL as CAT
+from tests.conftest import feature_days
+
+NUM = ["sched_hour", "distance", "temp", "humid", "wind_speed", "pressure", "origin_mean_dep_delay_prev_2h"]
+
+
+@pytest.fixture(scope="module")
+def days():
+    frame = feature_days(["2013-05-06", "2013-05-07", "2013-05-08", "2013-05-09"])
+    return {d: part.reset_index(drop=True) for d, part in frame.groupby("partition_date")}
+
+
+def test_a_sample_of_the_same_rows_shows_no_drift(days):
+    reference = pd.concat([days["2013-05-06"], days["2013-05-07"], days["2013-05-08"]], ignore_index=True)
+    current = reference.sample(n=900, random_state=1)
+    result = drift_report_for_day(reference, current, NUM, CAT, drift_share=0.5)
+    assert result.count == 0 and not result.dataset_drift
+    assert {c["column"] for c in result.columns} == set(NUM + CAT)
+
+
+def test_injected_drift_is_found_and_named(days, tmp_path):
+    reference = pd.concat([days["2013-05-06"], days["2013-05-07"], days["2013-05-08"]], ignore_index=True)
+    current = days["2013-05-09"].copy()
+    current["distance"] = current["distance"] * 3  # routes three times as long
+    current["sched_hour"] = (current["sched_hour"] + 8) % 24
+    current["carrier"] = "ZZ"
+    result = drift_report_for_day(reference, current, NUM, CAT, drift_share=0.5)
+    drifted = {c["column"] for c in result.columns if c["drifted"]}
+    assert {"distance", "sched_hour", "carrier"} <= drifted
+    assert result.count == len(drifted)  # Evidently's count = the per-column verdicts
+    assert result.share == pytest.approx(len(drifted) / len(NUM + CAT))
+    by_name = {c["column"]: c for c in result.columns}
+    assert by_name["distance"]["method"] == "Wasserstein distance (normed)"  # reference > 1000 rows
+    assert by_name["carrier"]["method"] == "Jensen-Shannon distance"
+    assert by_name["distance"]["score"] >= by_name["distance"]["threshold"]
+    html = tmp_path / "drift.html"
+    result.save_html(html)
+    assert html.stat().st_size > 10_000 and "distance" in html.read_text(errors="ignore")
+
+
+def test_column_threshold_override_changes_the_verdicts(days):
+    reference = pd.concat([days["2013-05-06"], days["2013-05-07"]], ignore_index=True)
+    current = days["2013-05-09"]
+    default = column_drift(reference, current, NUM, CAT)
+    loose = column_drift(reference, current, NUM, CAT, threshold=5.0)
+    assert any(c["drifted"] for c in default)  # a single day's weather differs from other days'
+    assert not any(c["drifted"] for c in loose) and {c["threshold"] for c in loose} == {5.0}
+
+
+def test_classification_report_matches_sklearn_and_survives_one_class(days):
+    from sklearn.metrics import precision_score, roc_auc_score
+
+    rows = days["2013-05-09"].dropna(subset=["is_late"]).copy()
+    rng = np.random.default_rng(0)
+    rows["probability_late"] = np.clip(rows["is_late"] * 0.3 + rng.uniform(0, 0.7, len(rows)), 0, 1)
+    rows["threshold"] = 0.45
+    rows["predicted_late"] = (rows["probability_late"] >= 0.45).astype(int)
+    result = classification_report(rows, "is_late")
+    assert result.metrics["roc_auc"] == pytest.approx(roc_auc_score(rows["is_late"], rows["probability_late"]))
+    assert result.metrics["precision"] == pytest.approx(precision_score(rows["is_late"], rows["predicted_late"]))
+    assert sum(b["rows"] for b in result.calibration) == len(rows)
+    one_class = rows.assign(is_late=0)
+    assert np.isnan(classification_report(one_class, "is_late").metrics["roc_auc"])

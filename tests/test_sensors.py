@@ -1,0 +1,129 @@
+"""Sensors on a real (temporary) Dagster instance: report records as the monitoring assets write
+them, ticks as the daemon runs them."""
+
+import pytest
+from dagster import (
+    AssetMaterialization,
+    DagsterRunStatus,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+    instance_for_test,
+)
+
+from pipelines.sensors import drift_sensor, landing_sensor, last_retrain_day, monitor_sensor, performance_sensor
+
+
+@pytest.fixture
+def instance():
+    with instance_for_test() as inst:
+        yield inst
+
+
+def drift_day(instance, day: str, drifted: bool):
+    share = 0.74 if drifted else 0.11
+    instance.report_runless_asset_event(AssetMaterialization(
+        "drift_report", partition=day,
+        metadata={"dataset_drift": drifted, "drift_share": share, "drifted_columns": round(share * 19),
+                  "monitored_columns": 19, "drift_share_threshold": 0.5},
+    ))
+
+
+def tick(sensor, instance, cursor):
+    result = sensor(build_sensor_context(instance=instance, cursor=cursor))
+    if isinstance(result, SkipReason):
+        return [], cursor, result.skip_message
+    requests = list(result.run_requests or [])
+    skip = result.skip_reason.skip_message if result.skip_reason else None
+    return requests, result.cursor if result.cursor is not None else cursor, skip
+
+
+def record_retrain_run(instance, request):
+    """What the daemon does with a run request: a run of retrain_job with the request's tags."""
+    from pipelines.definitions import defs
+
+    job = defs.get_job_def("retrain_job")
+    return instance.create_run_for_job(job, run_config=request.run_config, tags=request.tags,
+                                       status=DagsterRunStatus.SUCCESS)
+
+
+def test_drift_sensor_one_event_one_retrain_then_cooldown(instance):
+    drift_day(instance, "2013-05-01", drifted=True)  # history before the sensor was turned on
+    requests, cursor, skip = tick(drift_sensor, instance, None)
+    assert requests == [] and "watching drift_report" in skip  # first tick: history is not acted on
+
+    drift_day(instance, "2013-05-02", drifted=False)  # a normal day
+    requests, cursor, skip = tick(drift_sensor, instance, cursor)
+    assert requests == [] and "no threshold crossed" in skip
+
+    drift_day(instance, "2013-05-03", drifted=True)  # injected drift
+    requests, cursor, _ = tick(drift_sensor, instance, cursor)
+    assert len(requests) == 1
+    req = requests[0]
+    assert req.job_name == "retrain_job" and req.run_key == "drift_sensor:2013-05-03"
+    assert req.tags["trigger"] == "drift_sensor" and req.tags["trigger.asset"] == "drift_report"
+    assert req.tags["trigger.partition"] == "2013-05-03" and "14 of 19" in req.tags["trigger.reason"]
+    assert req.run_config["ops"]["training_set"]["config"]["end_day"] == "2013-05-03"
+    record_retrain_run(instance, req)
+    assert last_retrain_day(instance) == "2013-05-03"
+
+    assert tick(drift_sensor, instance, cursor)[0] == []  # a repeated tick: nothing new, nothing asked
+
+    drift_day(instance, "2013-05-06", drifted=True)  # 3 days later: within the 7-day cooldown
+    requests, cursor, skip = tick(drift_sensor, instance, cursor)
+    assert requests == [] and "cooldown" in skip
+
+    drift_day(instance, "2013-05-10", drifted=True)  # 7 days later: a new retrain
+    requests, cursor, _ = tick(drift_sensor, instance, cursor)
+    assert [r.run_key for r in requests] == ["drift_sensor:2013-05-10"]
+
+
+def test_drift_sensor_asks_once_for_several_drifted_days_in_one_tick(instance):
+    _, cursor, _ = tick(drift_sensor, instance, None)
+    for day in ("2013-07-01", "2013-07-02", "2013-07-03"):
+        drift_day(instance, day, drifted=True)
+    requests, _, _ = tick(drift_sensor, instance, cursor)
+    assert [r.run_key for r in requests] == ["drift_sensor:2013-07-01"]  # the others fall in its cooldown
+
+
+def test_performance_sensor_acts_on_the_recorded_verdict(instance):
+    _, cursor, _ = tick(performance_sensor, instance, None)
+    for day, degraded in (("2013-08-01", False), ("2013-08-02", True)):
+        instance.report_runless_asset_event(AssetMaterialization(
+            "performance_report", partition=day,
+            metadata={"performance_degraded": degraded, "trailing_roc_auc": 0.62, "roc_auc_drop": 0.08,
+                      "evaluation_roc_auc": 0.70, "roc_auc_drop_threshold": 0.05},
+        ))
+    requests, _, _ = tick(performance_sensor, instance, cursor)
+    assert [r.run_key for r in requests] == ["performance_sensor:2013-08-02"]
+    assert requests[0].tags["trigger.asset"] == "performance_report"
+
+
+def test_monitor_sensor_waits_for_a_deployed_model(instance):
+    _, cursor, _ = tick(monitor_sensor, instance, None)
+    instance.report_runless_asset_event(AssetMaterialization("flight_features", partition="2013-09-01"))
+    requests, cursor2, skip = tick(monitor_sensor, instance, cursor)
+    assert requests == [] and "wait for a deployed model" in skip and cursor2 == cursor
+    instance.report_runless_asset_event(AssetMaterialization("champion_model", metadata={"champion": "m v1"}))
+    requests, _, _ = tick(monitor_sensor, instance, cursor)
+    assert [(r.partition_key, r.tags["trigger"]) for r in requests] == [("2013-09-01", "monitor_sensor")]
+
+
+def test_landing_sensor_ingests_new_and_changed_days(instance, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLIGHTS_SOURCE", "landing")
+    monkeypatch.setenv("FLIGHTS_LANDING_DIR", str(tmp_path))
+    (tmp_path / "flights_2013-03-04.csv").write_text("year\n2013\n")
+    (tmp_path / "weather_2013-03-04.csv").write_text("year\n2013\n")
+    (tmp_path / "weather_2013-03-05.csv").write_text("year\n2013\n")  # weather alone: wait
+    (tmp_path / "flights_2014-01-01.csv").write_text("year\n2014\n")  # outside the partitions
+    (tmp_path / "notes.txt").write_text("not a daily file")
+    requests, cursor, _ = tick(landing_sensor, instance, None)
+    assert [r.partition_key for r in requests] == ["2013-03-04"]
+    assert requests[0].tags["trigger.files"] == "flights_2013-03-04.csv, weather_2013-03-04.csv"
+    requests, cursor, skip = tick(landing_sensor, instance, cursor)
+    assert requests == [] and "2014-01-01" in skip  # nothing new; the odd day is named
+    (tmp_path / "flights_2013-03-04.csv").write_text("year\n2013\n2013\n")  # a corrected file
+    requests, cursor, _ = tick(landing_sensor, instance, cursor)
+    assert [r.partition_key for r in requests] == ["2013-03-04"]
+    monkeypatch.setenv("FLIGHTS_SOURCE", "replay")
+    assert tick(landing_sensor, instance, cursor)[0] == []
