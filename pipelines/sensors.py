@@ -213,9 +213,12 @@ def landing_sensor(context: SensorEvaluationContext):
     if os.environ.get("FLIGHTS_SOURCE", "replay") != "landing":
         return SkipReason("FLIGHTS_SOURCE is not 'landing': nothing to watch")
     folder = Path(default_landing_dir())
-    seen = json.loads(context.cursor or "{}")
-    keys = set(daily_partitions.get_partition_keys())
     found = landing_files(folder)
+    if context.cursor is None:  # turned on: files already there are history (ingest them by a backfill)
+        return SensorResult(skip_reason=SkipReason(f"watching {folder}: {len(found)} day(s) already there"),
+                            cursor=json.dumps(found, sort_keys=True))
+    seen = json.loads(context.cursor)
+    keys = set(daily_partitions.get_partition_keys())
     ignored = sorted(day for day in found if day not in keys)
     requests = []
     for day, files in found.items():

@@ -112,12 +112,15 @@ def test_monitor_sensor_waits_for_a_deployed_model(instance):
 def test_landing_sensor_ingests_new_and_changed_days(instance, tmp_path, monkeypatch):
     monkeypatch.setenv("FLIGHTS_SOURCE", "landing")
     monkeypatch.setenv("FLIGHTS_LANDING_DIR", str(tmp_path))
+    (tmp_path / "flights_2013-03-01.csv").write_text("year\n2013\n")  # there before the sensor
+    _, cursor, skip = tick(landing_sensor, instance, None)
+    assert "1 day(s) already there" in skip
     (tmp_path / "flights_2013-03-04.csv").write_text("year\n2013\n")
     (tmp_path / "weather_2013-03-04.csv").write_text("year\n2013\n")
     (tmp_path / "weather_2013-03-05.csv").write_text("year\n2013\n")  # weather alone: wait
     (tmp_path / "flights_2014-01-01.csv").write_text("year\n2014\n")  # outside the partitions
     (tmp_path / "notes.txt").write_text("not a daily file")
-    requests, cursor, _ = tick(landing_sensor, instance, None)
+    requests, cursor, _ = tick(landing_sensor, instance, cursor)
     assert [r.partition_key for r in requests] == ["2013-03-04"]
     assert requests[0].tags["trigger.files"] == "flights_2013-03-04.csv, weather_2013-03-04.csv"
     requests, cursor, skip = tick(landing_sensor, instance, cursor)

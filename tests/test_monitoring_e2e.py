@@ -1,0 +1,102 @@
+"""The closed loop on a real instance, warehouse, GX project and MLflow store: a drifted landing
+file is ingested by the landing sensor, scored and reported on by the monitor sensor, and the
+drift sensor's retrain run carries the triggering report into the new model's lineage."""
+
+import numpy as np
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+from tests.conftest import replay_day, write_landing
+from tests.test_sensors import tick
+
+pytestmark = pytest.mark.e2e
+HISTORY = [f"2013-06-{d:02d}" for d in range(1, 11)]
+DRIFTED_DAY = "2013-06-11"
+
+
+def drifted(day: str):
+    """A real day, with a heat wave, a storm and a ground stop in it."""
+    flights, weather = replay_day("flights", day), replay_day("weather", day)
+    for col, change in {"temp": 35, "dewp": 30, "pressure": -40, "wind_speed": 25, "visib": -8, "humid": 30}.items():
+        values = weather[col].astype(float) + change
+        weather[col] = np.clip(values, 0, 100) if col in ("humid",) else np.maximum(values, 0) if col != "temp" else values
+    flights["dep_delay"] = flights["dep_delay"].astype(float) + 120  # every departure two hours late
+    return flights, weather
+
+
+def run(defs, instance, job: str, request=None, **kwargs):
+    kw = dict(instance=instance, raise_on_error=True, **kwargs)
+    if request is not None:
+        kw.update(tags=request.tags, partition_key=request.partition_key)
+        kwargs_config = kwargs.get("run_config") or request.run_config
+        kw["run_config"] = kwargs_config
+    return defs.get_job_def(job).execute_in_process(**kw)
+
+
+def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir, monkeypatch):
+    from pipelines.definitions import build_definitions
+    from pipelines.sensors import drift_sensor, landing_sensor, monitor_sensor
+    from resources.data_quality import GreatExpectations
+    from resources.registry import ModelRegistry
+    from resources.source import FlightSource
+    from resources.warehouse import Warehouse
+
+    data = workdir["data"]
+    monkeypatch.setenv("FLIGHTS_SOURCE", "landing")
+    monkeypatch.setenv("FLIGHTS_LANDING_DIR", str(workdir["landing"]))
+    monkeypatch.setenv("FLIGHTS_DATA_DIR", str(data))
+    registry = ModelRegistry(tracking_uri=f"sqlite:///{data / 'mlflow.db'}", artifact_root=str(data / "mlartifacts"))
+    defs = build_definitions({
+        "source": FlightSource(mode="landing", landing_dir=str(workdir["landing"])),
+        "warehouse": Warehouse(url=workdir["warehouse_url"]),
+        "great_expectations": GreatExpectations(project_dir=str(workdir["gx"])),
+        "model_registry": registry,
+    })
+    instance = DagsterInstance.from_config(str(workdir["home"]))
+
+    # the sensors are turned on with an empty landing folder and no model
+    cursors = {s: tick(s, instance, None)[1] for s in (landing_sensor, monitor_sensor, drift_sensor)}
+
+    # history: ten real days, backfilled as one run; the first model trained on them
+    for day in HISTORY:
+        write_landing(workdir["landing"], "flights", day, replay_day("flights", day))
+        write_landing(workdir["landing"], "weather", day, replay_day("weather", day))
+    requests, cursors[landing_sensor], _ = tick(landing_sensor, instance, cursors[landing_sensor])
+    assert sorted(r.partition_key for r in requests) == HISTORY  # one request per new day
+    run(defs, instance, "ingest_job", tags={"dagster/asset_partition_range_start": HISTORY[0],
+                                            "dagster/asset_partition_range_end": HISTORY[-1]})
+    window = {"window_days": 10, "min_rows": 500}
+    run(defs, instance, "retrain_job", run_config={"ops": {"training_set": {"config": {"end_day": HISTORY[-1], **window}}}})
+    assert str(registry.version_by_alias("champion").version) == "1"
+    _, cursors[monitor_sensor], _ = tick(monitor_sensor, instance, cursors[monitor_sensor])  # history seen
+
+    # a drifted day lands
+    flights, weather = drifted(DRIFTED_DAY)
+    write_landing(workdir["landing"], "flights", DRIFTED_DAY, flights)
+    write_landing(workdir["landing"], "weather", DRIFTED_DAY, weather)
+    (request,), cursors[landing_sensor], _ = tick(landing_sensor, instance, cursors[landing_sensor])
+    assert request.partition_key == DRIFTED_DAY
+    run(defs, instance, "ingest_job", request)
+
+    (request,), cursors[monitor_sensor], _ = tick(monitor_sensor, instance, cursors[monitor_sensor])
+    assert request.partition_key == DRIFTED_DAY
+    run(defs, instance, "monitor_job", request)
+
+    (request,), cursors[drift_sensor], _ = tick(drift_sensor, instance, cursors[drift_sensor])
+    assert request.run_key == f"drift_sensor:{DRIFTED_DAY}"
+    config = {"ops": {"training_set": {"config": {**request.run_config["ops"]["training_set"]["config"], **window}}}}
+    result = run(defs, instance, "retrain_job", request, run_config=config)
+
+    # the retrain run and the model it registered name the report that triggered them
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["trigger"] == "drift_sensor" and tags["trigger.asset"] == "drift_report"
+    assert tags["trigger.partition"] == DRIFTED_DAY and "dataset drift" in tags["trigger.reason"]
+    report = instance.fetch_materializations(AssetKey("drift_report"), limit=1).records[0]
+    assert tags["trigger.storage_id"] == str(report.storage_id) and report.asset_materialization.partition == DRIFTED_DAY
+    version = registry.client.get_model_version(registry.model_name, "2")
+    assert version.tags["trigger.partition"] == DRIFTED_DAY and version.tags["trigger"] == "drift_sensor"
+    assert version.tags["retrain.as_of"] == DRIFTED_DAY and version.tags["dagster.run_id"] == result.run_id
+    metadata = report.asset_materialization.metadata
+    assert metadata["dataset_drift"].value is True
+    assert (data / "reports" / "drift" / f"drift_{DRIFTED_DAY}.html").exists()
+    assert tick(drift_sensor, instance, cursors[drift_sensor])[0] == []  # nothing twice
