@@ -19,7 +19,7 @@ DEMO_END   ?= 2013-03-07
 DEMO_SCORE_START ?= 2013-03-02
 SERVE_PORT ?= 5001
 
-.PHONY: setup demo test ui serve mlflow-ui bench lock clean
+.PHONY: setup demo test ui serve mlflow-ui bench replay lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,12 @@ ui: setup
 bench: setup
 	python bench/bench_data_foundation.py
 	python bench/bench_model.py
+	python bench/bench_monitoring.py
+
+## The closed-loop replay of 2013 under three retraining policies (never / weekly / sensors):
+## a table, a PNG of daily ROC AUC per policy and a JSON in bench/results/
+replay: setup
+	python bench/closed_loop_replay.py
 
 ## Re-resolve the lock file after changing dependencies in pyproject.toml
 lock:
@@ -72,4 +78,4 @@ lock:
 		--quiet -o requirements.lock
 
 clean:
-	rm -rf data/warehouse.db* data/gx data/reports data/mlflow.db data/mlartifacts data/model_cards
+	rm -rf data/warehouse.db* data/gx data/reports data/mlflow.db data/mlartifacts data/model_cards data/replay

@@ -17,11 +17,12 @@ from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, M
 from pydantic import Field
 
 from assets.partitions import add_partition_metadata, daily_partitions, markdown_table, single_run_backfill
-from assets.reports import classification_report, drift_report_for_day
+from assets.reports import calibrated_thresholds, classification_report, drift_report_for_day
 from assets.training import LABEL, model_input
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features, predictions
 from resources.settings import (
+    COLUMN_DRIFT_QUANTILE,
     COLUMN_DRIFT_THRESHOLD,
     DRIFT_COLUMNS_CATEGORICAL,
     DRIFT_COLUMNS_NUMERIC,
@@ -71,20 +72,32 @@ def model_window(model_registry: ModelRegistry, version: str) -> tuple[list[str]
     return days, mv
 
 
-def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version: str, rows: int) -> pd.DataFrame:
-    """A fixed-seed sample of the model's training window, scored by that model; cached per model
-    run (a version number alone can be reused by a new tracking store)."""
+def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version: str, rows: int,
+                    quantile: float) -> tuple[pd.DataFrame, dict[str, float]]:
+    """A fixed-seed sample of the model's training window, scored by that model, and the
+    per-column thresholds calibrated on the window's days; cached per model run (a version
+    number alone can be reused by a new tracking store)."""
     days, mv = model_window(model_registry, version)
-    path = reports_dir() / "reference" / f"{mv.name}-v{version}-{mv.run_id[:12]}-{rows}.parquet"
-    if path.exists():
-        return pd.read_parquet(path)
+    stem = reports_dir() / "reference" / f"{mv.name}-v{version}-{mv.run_id[:12]}-{rows}-q{quantile}"
+    sample_path, thresholds_path = stem.with_suffix(".parquet"), stem.with_suffix(".json")
+    if sample_path.exists() and thresholds_path.exists():
+        return pd.read_parquet(sample_path), json.loads(thresholds_path.read_text())
     frame = warehouse.read(flight_features, days)
-    sample = frame.sample(n=min(rows, len(frame)), random_state=0).sort_values(KEY, kind="stable")
     model = model_registry.load(version)
-    sample["probability_late"] = model.predict_proba(model_input(sample))[:, 1]
+    frame["probability_late"] = model.predict_proba(model_input(frame))[:, 1]
+    ref, thresholds = reference_and_thresholds(frame, rows, quantile)
+    _atomic_write(sample_path, lambda p: ref.to_parquet(p, index=False))
+    _atomic_write(thresholds_path, lambda p: p.write_text(json.dumps(thresholds, indent=1)))
+    return ref, thresholds
+
+
+def reference_and_thresholds(window: pd.DataFrame, rows: int, quantile: float) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The reference sample of a scored training window and its calibrated column thresholds."""
+    sample = window.sample(n=min(rows, len(window)), random_state=0).sort_values(KEY, kind="stable")
     ref = sample[["partition_date", *DRIFT_COLUMNS]].reset_index(drop=True)
-    _atomic_write(path, lambda p: ref.to_parquet(p, index=False))
-    return ref
+    by_day = {d: part for d, part in window.groupby("partition_date")}
+    thresholds = calibrated_thresholds(ref, by_day, DRIFT_COLUMNS_NUMERIC, DRIFT_COLUMNS_CATEGORICAL, quantile)
+    return ref, thresholds
 
 
 def _day_version(day_rows: pd.DataFrame, day: str) -> str:
@@ -97,7 +110,8 @@ def _day_version(day_rows: pd.DataFrame, day: str) -> str:
 
 class DriftConfig(Config):
     drift_share: float = Field(default=DRIFT_SHARE_THRESHOLD, description="Dataset drift when at least this share of the monitored columns drifted (FLIGHTS_DRIFT_SHARE).")
-    column_threshold: float = Field(default=COLUMN_DRIFT_THRESHOLD, description="Per-column drift threshold; 0 = Evidently's default of the method (FLIGHTS_COLUMN_DRIFT_THRESHOLD).")
+    column_threshold: float = Field(default=COLUMN_DRIFT_THRESHOLD, description="One drift threshold for every column; 0 = calibrated per column on the reference (FLIGHTS_COLUMN_DRIFT_THRESHOLD).")
+    column_quantile: float = Field(default=COLUMN_DRIFT_QUANTILE, description="Calibrated thresholds: this quantile of the training days' own distances to the reference, never below Evidently's default (FLIGHTS_COLUMN_DRIFT_QUANTILE).")
     reference_rows: int = Field(default=DRIFT_REFERENCE_ROWS, description="Rows sampled (fixed seed) from the model's training window as reference (FLIGHTS_DRIFT_REFERENCE_ROWS).")
 
 
@@ -116,7 +130,7 @@ class DriftConfig(Config):
 def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse: Warehouse, model_registry: ModelRegistry):
     days = context.partition_keys
     current = scored_days(warehouse, days)
-    references: dict[str, pd.DataFrame] = {}
+    references: dict[str, tuple] = {}
     per_day, summary = {}, []
     for day in days:
         rows = current[current["partition_date"] == day]
@@ -124,11 +138,12 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
             raise Failure(f"partition {day}: no scored flights to monitor (table predictions); run score_job for the day first")
         version = _day_version(rows, day)
         if version not in references:
-            references[version] = drift_reference(warehouse, model_registry, version, config.reference_rows)
-        ref = references[version]
+            references[version] = drift_reference(warehouse, model_registry, version, config.reference_rows,
+                                                  config.column_quantile)
+        ref, calibrated = references[version]
         result = drift_report_for_day(
             ref, rows, DRIFT_COLUMNS_NUMERIC, DRIFT_COLUMNS_CATEGORICAL,
-            drift_share=config.drift_share, column_threshold=config.column_threshold or None,
+            drift_share=config.drift_share, column_threshold=config.column_threshold or calibrated,
         )
         html = _atomic_write(reports_dir() / "drift" / f"drift_{day}.html", result.save_html)
         per_day[day] = {
@@ -141,6 +156,9 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
             "model_version": MetadataValue.text(version),
             "reference": MetadataValue.text(
                 f"{len(ref)} rows sampled from {ref['partition_date'].min()} … {ref['partition_date'].max()}"),
+            "column_thresholds": MetadataValue.text(
+                f"{config.column_threshold} for every column" if config.column_threshold
+                else f"calibrated: q{config.column_quantile} of the training days' distances, at least Evidently's default"),
             "current_rows": MetadataValue.int(len(rows)),
             "report": MetadataValue.path(str(html)),
         }

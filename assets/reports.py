@@ -39,9 +39,17 @@ def _definition(numeric: list[str], categorical: list[str]):
     return DataDefinition(numerical_columns=list(numeric), categorical_columns=list(categorical))
 
 
+Thresholds = "float | dict[str, float] | None"
+
+
+def _threshold(thresholds, column: str) -> float | None:
+    return thresholds.get(column) if isinstance(thresholds, dict) else thresholds
+
+
 def column_drift(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
-                 threshold: float | None = None) -> list[dict]:
-    """Method, score, threshold and verdict of each column, by the stat test Evidently picks."""
+                 threshold: Thresholds = None) -> list[dict]:
+    """Method, score, threshold and verdict of each column, by the stat test Evidently picks.
+    `threshold`: one for every column, one per column (dict), or None for the method's default."""
     from evidently.legacy.calculations.stattests import get_stattest
     from evidently.legacy.core import ColumnType
 
@@ -51,12 +59,37 @@ def column_drift(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[s
         ref, cur = reference[column].dropna(), current[column].dropna()
         if ref.empty or cur.empty:
             out.append({"column": column, "method": "n/a (no values)", "score": float("nan"),
-                        "threshold": threshold, "drifted": False})
+                        "threshold": _threshold(threshold, column), "drifted": False})
             continue
         test = get_stattest(ref, cur, kind, None)
-        res = test(ref, cur, kind, threshold)
+        res = test(ref, cur, kind, _threshold(threshold, column))
         out.append({"column": column, "method": test.display_name, "score": round(float(res.drift_score), 5),
                     "threshold": float(res.actual_threshold), "drifted": bool(res.drifted)})
+    return out
+
+
+def calibrated_thresholds(reference: pd.DataFrame, days: dict[str, pd.DataFrame], numeric: list[str],
+                          categorical: list[str], quantile: float) -> dict[str, float]:
+    """Per-column thresholds from the reference period itself: the `quantile` of the distances
+    between each of its days and the reference, never below the method's default.
+
+    A day of flights is not a random sample of a two-month window (one day's weather is a few
+    dozen hourly readings), so against Evidently's defaults nearly every real day "drifts" on
+    most columns. Calibrated this way, a column drifts when the day is further from the
+    reference than the model's own training days were."""
+    scores: dict[str, list[float]] = {}
+    defaults: dict[str, float] = {}
+    for rows in days.values():
+        for c in column_drift(reference, rows, numeric, categorical):
+            if np.isfinite(c["score"]):
+                scores.setdefault(c["column"], []).append(c["score"])
+                defaults[c["column"]] = c["threshold"]
+    out = {}
+    for column in [*numeric, *categorical]:
+        if column not in scores:
+            continue
+        # p-value methods (only with references of 1000 rows or fewer) drift below the threshold
+        out[column] = round(max(defaults[column], float(np.quantile(scores[column], quantile))), 5)
     return out
 
 
@@ -68,7 +101,7 @@ def _excess(c: dict) -> float:
 
 
 def drift_report_for_day(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
-                         drift_share: float, column_threshold: float | None = None) -> DriftResult:
+                         drift_share: float, column_threshold: Thresholds = None) -> DriftResult:
     from evidently import Dataset, Report
     from evidently.metrics import DriftedColumnsCount, ValueDrift
 
@@ -76,8 +109,11 @@ def drift_report_for_day(reference: pd.DataFrame, current: pd.DataFrame, numeric
     per_column = column_drift(reference, current, numeric, categorical, column_threshold)
     charted = [c["column"] for c in sorted(per_column, key=_excess, reverse=True)[:CHARTED_COLUMNS]]
     definition = _definition(numeric, categorical)
-    metrics = [DriftedColumnsCount(columns=columns, drift_share=drift_share, threshold=column_threshold)]
-    metrics += [ValueDrift(column=c, threshold=column_threshold) for c in charted]
+    if isinstance(column_threshold, dict):
+        metrics = [DriftedColumnsCount(columns=columns, drift_share=drift_share, per_column_threshold=column_threshold)]
+    else:
+        metrics = [DriftedColumnsCount(columns=columns, drift_share=drift_share, threshold=column_threshold)]
+    metrics += [ValueDrift(column=c, threshold=_threshold(column_threshold, c)) for c in charted]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         snapshot = Report(metrics).run(

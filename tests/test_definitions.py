@@ -13,7 +13,7 @@ from dagster._core.definitions.backfill_policy import BackfillPolicyType
 
 from assets.partitions import daily_partitions
 from pipelines.definitions import defs
-from pipelines.schedules import daily_ingestion_schedule, next_day_to_ingest
+from pipelines.schedules import daily_ingestion_schedule, periodic_retrain_schedule
 
 DATA_ASSETS = ["raw_flights", "raw_weather", "validated_flights", "validated_weather", "flight_features"]
 
@@ -36,12 +36,36 @@ def test_ingest_job_covers_the_data_half():
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(DATA_ASSETS)
 
 
-def test_next_day_to_ingest():
-    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
-    assert next_day_to_ingest(set(), days) == "2013-01-01"
-    assert next_day_to_ingest({"2013-01-01"}, days) == "2013-01-02"
-    assert next_day_to_ingest({"2013-01-01", "2013-01-02"}, days) == "2013-01-03"
-    assert next_day_to_ingest(set(days), days) is None
+def test_sensors_and_schedules_start_as_documented():
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    sensors = {s.name: s.default_status for s in defs.sensors}
+    assert sensors == {
+        "drift_sensor": DefaultSensorStatus.RUNNING, "performance_sensor": DefaultSensorStatus.RUNNING,
+        "monitor_sensor": DefaultSensorStatus.RUNNING, "landing_sensor": DefaultSensorStatus.RUNNING,
+        "replay_clock_sensor": DefaultSensorStatus.STOPPED,
+    }
+    assert {s.name: s.default_status for s in defs.schedules} == {
+        "daily_ingestion_schedule": DefaultScheduleStatus.STOPPED,
+        "periodic_retrain_schedule": DefaultScheduleStatus.STOPPED,
+    }
+    monitor = defs.get_job_def("monitor_job")
+    assert {k.to_user_string() for k in monitor.asset_layer.executable_asset_keys} == {
+        "predictions", "drift_report", "performance_report"}
+
+
+def test_periodic_retrain_follows_the_replay_clock(tmp_path):
+    from dagster import DagsterRunStatus
+
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    instance = DagsterInstance.from_config(str(tmp_path))
+    assert isinstance(periodic_retrain_schedule(build_schedule_context(instance=instance)), SkipReason)  # no data
+    for day in ("2013-03-01", "2013-03-02"):
+        instance.report_runless_asset_event(AssetMaterialization("flight_features", partition=day))
+    request = periodic_retrain_schedule(build_schedule_context(instance=instance))
+    assert request.tags["retrain.as_of"] == "2013-03-02" and request.job_name == "retrain_job"
+    instance.create_run_for_job(defs.get_job_def("retrain_job"), tags=request.tags, status=DagsterRunStatus.SUCCESS)
+    assert isinstance(periodic_retrain_schedule(build_schedule_context(instance=instance)), SkipReason)
 
 
 def test_schedule_requests_the_day_after_the_last_built_one_with_a_run_key(tmp_path):

@@ -69,3 +69,24 @@ def test_classification_report_matches_sklearn_and_survives_one_class(days):
     assert sum(b["rows"] for b in result.calibration) == len(rows)
     one_class = rows.assign(is_late=0)
     assert np.isnan(classification_report(one_class, "is_late").metrics["roc_auc"])
+
+
+def test_calibrated_thresholds_quiet_ordinary_days_but_not_real_shifts(days):
+    from assets.reports import calibrated_thresholds
+
+    window = {d: days[d] for d in ("2013-05-06", "2013-05-07", "2013-05-08")}
+    reference = pd.concat(window.values(), ignore_index=True).sample(n=2000, random_state=0)
+    thresholds = calibrated_thresholds(reference, window, NUM, CAT, quantile=0.95)
+    defaults = {c["column"]: c["threshold"] for c in column_drift(reference, days["2013-05-09"], NUM, CAT)}
+    assert set(thresholds) == set(NUM + CAT)
+    assert all(thresholds[c] >= defaults[c] for c in thresholds)  # never more sensitive than Evidently
+    # the weather of a day differs from the other days' by more than Evidently's 0.1 ...
+    plain = sum(c["drifted"] for c in column_drift(reference, days["2013-05-09"], NUM, CAT))
+    calibrated = sum(c["drifted"] for c in column_drift(reference, days["2013-05-09"], NUM, CAT, thresholds))
+    assert calibrated < plain
+    # ... while a real shift still drifts with the calibrated thresholds
+    shifted = days["2013-05-09"].assign(distance=days["2013-05-09"]["distance"] * 3, carrier="ZZ")
+    verdicts = {c["column"]: c["drifted"] for c in column_drift(reference, shifted, NUM, CAT, thresholds)}
+    assert verdicts["distance"] and verdicts["carrier"]
+    result = drift_report_for_day(reference, shifted, NUM, CAT, drift_share=0.2, column_threshold=thresholds)
+    assert result.count == sum(verdicts.values())  # Evidently's count with per-column thresholds agrees
