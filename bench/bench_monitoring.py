@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 def drift_figures(by_day) -> dict:
     import pandas as pd
 
+    from assets.monitoring import reference_and_thresholds
     from assets.reports import drift_report_for_day
     from assets.training import ModelConfig, build_training_set, fit, model_input, window_days
     from resources import settings
@@ -36,21 +37,26 @@ def drift_figures(by_day) -> dict:
     days = window_days("2013-05-31", 60)
     window = pd.concat([by_day[d] for d in days], ignore_index=True)
     model = fit(build_training_set(window, days, 2000), ModelConfig())
-    ref = window.sample(n=settings.DRIFT_REFERENCE_ROWS, random_state=0)
-    ref = ref.assign(probability_late=model.predict_proba(model_input(ref))[:, 1])
     full = window.assign(probability_late=model.predict_proba(model_input(window))[:, 1])
+    # as drift_report builds it: the sample and the column thresholds calibrated on the window
+    t = time.perf_counter()
+    ref, thresholds = reference_and_thresholds(full, settings.DRIFT_REFERENCE_ROWS, settings.COLUMN_DRIFT_QUANTILE)
+    calibration_s = time.perf_counter() - t
     num, cat = settings.DRIFT_COLUMNS_NUMERIC, settings.DRIFT_COLUMNS_CATEGORICAL
-    out: dict = {"reference_rows": len(ref), "columns": len(num) + len(cat)}
+    out: dict = {"reference_rows": len(ref), "columns": len(num) + len(cat),
+                 "reference_build_s (once per model)": round(calibration_s, 2)}
     times, agree = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i, day in enumerate(["2013-06-01", "2013-06-02", "2013-06-03", "2013-06-04", "2013-06-05", "2013-06-06"]):
             cur = by_day[day].assign(probability_late=model.predict_proba(model_input(by_day[day]))[:, 1])
             t = time.perf_counter()
-            result = drift_report_for_day(ref, cur, num, cat, drift_share=settings.DRIFT_SHARE_THRESHOLD)
+            result = drift_report_for_day(ref, cur, num, cat, drift_share=settings.DRIFT_SHARE_THRESHOLD,
+                                          column_threshold=thresholds)
             result.save_html(Path(tmp) / f"{day}.html")
             times.append(time.perf_counter() - t)
             # sampling the reference: the same verdict as the whole window?
-            whole = drift_report_for_day(full, cur, num, cat, drift_share=settings.DRIFT_SHARE_THRESHOLD)
+            whole = drift_report_for_day(full, cur, num, cat, drift_share=settings.DRIFT_SHARE_THRESHOLD,
+                                         column_threshold=thresholds)
             agree.append({"day": day, "share_sample": round(result.share, 3), "share_full_window": round(whole.share, 3),
                           "same_dataset_verdict": result.dataset_drift == whole.dataset_drift})
         # the preset, for comparison, once
@@ -83,7 +89,7 @@ def sensor_figures() -> dict:
     keys = daily_partitions.get_partition_keys()
     out: dict = {}
     with instance_for_test() as instance:
-        retrain = defs.get_job_def("retrain_job")
+        retrain = defs.resolve_job_def("retrain_job")
         for day in keys[:-10]:  # a year of history: reports, features, weekly retrain runs
             instance.report_runless_asset_event(AssetMaterialization("flight_features", partition=day))
             instance.report_runless_asset_event(AssetMaterialization("drift_report", partition=day, metadata={

@@ -32,7 +32,7 @@ def test_every_data_asset_is_daily_single_run_backfill_described_and_grouped():
 
 
 def test_ingest_job_covers_the_data_half():
-    job = defs.get_job_def("ingest_job")
+    job = defs.resolve_job_def("ingest_job")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == set(DATA_ASSETS)
 
 
@@ -49,7 +49,7 @@ def test_sensors_and_schedules_start_as_documented():
         "daily_ingestion_schedule": DefaultScheduleStatus.STOPPED,
         "periodic_retrain_schedule": DefaultScheduleStatus.STOPPED,
     }
-    monitor = defs.get_job_def("monitor_job")
+    monitor = defs.resolve_job_def("monitor_job")
     assert {k.to_user_string() for k in monitor.asset_layer.executable_asset_keys} == {
         "predictions", "drift_report", "performance_report"}
 
@@ -64,7 +64,7 @@ def test_periodic_retrain_follows_the_replay_clock(tmp_path):
         instance.report_runless_asset_event(AssetMaterialization("flight_features", partition=day))
     request = periodic_retrain_schedule(build_schedule_context(instance=instance))
     assert request.tags["retrain.as_of"] == "2013-03-02" and request.job_name == "retrain_job"
-    instance.create_run_for_job(defs.get_job_def("retrain_job"), tags=request.tags, status=DagsterRunStatus.SUCCESS)
+    instance.create_run_for_job(defs.resolve_job_def("retrain_job"), tags=request.tags, status=DagsterRunStatus.SUCCESS)
     assert isinstance(periodic_retrain_schedule(build_schedule_context(instance=instance)), SkipReason)
 
 

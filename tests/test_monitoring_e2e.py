@@ -30,7 +30,7 @@ def run(defs, instance, job: str, request=None, **kwargs):
         kw.update(tags=request.tags, partition_key=request.partition_key)
         kwargs_config = kwargs.get("run_config") or request.run_config
         kw["run_config"] = kwargs_config
-    return defs.get_job_def(job).execute_in_process(**kw)
+    return defs.resolve_job_def(job).execute_in_process(**kw)
 
 
 def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir, monkeypatch):

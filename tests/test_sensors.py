@@ -42,7 +42,7 @@ def record_retrain_run(instance, request):
     """What the daemon does with a run request: a run of retrain_job with the request's tags."""
     from pipelines.definitions import defs
 
-    job = defs.get_job_def("retrain_job")
+    job = defs.resolve_job_def("retrain_job")
     return instance.create_run_for_job(job, run_config=request.run_config, tags=request.tags,
                                        status=DagsterRunStatus.SUCCESS)
 
