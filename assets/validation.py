@@ -99,7 +99,9 @@ def row_reasons(run: SuiteRun, frame: pd.DataFrame) -> pd.Series:
             values = frame.loc[idx, shown].astype(str)
             pieces.append(text + " (got " + values.map(repr) + ")")
         elif outcome.type == "expect_column_pair_values_to_be_equal":
-            pieces.append(text + " (got " + frame.loc[idx, "flight_date"].astype(str) + ")")
+            # (pandas 3 keeps missing values missing through astype(str): name them)
+            dates = frame.loc[idx, "flight_date"].map(lambda v: v if isinstance(v, str) else "no valid date")
+            pieces.append(text + " (got " + dates + ")")
         else:
             pieces.append(pd.Series(text, index=idx))
     if not pieces:
