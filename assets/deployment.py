@@ -8,6 +8,7 @@ from dagster import AssetExecutionContext, MetadataValue, OpExecutionContext, Ou
 
 from assets.partitions import markdown_table
 from assets.training import TrainingSet
+from resources.retries import STORE_RETRY_POLICY
 from resources.registry import CHAMPION, PREVIOUS, ModelRegistry
 from resources.settings import data_dir
 
@@ -83,6 +84,7 @@ def model_card(name: str, version: str, ts: TrainingSet, candidate: dict, evalua
 
 
 @asset(
+    retry_policy=STORE_RETRY_POLICY,
     group_name="deployment",
     kinds={"mlflow"},
     owners=["team:ml-platform"],
@@ -136,7 +138,7 @@ def champion_model(
     )
 
 
-@op(description="Move `champion` back to the `previous` model version.")
+@op(description="Move `champion` back to the `previous` model version.", retry_policy=STORE_RETRY_POLICY)
 def rollback_champion(context: OpExecutionContext, model_registry: ModelRegistry):
     rolled_back, restored = model_registry.rollback()
     context.log.info(f"champion: v{rolled_back} -> v{restored} (v{rolled_back} is now `{PREVIOUS}`)")

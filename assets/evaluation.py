@@ -3,11 +3,12 @@ and the promotion decision with every reason (`model_evaluation`)."""
 
 import numpy as np
 import pandas as pd
-from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 from pydantic import Field
 
 from assets.partitions import markdown_table
 from assets.training import LABEL, TrainingSet, model_input
+from resources.retries import STORE_RETRY_POLICY, DataFailure
 from resources.registry import CHAMPION, ModelRegistry
 
 
@@ -110,6 +111,7 @@ def decide(candidate: dict, champion: dict | None, baseline: dict, gate: GateCon
 
 
 @asset(
+    retry_policy=STORE_RETRY_POLICY,
     group_name="training",
     kinds={"sklearn"},
     owners=["team:ml-platform"],
@@ -139,7 +141,7 @@ def model_evaluation(
         try:
             champion_model = model_registry.load(champion_version.version)
         except RuntimeError as exc:
-            raise Failure(f"the current champion cannot be evaluated, nothing changes: {exc}") from exc
+            raise DataFailure(f"the current champion cannot be evaluated, nothing changes: {exc}") from exc
         champion_threshold = float(champion_version.tags.get("threshold", 0.5))
         results["champion"] = metrics(y, champion_model.predict_proba(X)[:, 1], champion_threshold)
         champion = results["champion"]
@@ -147,7 +149,7 @@ def model_evaluation(
     try:
         decision = decide(results["candidate"], champion, results["baseline"], config)
     except ValueError as exc:
-        raise Failure(str(exc)) from exc
+        raise DataFailure(str(exc)) from exc
 
     evaluation = {
         "candidate_version": candidate_model["version"],

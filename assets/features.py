@@ -35,6 +35,7 @@ from assets.partitions import (
     partition_check_results,
     single_run_backfill,
 )
+from resources.retries import STORE_RETRY_POLICY
 from resources.schemas import (
     FEATURE_COLUMNS_CATEGORICAL,
     FEATURE_COLUMNS_NUMERIC,
@@ -181,6 +182,7 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame
 
 
 @asset(
+    retry_policy=STORE_RETRY_POLICY,
     deps=["validated_flights", "validated_weather"],
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,

@@ -14,7 +14,6 @@ import pandas as pd
 from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -29,6 +28,7 @@ from assets.partitions import (
     markdown_table,
     single_run_backfill,
 )
+from resources.retries import STORE_RETRY_POLICY, DataFailure
 from resources.data_quality import GreatExpectations, SuiteRun
 from resources.schemas import FLIGHTS, WEATHER, DatasetContract, raw_batches, raw_tables
 from resources.source import FlightSource, SourceBatch
@@ -127,6 +127,7 @@ def build_raw_asset(contract: DatasetContract):
     ]
 
     @asset(
+        retry_policy=STORE_RETRY_POLICY,
         name=name,
         partitions_def=daily_partitions,
         backfill_policy=single_run_backfill,
@@ -165,7 +166,7 @@ def build_raw_asset(contract: DatasetContract):
         }
         if failures:
             yield from partition_check_results(context, BATCH_CHECK, per_day)
-            raise Failure(
+            raise DataFailure(
                 description=f"{name}: {len(failures)} day-level problem(s); nothing was written:\n"
                 + "\n".join(failures),
                 metadata={"failures": MetadataValue.md("\n".join(f"- {m}" for m in failures))},

@@ -13,12 +13,13 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from assets.partitions import add_partition_metadata, daily_partitions, markdown_table, single_run_backfill
 from assets.reports import calibrated_thresholds, classification_report, drift_report_for_day
 from assets.training import LABEL, model_input
+from resources.retries import STORE_RETRY_POLICY, DataFailure
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features, predictions
 from resources.settings import (
@@ -67,7 +68,7 @@ def model_window(model_registry: ModelRegistry, version: str) -> tuple[list[str]
     splits = json.loads(mv.tags.get("data.partitions", "{}"))
     days = [d for part in ("train", "validation", "test") for d in splits.get(part, [])]
     if not days:
-        raise Failure(f"model {model_registry.model_name} v{version} has no `data.partitions` tag: "
+        raise DataFailure(f"model {model_registry.model_name} v{version} has no `data.partitions` tag: "
                       "its training window, the drift reference, is unknown")
     return days, mv
 
@@ -103,7 +104,7 @@ def reference_and_thresholds(window: pd.DataFrame, rows: int, quantile: float) -
 def _day_version(day_rows: pd.DataFrame, day: str) -> str:
     versions = day_rows["model_version"].unique()
     if len(versions) != 1:
-        raise Failure(f"partition {day}: predictions come from several model versions {sorted(versions)}; "
+        raise DataFailure(f"partition {day}: predictions come from several model versions {sorted(versions)}; "
                       "re-score the day (score_job) before monitoring it")
     return str(versions[0])
 
@@ -116,6 +117,7 @@ class DriftConfig(Config):
 
 
 @asset(
+    retry_policy=STORE_RETRY_POLICY,
     deps=["predictions"],
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
@@ -135,7 +137,7 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
     for day in days:
         rows = current[current["partition_date"] == day]
         if rows.empty:
-            raise Failure(f"partition {day}: no scored flights to monitor (table predictions); run score_job for the day first")
+            raise DataFailure(f"partition {day}: no scored flights to monitor (table predictions); run score_job for the day first")
         version = _day_version(rows, day)
         if version not in references:
             references[version] = drift_reference(warehouse, model_registry, version, config.reference_rows,
@@ -186,12 +188,13 @@ def trailing_days(day: str, n: int) -> list[str]:
 def evaluation_roc_auc(model_registry: ModelRegistry, version: str) -> float:
     mv = model_registry.client.get_model_version(model_registry.model_name, str(version))
     if "eval.test_roc_auc" not in mv.tags:
-        raise Failure(f"model {model_registry.model_name} v{version} has no `eval.test_roc_auc` tag: "
+        raise DataFailure(f"model {model_registry.model_name} v{version} has no `eval.test_roc_auc` tag: "
                       "nothing to compare its live ROC AUC with")
     return float(mv.tags["eval.test_roc_auc"])
 
 
 @asset(
+    retry_policy=STORE_RETRY_POLICY,
     deps=["predictions", "flight_features"],
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
@@ -216,7 +219,7 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
     for day in days:
         rows = labelled[labelled["partition_date"] == day]
         if rows.empty:
-            raise Failure(f"partition {day}: no scored flight with a known arrival (tables predictions, flight_features.is_late)")
+            raise DataFailure(f"partition {day}: no scored flight with a known arrival (tables predictions, flight_features.is_late)")
         version = _day_version(rows, day)
         pooled = labelled[labelled["partition_date"].isin(trailing_days(day, config.window_days))
                           & (labelled["model_version"] == version)]

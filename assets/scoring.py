@@ -1,9 +1,10 @@
 """Batch scoring: each day's flights scored by the champion (`predictions`)."""
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets.partitions import add_partition_metadata, daily_partitions, single_run_backfill
 from assets.training import model_input
+from resources.retries import STORE_RETRY_POLICY, DataFailure
 from resources.registry import CHAMPION, ModelRegistry
 from resources.schemas import flight_features, predictions as predictions_table
 from resources.warehouse import Warehouse
@@ -21,6 +22,7 @@ def score(features, model, threshold: float, name: str, version: str):
 
 
 @asset(
+    retry_policy=STORE_RETRY_POLICY,
     deps=["flight_features", "champion_model"],
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
@@ -34,7 +36,7 @@ def score(features, model, threshold: float, name: str, version: str):
 def predictions(context: AssetExecutionContext, warehouse: Warehouse, model_registry: ModelRegistry):
     champion = model_registry.version_by_alias(CHAMPION)
     if champion is None:
-        raise Failure("no champion model yet: run retrain_job first")
+        raise DataFailure("no champion model yet: run retrain_job first")
     model = model_registry.load(champion.version)
     threshold = float(champion.tags.get("threshold", 0.5))
     partitions = context.partition_keys

@@ -17,7 +17,6 @@ from dagster import (
     AssetKey,
     AssetRecordsFilter,
     Config,
-    Failure,
     MetadataValue,
     Output,
     asset,
@@ -25,6 +24,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.partitions import daily_partitions, markdown_table
+from resources.retries import STORE_RETRY_POLICY, DataFailure
 from resources.registry import SKOPS_TRUSTED_TYPES, ModelRegistry
 from resources.schemas import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC, flight_features
 from resources.settings import REPO_ROOT
@@ -78,7 +78,7 @@ class TrainingSetConfig(Config):
 def latest_feature_day(context) -> str:
     days = context.instance.get_materialized_partitions(AssetKey("flight_features"))
     if not days:
-        raise Failure("no day of flight_features has been built: run ingest_job first")
+        raise DataFailure("no day of flight_features has been built: run ingest_job first")
     return max(days)
 
 
@@ -115,6 +115,7 @@ def build_training_set(frame: pd.DataFrame, days: list[str], min_rows: int) -> T
 
 
 @asset(
+    retry_policy=STORE_RETRY_POLICY,
     deps=["flight_features"],
     group_name="training",
     kinds={"pandas"},
@@ -129,11 +130,11 @@ def training_set(context: AssetExecutionContext, config: TrainingSetConfig, ware
     frame = warehouse.read(flight_features, days)
     missing = sorted(set(days) - set(frame["partition_date"]))
     if missing:
-        raise Failure(f"training window {days[0]}…{days[-1]}: no features for {len(missing)} day(s), e.g. {missing[:5]}")
+        raise DataFailure(f"training window {days[0]}…{days[-1]}: no features for {len(missing)} day(s), e.g. {missing[:5]}")
     try:
         ts = build_training_set(frame, days, config.min_rows)
     except ValueError as exc:
-        raise Failure(f"training window {days[0]}…{days[-1]}: {exc}") from exc
+        raise DataFailure(f"training window {days[0]}…{days[-1]}: {exc}") from exc
     ts.data_versions = feature_data_versions(context, days)
     rows = [
         {"split": s, "days": f"{d[0]} … {d[-1]} ({len(d)})", "rows": int((ts.frame["split"] == s).sum()),
@@ -242,6 +243,7 @@ def training_dataset(ts: TrainingSet, source: str, schema):
 
 
 @asset(
+    retry_policy=STORE_RETRY_POLICY,
     group_name="training",
     kinds={"sklearn", "mlflow"},
     owners=["team:ml-platform"],

@@ -20,7 +20,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     Config,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -37,6 +36,7 @@ from assets.partitions import (
     markdown_table,
     single_run_backfill,
 )
+from resources.retries import STORE_RETRY_POLICY, DataFailure
 from resources.data_quality import GreatExpectations, SuiteRun
 from resources.schemas import (
     FLIGHTS,
@@ -160,6 +160,7 @@ def build_validated_asset(contract: DatasetContract):
     raw_name = f"raw_{contract.name}"
 
     @asset(
+        retry_policy=STORE_RETRY_POLICY,
         name=name,
         deps=[raw_name],
         partitions_def=daily_partitions,
@@ -254,7 +255,7 @@ def build_validated_asset(contract: DatasetContract):
                     f"{config.max_quarantine_share:.0%}; most common: {top}"
                 )
             yield from partition_check_results(context, SHARE_CHECK, share_results)
-            raise Failure(
+            raise DataFailure(
                 description=f"{name}: too many bad rows; nothing was written:\n" + "\n".join(messages),
             )
 
@@ -267,7 +268,7 @@ def build_validated_asset(contract: DatasetContract):
             unbalanced = [p for p in partitions if n_raw[p] != n_valid[p] + n_bad[p]]
             if unbalanced:
                 # raising inside the transaction rolls every write of this run back
-                raise Failure(
+                raise DataFailure(
                     description=f"{name}: rows in != valid + quarantined for {unbalanced[:10]}; "
                     "nothing was written",
                 )

@@ -14,7 +14,6 @@ from dagster import (
     AssetCheckKey,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetIn,
     BackfillPolicy,
     DailyPartitionsDefinition,
     Definitions,

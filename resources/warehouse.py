@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 import pandas as pd
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
-from sqlalchemy import Engine, Table, create_engine, event, func, select
+from sqlalchemy import Engine, Table, create_engine, event, func, make_url, select
+from sqlalchemy.exc import OperationalError
 
 from resources import schemas
 from resources.settings import default_warehouse_url
@@ -103,6 +104,11 @@ def _count_by_partition(conn, table: Table, partitions: Sequence[str], dataset: 
     return counts
 
 
+class WarehouseUnavailable(RuntimeError):
+    """The warehouse cannot be reached or used right now (connection refused, file not openable,
+    locked past the busy timeout): transient, so the step's retry policy tries again."""
+
+
 class Warehouse(ConfigurableResource):
     """SQL warehouse reached through SQLAlchemy (SQLite under data/ by default)."""
 
@@ -113,16 +119,26 @@ class Warehouse(ConfigurableResource):
 
     @property
     def engine(self) -> Engine:
-        return _engine(self.url)
+        with self._reachable():
+            return _engine(self.url)
 
     @property
     def display_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextlib.contextmanager
+    def _reachable(self):
+        try:
+            yield
+        except OperationalError as exc:
+            raise WarehouseUnavailable(
+                f"warehouse {self.display_url} unreachable: {str(exc.orig or exc).strip()}"
+            ) from exc
 
     @contextlib.contextmanager
     def replace_partitions(self) -> Iterator[PartitionWriter]:
         """One transaction: every `replace` inside commits together or not at all."""
-        with self.engine.begin() as conn:
+        with self._reachable(), self.engine.begin() as conn:
             yield PartitionWriter(conn)
 
     def read(
@@ -136,14 +152,14 @@ class Warehouse(ConfigurableResource):
         stmt = select(*cols).where(table.c.partition_date.in_(list(partitions)))
         if dataset is not None:
             stmt = stmt.where(table.c.dataset == dataset)
-        with self.engine.connect() as conn:
+        with self._reachable(), self.engine.connect() as conn:
             result = conn.execute(stmt)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
     def count_by_partition(
         self, table: Table, partitions: Sequence[str], dataset: str | None = None
     ) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self._reachable(), self.engine.connect() as conn:
             return _count_by_partition(conn, table, partitions, dataset)
 
 

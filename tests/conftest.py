@@ -16,6 +16,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+# retries of an unreachable store: fast in tests (the policy is read when the assets are imported)
+os.environ.setdefault("FLIGHTS_STORE_RETRY_DELAY", "0.2")
 
 
 @pytest.fixture

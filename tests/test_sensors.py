@@ -5,7 +5,6 @@ import pytest
 from dagster import (
     AssetMaterialization,
     DagsterRunStatus,
-    SensorResult,
     SkipReason,
     build_sensor_context,
     instance_for_test,
