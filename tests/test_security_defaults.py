@@ -1,0 +1,110 @@
+"""Security defaults, checked on the repository itself: loopback servers, no credentials in
+files, no SQL built from strings, landing paths confined, models loaded with trusted types only."""
+
+import ast
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PRODUCT = ["assets", "resources", "pipelines", "bench"]
+
+
+def tracked_files() -> list[Path]:
+    out = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if out.returncode != 0:  # not a git checkout: every file under the repository
+        return [p for p in REPO.rglob("*") if p.is_file() and ".venv" not in p.parts and ".git" not in p.parts]
+    return [REPO / line for line in out.stdout.splitlines()]
+
+
+def test_every_server_binds_to_loopback_by_default():
+    makefile = (REPO / "Makefile").read_text()
+    for server in ("dagster dev", "mlflow ui", "python -m pipelines.serve"):
+        line = next(l for l in makefile.splitlines() if server in l)
+        assert "0.0.0.0" not in line
+        if server != "python -m pipelines.serve":
+            assert "-h 127.0.0.1" in line, line
+    from pipelines.serve import serve_command
+    from resources.registry import ModelRegistry
+
+    source = (REPO / "pipelines" / "serve.py").read_text()
+    assert 'add_argument("--host", default="127.0.0.1"' in source
+    cmd, _ = serve_command(ModelRegistry(tracking_uri="sqlite:///x.db"), "127.0.0.1", 5001)
+    assert cmd[cmd.index("-h") + 1] == "127.0.0.1"
+
+
+CREDENTIAL_IN_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:[^@\s'\"$]+@", re.I)
+
+
+def test_no_credentials_in_repository_files():
+    offenders = []
+    for path in tracked_files():
+        if "tests" in path.relative_to(REPO).parts or path.suffix in {".lock", ".png"}:
+            continue  # tests hold deliberately fake ones (an unreachable server's URL)
+        try:
+            content = path.read_text()
+        except (UnicodeDecodeError, FileNotFoundError):
+            continue
+        offenders += [f"{path.relative_to(REPO)}: {m.group(0)}" for m in CREDENTIAL_IN_URL.finditer(content)]
+        offenders += [f"{path.relative_to(REPO)}: password literal" for m in
+                      re.finditer(r"^\s*password\s*:\s*[^\s{]+", content, re.M) if "env" not in m.group(0)]
+    assert offenders == []
+
+
+def _sql_calls_built_from_strings(tree: ast.AST) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args:
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            owner = getattr(getattr(node.func, "value", None), "id", "")
+            if owner == "MetadataValue":
+                continue  # MetadataValue.text(...) is UI text, not SQL
+            if name in {"text", "execute", "exec_driver_sql", "read_sql", "read_sql_query"}:
+                first = node.args[0]
+                built = isinstance(first, ast.JoinedStr) or isinstance(first, ast.BinOp) or (
+                    isinstance(first, ast.Call) and getattr(first.func, "attr", "") == "format")
+                if built:
+                    lines.append(node.lineno)
+    return lines
+
+
+def test_no_sql_is_built_by_string_formatting_in_product_code():
+    found = {}
+    for folder in PRODUCT:
+        for path in (REPO / folder).rglob("*.py"):
+            lines = _sql_calls_built_from_strings(ast.parse(path.read_text()))
+            if lines:
+                found[str(path.relative_to(REPO))] = lines
+    assert found == {}
+
+
+def test_the_checker_catches_formatted_sql():
+    tree = ast.parse('conn.execute(text(f"SELECT * FROM t WHERE d = \'{day}\'"))\nconn.execute(text("SELECT 1"))')
+    assert _sql_calls_built_from_strings(tree) == [1]
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd", "2013-01-01/../../x", "2013-1-1", "", "2013-01-01.csv"])
+def test_a_partition_key_cannot_name_a_file_outside_the_landing_folder(tmp_path, key):
+    from resources.schemas import FLIGHTS
+    from resources.source import FlightSource
+
+    with pytest.raises(ValueError, match="is not a day"):
+        FlightSource(mode="landing", landing_dir=str(tmp_path)).load(FLIGHTS, key)
+
+
+def test_models_are_loaded_only_with_the_reviewed_trusted_types():
+    from resources.registry import SKOPS_TRUSTED_TYPES
+
+    source = (REPO / "resources" / "registry.py").read_text()
+    assert "serialization_format\") != \"skops\"" in source and "refusing to load" in source
+    assert SKOPS_TRUSTED_TYPES == [
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "functools.partial",
+        "sklearn.utils.validation.check_array",
+    ]
+    for folder in PRODUCT:
+        for path in (REPO / folder).rglob("*.py"):
+            text_ = path.read_text()
+            assert "pickle.load" not in text_ and "joblib.load" not in text_, path
