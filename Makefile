@@ -5,7 +5,16 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 UV_VERSION := 0.13.9
 
+# The PostgreSQL profile: one setting, FLIGHTS_POSTGRES_URL (a server URL without database, e.g.
+# postgresql+psycopg2://pipeline:$$PW@127.0.0.1:54329), moves the Dagster instance (database
+# `dagster`, through deploy/postgres/dagster.yaml), the warehouse (`warehouse`) and the MLflow
+# tracking store (`mlflow`) to that server. Unset: SQLite files under dagster_home/ and data/.
+ifdef FLIGHTS_POSTGRES_URL
+export DAGSTER_HOME ?= $(CURDIR)/deploy/postgres
+export DAGSTER_PG_URL ?= $(FLIGHTS_POSTGRES_URL)/dagster
+else
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+endif
 export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
@@ -19,7 +28,7 @@ DEMO_END   ?= 2013-03-07
 DEMO_SCORE_START ?= 2013-03-02
 SERVE_PORT ?= 5001
 
-.PHONY: setup demo test ui serve mlflow-ui bench replay lock clean
+.PHONY: setup demo test test-postgres postgres-up postgres-down ui serve mlflow-ui bench replay lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +65,20 @@ mlflow-ui: setup
 ## The test suite (unit + end-to-end through the dagster CLI); CI runs exactly this
 test: setup
 	python -m pytest -q
+
+## The end-to-end tests again with every store on PostgreSQL: a server on loopback (the OS
+## package, installed if missing), a fresh database per store and test; CI runs this after `test`
+test-postgres: setup
+	@eval "$$(deploy/postgres/local_server.sh start)" && \
+		FLIGHTS_TEST_POSTGRES_URL="$$FLIGHTS_POSTGRES_URL" python -m pytest -q -m e2e
+
+## A PostgreSQL server on loopback for the profile: `eval "$$(make -s postgres-up)"` exports
+## FLIGHTS_POSTGRES_URL; `make postgres-down` stops it
+postgres-up:
+	@deploy/postgres/local_server.sh start
+
+postgres-down:
+	@deploy/postgres/local_server.sh stop
 
 ## The Dagster UI on http://127.0.0.1:3000 (loopback only)
 ui: setup

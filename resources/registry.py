@@ -12,7 +12,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.settings import data_dir
+from resources.settings import data_dir, postgres_database
 
 MODEL_NAME = "flight_delay_classifier"
 EXPERIMENT = "flight-delay"
@@ -28,7 +28,8 @@ SKOPS_TRUSTED_TYPES = [
 
 
 def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir() / 'mlflow.db'}"
+    return (os.environ.get("MLFLOW_TRACKING_URI") or postgres_database("mlflow")
+            or f"sqlite:///{data_dir() / 'mlflow.db'}")
 
 
 def default_artifact_root() -> str:

@@ -38,8 +38,15 @@ MIN_WEATHER_COVERAGE = float(os.environ.get("FLIGHTS_MIN_WEATHER_COVERAGE", "0.9
 LATE_THRESHOLD_MINUTES = 15
 
 
+def postgres_database(name: str) -> str | None:
+    """The PostgreSQL profile: FLIGHTS_POSTGRES_URL (a server URL) + a database name, or None."""
+    server = (os.environ.get("FLIGHTS_POSTGRES_URL") or "").rstrip("/")
+    return f"{server}/{name}" if server else None
+
+
 def default_warehouse_url() -> str:
-    return os.environ.get("WAREHOUSE_URL") or f"sqlite:///{data_dir() / 'warehouse.db'}"
+    return (os.environ.get("WAREHOUSE_URL") or postgres_database("warehouse")
+            or f"sqlite:///{data_dir() / 'warehouse.db'}")
 
 
 def default_landing_dir() -> str:

@@ -4,7 +4,6 @@ and small real slices of the NYC flights 2013 data written as landing files."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -20,12 +19,44 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("FLIGHTS_STORE_RETRY_DELAY", "0.2")
 
 
+# The PostgreSQL profile of the end-to-end tests: with FLIGHTS_TEST_POSTGRES_URL (a server URL,
+# `make test-postgres` starts one on loopback) every store of a test -- the Dagster instance, the
+# warehouse, the MLflow tracking store -- is a fresh database of that server; otherwise SQLite
+# files in the test's temporary folder.
+POSTGRES_SERVER = os.environ.get("FLIGHTS_TEST_POSTGRES_URL", "").rstrip("/")
+
+
+def store_url(folder: Path, name: str) -> str:
+    """A fresh, empty store for one test: a new PostgreSQL database, or a SQLite file."""
+    if not POSTGRES_SERVER:
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / (name + '.db')}"
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    database = f"t_{name}_{uuid.uuid4().hex[:12]}"  # our own identifier, never data
+    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{database}"')
+    admin.dispose()
+    return f"{POSTGRES_SERVER}/{database}"
+
+
+def make_dagster_home(home: Path) -> Path:
+    """A DAGSTER_HOME with the repository's dagster.yaml; its storage on the test profile."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = (REPO / "dagster_home" / "dagster.yaml").read_text()
+    if POSTGRES_SERVER:
+        config += f"\nstorage:\n  postgres:\n    postgres_url: \"{store_url(home, 'dagster')}\"\n"
+    (home / "dagster.yaml").write_text(config)  # a temporary folder, never the repository
+    return home
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> dict[str, Path]:
     """Folders and URLs of one isolated pipeline: nothing is shared with other tests."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    home = make_dagster_home(tmp_path / "dagster_home")
     data = tmp_path / "data"
     landing = data / "landing"
     landing.mkdir(parents=True)
@@ -33,7 +64,8 @@ def workdir(tmp_path: Path) -> dict[str, Path]:
         "home": home,
         "data": data,
         "landing": landing,
-        "warehouse_url": f"sqlite:///{data / 'warehouse.db'}",
+        "warehouse_url": store_url(data, "warehouse"),
+        "mlflow_uri": store_url(data, "mlflow"),
         "gx": data / "gx",
     }
 

@@ -2,7 +2,6 @@
 once, an unreachable warehouse. Each leaves whole partitions and a clear record."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 from sqlalchemy import text
 
-from tests.conftest import REPO, typed_day
+from tests.conftest import REPO, make_dagster_home, store_url, typed_day
 
 DAY = "2013-05-14"
 
@@ -38,11 +37,12 @@ def _rows(warehouse, table: str) -> list[tuple]:
         return sorted(map(tuple, conn.execute(text(f'SELECT * FROM "{table}" WHERE partition_date = :d'), {"d": DAY})))
 
 
+@pytest.mark.e2e
 def test_a_writer_killed_inside_its_transaction_leaves_the_old_day(tmp_path):
     from resources.schemas import validated_tables
     from resources.warehouse import Warehouse
 
-    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    url = store_url(tmp_path, "warehouse")
     wh = Warehouse(url=url)
     old = typed_day("flights", DAY)
     with wh.replace_partitions() as tx:
@@ -66,7 +66,7 @@ def test_a_writer_killed_inside_its_transaction_leaves_the_old_day(tmp_path):
     # re-running the write gives exactly the rows of a clean run
     with wh.replace_partitions() as tx:
         tx.replace(validated_tables["flights"], [DAY], new)
-    clean = Warehouse(url=f"sqlite:///{tmp_path / 'clean.db'}")
+    clean = Warehouse(url=store_url(tmp_path, "clean"))
     with clean.replace_partitions() as tx:
         tx.replace(validated_tables["flights"], [DAY], new)
     assert _rows(wh, "validated_flights") == _rows(clean, "validated_flights")
@@ -101,11 +101,9 @@ def test_two_runs_of_the_same_day_at_once_equal_one_run(tmp_path):
     from resources.warehouse import Warehouse
 
     def env_for(root: Path) -> dict:
-        home = root / "dagster_home"
-        home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+        home = make_dagster_home(root / "dagster_home")
         return {**os.environ, "DAGSTER_HOME": str(home), "FLIGHTS_DATA_DIR": str(root / "data"),
-                "WAREHOUSE_URL": f"sqlite:///{root / 'data' / 'warehouse.db'}"}
+                "WAREHOUSE_URL": store_url(root / "data", "warehouse")}
 
     cmd = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
            "--select", "*flight_features", "--partition", DAY]

@@ -17,6 +17,8 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import create_engine
 
+from tests.conftest import make_dagster_home, store_url
+
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -27,15 +29,13 @@ TRAIN_END = "2013-06-10"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("lifecycle")
-    home = root / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
+    home = make_dagster_home(root / "dagster_home")
     e = {
         **os.environ,
         "DAGSTER_HOME": str(home),
         "FLIGHTS_DATA_DIR": str(root / "data"),
-        "WAREHOUSE_URL": f"sqlite:///{root / 'data' / 'warehouse.db'}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'data' / 'mlflow.db'}",
+        "WAREHOUSE_URL": store_url(root / "data", "warehouse"),
+        "MLFLOW_TRACKING_URI": store_url(root / "data", "mlflow"),
         "MLFLOW_ARTIFACT_ROOT": str(root / "data" / "mlartifacts"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }

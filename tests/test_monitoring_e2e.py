@@ -45,7 +45,7 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     monkeypatch.setenv("FLIGHTS_SOURCE", "landing")
     monkeypatch.setenv("FLIGHTS_LANDING_DIR", str(workdir["landing"]))
     monkeypatch.setenv("FLIGHTS_DATA_DIR", str(data))
-    registry = ModelRegistry(tracking_uri=f"sqlite:///{data / 'mlflow.db'}", artifact_root=str(data / "mlartifacts"))
+    registry = ModelRegistry(tracking_uri=workdir["mlflow_uri"], artifact_root=str(data / "mlartifacts"))
     defs = build_definitions({
         "source": FlightSource(mode="landing", landing_dir=str(workdir["landing"])),
         "warehouse": Warehouse(url=workdir["warehouse_url"]),
