@@ -28,7 +28,7 @@ DEMO_END   ?= 2013-03-07
 DEMO_SCORE_START ?= 2013-03-02
 SERVE_PORT ?= 5001
 
-.PHONY: setup demo test test-postgres postgres-up postgres-down ui serve mlflow-ui bench replay lock clean
+.PHONY: setup demo test test-postgres postgres-up postgres-down broker-up workers ui serve mlflow-ui bench replay lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,16 @@ postgres-up:
 
 postgres-down:
 	@deploy/postgres/local_server.sh stop
+
+## The scale-out profile: a Redis broker on loopback (`eval "$$(make -s broker-up)"` exports
+## FLIGHTS_CELERY_BROKER) and Celery workers for the steps (`make workers`, in its own terminal);
+## then run anything with FLIGHTS_EXECUTOR=celery
+broker-up:
+	@deploy/celery/local_broker.sh start
+
+workers: setup
+	PYTHONPATH=$(CURDIR):$(CURDIR)/deploy/celery celery -A dagster_celery.app worker -Q dagster \
+		--concurrency 2 --prefetch-multiplier=1 --loglevel INFO
 
 ## The Dagster UI on http://127.0.0.1:3000 (loopback only)
 ui: setup

@@ -31,6 +31,32 @@ def resources_from_env() -> dict:
     }
 
 
+def executor_from_env():
+    """How steps execute (FLIGHTS_EXECUTOR):
+
+    - `in_process` (default): in the run's process. The steps are vectorized pandas on a 2-core
+      machine, and the multiprocess executor re-imports the code for every step (seconds each).
+    - `celery`: each step is a task for Celery workers (`make workers`, or any host running
+      `celery -A dagster_celery.app worker -Q dagster` with deploy/celery on PYTHONPATH) over the
+      broker at FLIGHTS_CELERY_BROKER (results at FLIGHTS_CELERY_BACKEND, default the broker).
+    - `multiprocess`: Dagster's own child process per step.
+    """
+    kind = os.environ.get("FLIGHTS_EXECUTOR", "in_process")
+    if kind == "in_process":
+        return in_process_executor
+    if kind == "multiprocess":
+        from dagster import multiprocess_executor
+
+        return multiprocess_executor
+    if kind == "celery":
+        from dagster_celery import celery_executor
+
+        broker = os.environ["FLIGHTS_CELERY_BROKER"]
+        return celery_executor.configured(
+            {"broker": broker, "backend": os.environ.get("FLIGHTS_CELERY_BACKEND") or broker}, name="celery")
+    raise ValueError(f"FLIGHTS_EXECUTOR={kind!r}: expected in_process, celery or multiprocess")
+
+
 def build_definitions(resources: dict | None = None) -> Definitions:
     """Everything of the code location; `resources` replaces the ones set from the environment."""
     return Definitions(
@@ -41,9 +67,7 @@ def build_definitions(resources: dict | None = None) -> Definitions:
         schedules=[daily_ingestion_schedule, periodic_retrain_schedule],
         sensors=[drift_sensor, performance_sensor, monitor_sensor, landing_sensor, replay_clock_sensor],
         resources=resources or resources_from_env(),
-        # Steps run in the launching process: each step of the multiprocess executor re-imports the
-        # code (seconds per step), while these steps are vectorized pandas on two cores.
-        executor=in_process_executor,
+        executor=executor_from_env(),
     )
 
 
