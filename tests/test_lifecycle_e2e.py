@@ -4,6 +4,7 @@ deployment through registry aliases, rollback, batch scoring and MLflow's scorin
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -132,7 +133,10 @@ def test_lifecycle(env, tmp_path):
 
     port = _free_port()
     cmd, serve_env = serve_command(_registry(env), "127.0.0.1", port)
-    server = subprocess.Popen(cmd, env=serve_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr to a file (an unread pipe fills up and blocks the server); its own process group so
+    # that the uvicorn workers it starts stop with it
+    log = open(tmp_path / "serve.log", "w+b")
+    server = subprocess.Popen(cmd, env=serve_env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
@@ -141,7 +145,7 @@ def test_lifecycle(env, tmp_path):
                 urllib.request.urlopen(url + "/ping", timeout=2)
                 break
             except Exception:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert server.poll() is None, (tmp_path / "serve.log").read_text(errors="replace")[-2000:]
                 assert time.time() < deadline, "scoring server did not start"
                 time.sleep(0.5)
         rows = feats.head(25)
@@ -157,8 +161,13 @@ def test_lifecycle(env, tmp_path):
         code, text = _post_error(url, {"dataframe_split": mistyped})
         assert 400 <= code < 500 and "distance" in text
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+        log.close()
 
     # 8. an unreachable tracking store: a clear error, no alias moves
     unreachable = {**env, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
