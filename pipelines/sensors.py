@@ -42,6 +42,7 @@ from resources.settings import (
     REPLAY_START,
     RETRAIN_COOLDOWN_DAYS,
     RETRAIN_EVERY_DAYS,
+    SENSOR_INTERVAL_SECONDS,
     default_landing_dir,
 )
 
@@ -120,7 +121,7 @@ def _report_sensor(context: SensorEvaluationContext, asset: str, trigger: str, v
 
 @sensor(
     jobs=[retrain_job],
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     # on: it only reacts to new drift reports, at most one retrain per cooldown
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests retrain_job when a day's drift_report finds dataset drift (share of drifted "
@@ -133,7 +134,7 @@ def drift_sensor(context: SensorEvaluationContext):
 
 @sensor(
     jobs=[retrain_job],
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,  # on: same reasons as drift_sensor
     description="Requests retrain_job when a day's performance_report finds the trailing ROC AUC "
     "FLIGHTS_ROC_AUC_DROP or more below the model's evaluation ROC AUC; same cooldown and run key "
@@ -157,7 +158,7 @@ def champion_deployed(instance) -> bool:
 
 @sensor(
     jobs=[monitor_job],
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     # on: scoring and reports follow each newly built day, once a model is deployed
     default_status=DefaultSensorStatus.RUNNING,
     description="When a day's flight_features are (re)built and a model is deployed, scores the day "
@@ -203,7 +204,7 @@ def landing_files(folder: Path) -> dict[str, dict[str, str]]:
 
 @sensor(
     jobs=[ingest_job],
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     # on: it does nothing unless FLIGHTS_SOURCE=landing, and then it is how new days come in
     default_status=DefaultSensorStatus.RUNNING,
     description="With FLIGHTS_SOURCE=landing: a new or changed flights_/weather_YYYY-MM-DD.csv|parquet "

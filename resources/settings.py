@@ -88,6 +88,8 @@ ROC_AUC_DROP_THRESHOLD = _env_float("FLIGHTS_ROC_AUC_DROP", 0.05)
 PERFORMANCE_WINDOW_DAYS = _env_int("FLIGHTS_PERFORMANCE_WINDOW_DAYS", 3)
 # no sensor-triggered retrain within this many (replayed) days of the previous retrain
 RETRAIN_COOLDOWN_DAYS = _env_int("FLIGHTS_RETRAIN_COOLDOWN_DAYS", 7)
+# how often the sensors tick (the daemon evaluates each at most this often)
+SENSOR_INTERVAL_SECONDS = _env_int("FLIGHTS_SENSOR_INTERVAL_SECONDS", 30)
 # the periodic retrain: every this many days (the weekly schedule; the replay clock uses it too)
 RETRAIN_EVERY_DAYS = _env_int("FLIGHTS_RETRAIN_EVERY_DAYS", 7)
 # drift reference: a fixed-seed sample of the champion's training window (bounded for speed; it
