@@ -176,6 +176,35 @@ def test_lifecycle(env, tmp_path):
     assert proc.returncode != 0 and "unreachable" in proc.stdout + proc.stderr
     assert _aliases(env) == {"champion": "1", "previous": "3"}
 
+    # 8b. the retrain process killed (SIGKILL) during training, then during evaluation, of a
+    # candidate the gate would promote (manual override): no alias moves
+    from dagster import DagsterEventType, EventRecordsFilter
+
+    instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
+    config = tmp_path / "promote.yaml"
+    config.write_text(json.dumps({"ops": {
+        "training_set": {"config": {"end_day": TRAIN_END, "window_days": 10, "min_rows": 500}},
+        "model_evaluation": {"config": {"force_promote": True, "override_reason": "crash test"}}}}))
+
+    def step_starts(step):
+        records = instance.get_event_records(EventRecordsFilter(event_type=DagsterEventType.STEP_START), limit=500)
+        return {r.run_id for r in records if r.event_log_entry.dagster_event.step_key == step}
+
+    for step in ("candidate_model", "model_evaluation"):
+        before = step_starts(step)
+        proc = subprocess.Popen([str(BIN / "dagster"), "job", "execute", "-m", "pipelines.definitions", "-j", "retrain_job",
+                                 "-c", str(config)], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 300
+        while not step_starts(step) - before:
+            assert proc.poll() is None and time.time() < deadline, f"the retrain never reached {step}"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        (killed_run,) = step_starts(step) - before
+        assert killed_run not in step_starts("champion_model")  # killed before deployment began
+        assert _aliases(env) == {"champion": "1", "previous": "3"}
+
     # 9. a champion whose artifacts are missing: evaluation fails clearly, nothing changes
     champion = _registry(env).version_by_alias("champion")
     source = _registry(env).client.get_model_version_download_uri(champion.name, champion.version)
