@@ -24,6 +24,25 @@ def data_version(frame: pd.DataFrame) -> str:
     return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()[:16]
 
 
+def as_stored(frame: pd.DataFrame, table) -> pd.DataFrame:
+    """The frame as the warehouse gives it back: the table's columns, in its order, with its
+    types (so that a data version computed before writing equals one computed after reading)."""
+    from sqlalchemy import Float, Integer
+
+    out = {}
+    for column in table.columns:
+        if column.name not in frame.columns:
+            continue
+        values = frame[column.name]
+        if isinstance(column.type, Float):
+            out[column.name] = pd.to_numeric(values, errors="coerce").astype("float64")
+        elif isinstance(column.type, Integer):
+            out[column.name] = pd.to_numeric(values, errors="coerce").astype("Int64")
+        else:
+            out[column.name] = values.astype(object).where(values.notna(), None)
+    return pd.DataFrame(out, index=frame.index)
+
+
 def data_versions_by_partition(frame: pd.DataFrame, exclude: tuple[str, ...] = ()) -> dict[str, str]:
     """`data_version` of each day's rows of a multi-day frame, hashing every row once."""
     content = frame.drop(columns=[c for c in exclude if c in frame.columns])

@@ -219,6 +219,14 @@ def git_commit() -> str:
         return "unknown"
 
 
+def lock_digest() -> str:
+    """sha256 of requirements.lock: the exact versions of every dependency the model came from."""
+    import hashlib
+
+    path = REPO_ROOT / "requirements.lock"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "unknown"
+
+
 def pip_requirements() -> list[str]:
     from importlib.metadata import version
 
@@ -280,6 +288,7 @@ def candidate_model(
         "data.partitions": json.dumps(days),
         "data.versions": json.dumps(training_set.data_versions),
         "git.commit": git_commit(),
+        "deps.lock_sha256": lock_digest(),
         "trigger": context.run.tags.get("trigger", "manual"),
         # what started this retrain (sensor, report, day, record, reason), for the lineage
         **{k: v for k, v in context.run.tags.items() if k.startswith("trigger.") or k == "retrain.as_of"},

@@ -100,3 +100,27 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     assert metadata["dataset_drift"].value is True
     assert (data / "reports" / "drift" / f"drift_{DRIFTED_DAY}.html").exists()
     assert tick(drift_sensor, instance, cursors[drift_sensor])[0] == []  # nothing twice
+
+    # the audit: the new model's provenance chain, and a rebuild from its recorded inputs
+    from pipelines.provenance import as_text, provenance
+    from pipelines.reproduce import reproduce
+
+    chain = provenance("2", instance=instance, registry=registry)
+    assert chain["why"]["trigger"]["kind"] == "drift_sensor"
+    assert chain["why"]["trigger"]["partition"] == DRIFTED_DAY
+    assert chain["why"]["trigger"]["report"]["dataset_drift"] is True  # the report record itself
+    assert chain["why"]["dagster_run_id"] == result.run_id
+    days = [d["day"] for d in chain["data"]["days"]]
+    assert days == [*HISTORY[1:], DRIFTED_DAY] and chain["data"]["all_data_versions_match"]
+    for day in chain["data"]["days"]:  # every training day: validation counts and checks
+        assert day["flights"]["rows_in"] == day["flights"]["rows_valid"] + day["flights"]["rows_quarantined"]
+        assert day["flights"]["checks"] and set(day["flights"]["checks"].values()) == {"SUCCEEDED"}
+    assert chain["evaluation"]["gate_decision"] in {"promoted", "rejected"} and chain["evaluation"]["gate_reasons"]
+    assert "test_champion_roc_auc" in chain["evaluation"]["mlflow_metrics"]  # judged against v1
+    assert chain["rebuild"]["git_commit"] and len(chain["rebuild"]["requirements_lock_sha256"]) == 64
+    assert any(r.startswith("scikit-learn==") for r in chain["rebuild"]["pinned_requirements"])
+    assert "drift_sensor" in as_text(chain) and DRIFTED_DAY in as_text(chain)
+
+    rebuilt = reproduce("2", registry=registry, warehouse=Warehouse(url=workdir["warehouse_url"]))
+    assert rebuilt["reproduced"], rebuilt
+    assert rebuilt["max_abs_prediction_difference"] == 0.0 and rebuilt["rows_compared"] > 5000
