@@ -81,3 +81,15 @@ def test_schedule_requests_the_day_after_the_last_built_one_with_a_run_key(tmp_p
     for day in daily_partitions.get_partition_keys()[-1:]:
         instance.report_runless_asset_event(AssetMaterialization("flight_features", partition=day))
     assert isinstance(daily_ingestion_schedule(build_schedule_context(instance=instance)), SkipReason)
+
+
+def test_the_ui_reads_as_the_lifecycle_every_asset_and_check_described():
+    graph = defs.resolve_asset_graph()
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups == {"ingestion", "validation", "features", "training", "deployment", "scoring", "monitoring"}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description and len(node.description) > 40, key
+        assert node.owners == ["team:ml-platform"] and "stage" in node.tags, key
+    for check in graph.asset_check_keys:
+        assert graph.get(check).description, check
