@@ -134,6 +134,12 @@ def champion_model(
             "model_card": MetadataValue.md(card),
             "model_card_path": MetadataValue.path(str(folder / "model_card.md")),
             "mlflow_run": MetadataValue.text(candidate_model["run_id"]),
+            # provenance, reachable from this page (the full chain: `python -m pipelines.provenance`)
+            "trigger": MetadataValue.json({k: v for k, v in context.run.tags.items()
+                                           if k == "trigger" or k.startswith("trigger.")} or {"trigger": "manual"}),
+            "training_window": MetadataValue.json(training_set.days),
+            "data_versions": MetadataValue.json(training_set.data_versions),
+            "provenance": MetadataValue.text(f"python -m pipelines.provenance {version}"),
         },
     )
 

@@ -169,7 +169,8 @@ def as_text(p: dict[str, Any]) -> str:
             rep = t["report"]
             shown = {k: rep[k] for k in ("dataset_drift", "drift_share", "performance_degraded", "roc_auc_drop", "report") if k in rep}
             lines.append(f"  report: {shown}")
-    lines += [f"  retrain run: {why['dagster_run_id']} ({why['dagster_job']}, {why['dagster_run_status']}), as of {why['retrain_as_of']}",
+    lines += [f"  retrain run: {why['dagster_run_id']} ({why['dagster_job']}, {why['dagster_run_status']})"
+              + (f", as of {why['retrain_as_of']}" if why["retrain_as_of"] else ""),
               "", f"WHAT DATA MADE IT  window {data['window']}; data versions match the instance: {data['all_data_versions_match']}",
               "  day         split       data version      flights in/valid/quarantined  weather in/valid/quar.  checks"]
     for r in data["days"]:

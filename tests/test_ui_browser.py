@@ -112,7 +112,8 @@ def test_lineage_and_champion_provenance_in_the_ui(workdir, browser, tmp_path):
 
         # the champion_model page: the provenance in its metadata
         browser.get(f"{url}/assets/champion_model")
-        body = _wait_for_text(browser, ["champion_model", "deployment", "model_card", "reasons", "mlflow_run", "promoted"])
+        body = _wait_for_text(browser, ["champion_model", "deployment", "model_card", "reasons", "mlflow_run", "promoted",
+                                        "trigger", "training_window", "data_versions", "provenance"])
         assert "flight_delay_classifier v1" in body
         _dismiss_welcome(browser)
         browser.save_screenshot(str(shots / "champion_model.png"))
