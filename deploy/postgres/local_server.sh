@@ -29,11 +29,21 @@ start() {
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) >&2
     BIN=$(bindir)
   fi
-  PASSWORD=${FLIGHTS_PGPASSWORD:-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
   if [ ! -s "$PGDATA_DIR/PG_VERSION" ]; then
     mkdir -p "$PGDATA_DIR"
     [ "$(id -u)" = 0 ] && chown postgres "$PGDATA_DIR"
     as_owner "$BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  fi
+  # the role's password: FLIGHTS_PGPASSWORD, else the one generated at the first start (kept
+  # beside the cluster, readable by its owner only), so a second `start` does not lock out the first
+  SECRET="$PGDATA_DIR/pipeline.password"
+  if [ -n "${FLIGHTS_PGPASSWORD:-}" ]; then
+    PASSWORD=$FLIGHTS_PGPASSWORD
+  elif [ -s "$SECRET" ]; then
+    PASSWORD=$(cat "$SECRET")
+  else
+    PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    (umask 077; printf '%s' "$PASSWORD" > "$SECRET")
   fi
   if ! as_owner "$BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
     as_owner "$BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w \
