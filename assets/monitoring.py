@@ -10,6 +10,7 @@ Each report records the thresholds it applied and its verdict (`dataset_drift`,
 """
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -41,8 +42,6 @@ KEY = ["partition_date", "row_number"]
 
 def _number(value: float, digits: int = 4):
     """A float for the metadata, or a note when it is undefined (e.g. ROC AUC of a one-class day)."""
-    import math
-
     return MetadataValue.float(round(value, digits)) if math.isfinite(value) else MetadataValue.text("undefined")
 
 

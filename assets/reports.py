@@ -39,7 +39,7 @@ def _definition(numeric: list[str], categorical: list[str]):
     return DataDefinition(numerical_columns=list(numeric), categorical_columns=list(categorical))
 
 
-Thresholds = "float | dict[str, float] | None"
+Thresholds = float | dict[str, float] | None  # one for all columns, one per column, or defaults
 
 
 def _threshold(thresholds, column: str) -> float | None:
@@ -134,12 +134,6 @@ def drift_report_for_day(reference: pd.DataFrame, current: pd.DataFrame, numeric
                        snapshot=snapshot)
 
 
-def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
-    from assets.evaluation import calibration_table as table
-
-    return table(y, p, bins)
-
-
 @dataclass
 class ClassificationResult:
     metrics: dict[str, float]  # roc_auc, precision, recall, f1, log_loss (Evidently), brier (sklearn)
@@ -157,6 +151,8 @@ def classification_report(rows: pd.DataFrame, label: str, probability: str = "pr
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.metrics import F1Score, LogLoss, Precision, Recall, RocAuc
     from sklearn.metrics import brier_score_loss
+
+    from assets.evaluation import calibration_table
 
     threshold = float(rows[threshold_column].iloc[0])
     frame = rows[[label, probability, predicted]].copy()

@@ -82,6 +82,12 @@ def new_records(instance, asset: str, after: int, limit: int = 500):
     ).records
 
 
+def start_watching(instance, asset: str) -> SensorResult:
+    """The first tick of a sensor that was just turned on: history is not acted on."""
+    start = newest_storage_id(instance, asset)
+    return SensorResult(skip_reason=SkipReason(f"watching {asset} from record {start} on"), cursor=str(start))
+
+
 def _metadata(record) -> dict:
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
@@ -89,8 +95,7 @@ def _metadata(record) -> dict:
 def _report_sensor(context: SensorEvaluationContext, asset: str, trigger: str, verdict) -> SensorResult | SkipReason:
     instance = context.instance
     if context.cursor is None:
-        start = newest_storage_id(instance, asset)
-        return SensorResult(skip_reason=SkipReason(f"watching {asset} from record {start} on"), cursor=str(start))
+        return start_watching(instance, asset)
     records = new_records(instance, asset, int(context.cursor))
     if not records:
         return SkipReason(f"no new {asset} since record {context.cursor}")
@@ -167,8 +172,7 @@ def champion_deployed(instance) -> bool:
 def monitor_sensor(context: SensorEvaluationContext):
     instance = context.instance
     if context.cursor is None:
-        start = newest_storage_id(instance, "flight_features")
-        return SensorResult(skip_reason=SkipReason(f"watching flight_features from record {start} on"), cursor=str(start))
+        return start_watching(instance, "flight_features")
     records = new_records(instance, "flight_features", int(context.cursor))
     if not records:
         return SkipReason("no newly built day")

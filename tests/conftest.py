@@ -137,3 +137,44 @@ def feature_days(days: list[str]) -> pd.DataFrame:
     return pd.concat(
         [build_features(typed_day("flights", d), typed_day("weather", d)) for d in days], ignore_index=True
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(cmd: list[str], env: dict, log_path: Path, ready_url: str, timeout: float = 120):
+    """Start a server in its own process group, logging to a file (an unread pipe fills up and
+    blocks it), and wait until `ready_url` answers."""
+    import subprocess
+    import time
+    import urllib.request
+
+    log = open(log_path, "w+b")
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(ready_url, timeout=2)
+            return proc, log
+        except Exception:
+            assert proc.poll() is None and time.time() < deadline, log_path.read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+
+
+def stop_server(proc, log) -> None:
+    """Stop the server and everything it started (its process group)."""
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    log.close()

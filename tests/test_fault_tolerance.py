@@ -90,9 +90,9 @@ def test_unreachable_warehouse_is_retried_with_backoff_then_fails_clearly():
     assert types.count("STEP_UP_FOR_RETRY") == 3 and types.count("STEP_RESTARTED") == 3
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     error = failure.event_specific_data.error
-    text_ = error.message + "".join((error.cause.message if error.cause else "") for _ in [0])
-    assert "warehouse postgresql+psycopg2://pipeline:***@127.0.0.1:9/warehouse unreachable" in text_, text_
-    assert "s3cret" not in text_
+    message = error.message + (error.cause.message if error.cause else "")
+    assert "warehouse postgresql+psycopg2://pipeline:***@127.0.0.1:9/warehouse unreachable" in message, message
+    assert "s3cret" not in message
 
 
 @pytest.mark.e2e

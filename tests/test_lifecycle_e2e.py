@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import create_engine
 
-from tests.conftest import make_dagster_home, store_url
+from tests.conftest import free_port, make_dagster_home, start_server, stop_server, store_url
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent
@@ -74,12 +73,6 @@ def _aliases(env):
     return {a: (str(v.version) if (v := reg.version_by_alias(a)) else None) for a in ("champion", "previous")}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_lifecycle(env, tmp_path):
     # 1. first retrain: no champion yet -> deployed; tags lead back to the Dagster run and days
     proc = _retrain(env, tmp_path)
@@ -131,23 +124,11 @@ def test_lifecycle(env, tmp_path):
     from assets.training import model_input
     from pipelines.serve import serve_command
 
-    port = _free_port()
+    port = free_port()
     cmd, serve_env = serve_command(_registry(env), "127.0.0.1", port)
-    # stderr to a file (an unread pipe fills up and blocks the server); its own process group so
-    # that the uvicorn workers it starts stop with it
-    log = open(tmp_path / "serve.log", "w+b")
-    server = subprocess.Popen(cmd, env=serve_env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    server, log = start_server(cmd, serve_env, tmp_path / "serve.log", url + "/ping")
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "/ping", timeout=2)
-                break
-            except Exception:
-                assert server.poll() is None, (tmp_path / "serve.log").read_text(errors="replace")[-2000:]
-                assert time.time() < deadline, "scoring server did not start"
-                time.sleep(0.5)
         rows = feats.head(25)
         body = {"dataframe_split": json.loads(model_input(rows).to_json(orient="split", index=False))}
         answer = _post(url, body)
@@ -161,13 +142,7 @@ def test_lifecycle(env, tmp_path):
         code, text = _post_error(url, {"dataframe_split": mistyped})
         assert 400 <= code < 500 and "distance" in text
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
-        log.close()
+        stop_server(server, log)
 
     # 8. an unreachable tracking store: a clear error, no alias moves
     unreachable = {**env, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",

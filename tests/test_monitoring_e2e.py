@@ -2,7 +2,6 @@
 file is ingested by the landing sensor, scored and reported on by the monitor sensor, and the
 drift sensor's retrain run carries the triggering report into the new model's lineage."""
 
-import numpy as np
 import pytest
 from dagster import AssetKey, DagsterInstance
 
@@ -17,9 +16,10 @@ DRIFTED_DAY = "2013-06-11"
 def drifted(day: str):
     """A real day, with a heat wave, a storm and a ground stop in it."""
     flights, weather = replay_day("flights", day), replay_day("weather", day)
-    for col, change in {"temp": 35, "dewp": 30, "pressure": -40, "wind_speed": 25, "visib": -8, "humid": 30}.items():
-        values = weather[col].astype(float) + change
-        weather[col] = np.clip(values, 0, 100) if col in ("humid",) else np.maximum(values, 0) if col != "temp" else values
+    shifts = {"temp": (35, None), "dewp": (30, 0), "pressure": (-40, 0), "wind_speed": (25, 0),
+              "visib": (-8, 0), "humid": (30, 0)}  # column: (change, lowest plausible value)
+    for col, (change, lowest) in shifts.items():
+        weather[col] = (weather[col].astype(float) + change).clip(lower=lowest, upper=100 if col == "humid" else None)
     flights["dep_delay"] = flights["dep_delay"].astype(float) + 120  # every departure two hours late
     return flights, weather
 
@@ -28,8 +28,7 @@ def run(defs, instance, job: str, request=None, **kwargs):
     kw = dict(instance=instance, raise_on_error=True, **kwargs)
     if request is not None:
         kw.update(tags=request.tags, partition_key=request.partition_key)
-        kwargs_config = kwargs.get("run_config") or request.run_config
-        kw["run_config"] = kwargs_config
+        kw.setdefault("run_config", request.run_config)
     return defs.resolve_job_def(job).execute_in_process(**kw)
 
 

@@ -5,26 +5,18 @@ materialized pipeline, `dagster-webserver` on loopback, the asset lineage graph 
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
 
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 DAYS = ("2013-06-01", "2013-06-10")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -85,24 +77,13 @@ def test_lineage_and_champion_provenance_in_the_ui(workdir, browser, tmp_path):
     defs.resolve_job_def("retrain_job").execute_in_process(instance=instance, run_config={
         "ops": {"training_set": {"config": {"end_day": DAYS[1], "window_days": 10, "min_rows": 500}}}})
 
-    port = _free_port()
-    log = open(tmp_path / "webserver.log", "w+b")
-    server = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"),
-                               "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=REPO, stdout=log, stderr=log,
-                              start_new_session=True)
+    url = f"http://127.0.0.1:{free_port()}"
+    server, log = start_server(
+        [str(Path(sys.executable).parent / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"),
+         "-h", "127.0.0.1", "-p", url.rsplit(":", 1)[1]], env, tmp_path / "webserver.log", url + "/server_info")
     shots = Path(os.environ.get("FLIGHTS_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "/server_info", timeout=2)
-                break
-            except Exception:
-                assert server.poll() is None and time.time() < deadline, (tmp_path / "webserver.log").read_text()[-3000:]
-                time.sleep(0.5)
-
         # the lineage of the deployed model: upstream to the data assets
         browser.get(f"{url}/assets/champion_model?view=lineage&lineageScope=upstream&lineageDepth=8")
         _wait_for_text(browser, ["champion_model", "model_evaluation", "candidate_model", "training_set", "flight_features"])
@@ -124,11 +105,6 @@ def test_lineage_and_champion_provenance_in_the_ui(workdir, browser, tmp_path):
         _dismiss_welcome(browser)
         browser.save_screenshot(str(shots / "validated_flights.png"))
     finally:
-        os.killpg(server.pid, 15)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
-        log.close()
+        stop_server(server, log)
     for name in ("lineage_champion_model.png", "champion_model.png", "validated_flights.png"):
         assert (shots / name).stat().st_size > 20_000, name
