@@ -75,6 +75,7 @@ class PartitionWriter:
         frame: pd.DataFrame,
         dataset: str | None = None,
     ) -> int:
+        self._lock(table, partitions, dataset)
         stmt = table.delete().where(table.c.partition_date.in_(list(partitions)))
         if dataset is not None:
             stmt = stmt.where(table.c.dataset == dataset)
@@ -84,6 +85,21 @@ class PartitionWriter:
                 frame = frame.assign(dataset=dataset)
             _insert(self._conn, table, frame)
         return len(frame)
+
+    def _lock(self, table: Table, partitions: Sequence[str], dataset: str | None) -> None:
+        """Serialize writers of the same partitions until this transaction ends.
+
+        Without it, two runs replacing the same day on PostgreSQL (READ COMMITTED) both delete
+        the old rows and both insert: the second DELETE cannot see the first run's rows, which
+        were committed after its snapshot, so the day ends up doubled. A transaction-scoped
+        advisory lock per (table, dataset, day), taken in sorted order (no deadlock), makes the
+        second writer wait and then delete what the first wrote. SQLite needs nothing: it
+        admits one writer at a time for the whole database.
+        """
+        if self._conn.dialect.name != "postgresql":
+            return
+        for key in sorted(f"{table.name}/{dataset or ''}/{p}" for p in partitions):
+            self._conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
 
     def count_by_partition(
         self, table: Table, partitions: Sequence[str], dataset: str | None = None
