@@ -157,8 +157,8 @@ def serving(env: dict, results: dict) -> None:
                 time.sleep(0.5)
         feats = pd.read_sql("SELECT * FROM flight_features LIMIT 500", create_engine(env["WAREHOUSE_URL"]))
         X = model_input(feats)
-        bodies = [json.dumps({"dataframe_split": json.loads(X.iloc[[i]].to_json(orient="split", index=False))}).encode()
-                  for i in range(len(X))]
+        records = X.astype(object).where(X.notna(), None).to_dict(orient="records")
+        bodies = [json.dumps({"inputs": [r]}).encode() for r in records]
 
         def call(body):
             req = urllib.request.Request(url + "/invocations", data=body, headers={"Content-Type": "application/json"})

@@ -2,8 +2,9 @@
 
     python -m pipelines.serve [--port 5001] [--host 127.0.0.1]
 
-Runs `mlflow models serve -m models:/<name>@champion --env-manager local`; POST rows of
-`flight_features` columns to /invocations, get [P(on time), P(late)] per row.
+Runs `mlflow models serve -m models:/<name>@champion --env-manager local`; POST
+{"inputs": [{<feature>: value, ...}, ...]} to /invocations, get [P(on time), P(late)] per flight
+(the request schema and the scoring: resources/served_model.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ def serve_command(registry: ModelRegistry, host: str, port: int, workers: int = 
     # requests are single rows or small batches: OpenMP threads in the boosted trees cost more
     # than they save there (11 ms -> 2 ms per row measured); concurrency comes from the workers
     env["OMP_NUM_THREADS"] = "1"
+    env["UVICORN_ACCESS_LOG"] = "false"  # a log line per request costs more than the request
     # `mlflow models serve` starts uvicorn from PATH: put this environment's bin first
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")

@@ -1,30 +1,25 @@
 """The MLflow tracking store and model registry, as a small resource around `MlflowClient`.
 
 Registry aliases, not stages: `champion` is the deployed version, `previous` the one before it.
-Models are loaded only from the registry, with an explicit list of trusted skops types.
+A version is the typed model MLflow's scoring server runs (resources/served_model.py) with the
+fitted Pipeline inside; batch steps load that Pipeline with the reviewed skops types only.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources.model_files import PIPELINE_ARTIFACT, SKOPS_TRUSTED_TYPES, load_pipeline  # noqa: F401
 from resources.settings import data_dir, postgres_database
 
 MODEL_NAME = "flight_delay_classifier"
 EXPERIMENT = "flight-delay"
 CHAMPION, PREVIOUS = "champion", "previous"
-
-# Types skops may load beyond its defaults: the fitted trees of HistGradientBoosting and the
-# input check it keeps for native categorical features (reviewed: no arbitrary callables).
-SKOPS_TRUSTED_TYPES = [
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "functools.partial",
-    "sklearn.utils.validation.check_array",
-]
 
 
 def default_tracking_uri() -> str:
@@ -50,6 +45,7 @@ class ModelRegistry(ConfigurableResource):
 
     def _setup(self):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         import mlflow
 
         if self.tracking_uri.startswith("sqlite:///"):
@@ -85,18 +81,14 @@ class ModelRegistry(ConfigurableResource):
             raise RegistryUnavailable(f"MLflow registry {self.tracking_uri}: {exc}") from exc
 
     def load(self, version: str):
-        """The sklearn pipeline of a registered version (registry URI, trusted skops types)."""
+        """The sklearn Pipeline of a registered version, read from the version's artifacts with
+        the reviewed skops types only (the served model's code is not run)."""
         mlflow = self._setup()
         uri = f"models:/{self.model_name}/{version}"
         try:
-            flavor = mlflow.models.get_model_info(uri).flavors.get("sklearn", {})
-            trusted = flavor.get("skops_trusted_types") or []
-            if flavor.get("serialization_format") != "skops" or not set(trusted) <= set(SKOPS_TRUSTED_TYPES):
-                raise RuntimeError(
-                    f"refusing to load: serialization {flavor.get('serialization_format')!r}, "
-                    f"trusted types {trusted} (allowed: skops with {SKOPS_TRUSTED_TYPES})"
-                )
-            return mlflow.sklearn.load_model(uri)
+            with tempfile.TemporaryDirectory() as tmp:
+                local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+                return load_pipeline(Path(local) / "artifacts" / PIPELINE_ARTIFACT)
         except Exception as exc:
             raise RuntimeError(
                 f"model {self.model_name} version {version}: artifacts missing or unreadable ({exc})"

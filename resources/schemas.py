@@ -168,6 +168,12 @@ FEATURE_COLUMNS_NUMERIC = [
     "origin_scheduled_prev_1h",
 ]
 FEATURE_COLUMNS_CATEGORICAL = ["carrier", "origin", "dest", "route"]
+# numeric features that can be unknown at scheduled departure: the origin's weather (no
+# observation in the last 3 hours, or a sensor gap) and delay averages over no departures
+FEATURE_COLUMNS_MAY_BE_MISSING = [
+    "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib",
+    "origin_mean_dep_delay_prev_2h", "origin_late_share_prev_2h",
+]
 
 flight_features = Table(
     "flight_features",

@@ -139,6 +139,14 @@ def feature_days(days: list[str]) -> pd.DataFrame:
     )
 
 
+def json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as a client sends them: JSON objects, missing values as null, floats exact
+    (`DataFrame.to_json` rounds to 10 digits, which can move a row across a tree's split)."""
+    import json
+
+    return json.loads(json.dumps(frame.astype(object).where(frame.notna(), None).to_dict(orient="records")))
+
+
 def free_port() -> int:
     import socket
 

@@ -17,7 +17,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import create_engine
 
-from tests.conftest import free_port, make_dagster_home, start_server, stop_server, store_url
+from tests.conftest import free_port, json_records, make_dagster_home, start_server, stop_server, store_url
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent
@@ -129,18 +129,23 @@ def test_lifecycle(env, tmp_path):
     url = f"http://127.0.0.1:{port}"
     server, log = start_server(cmd, serve_env, tmp_path / "serve.log", url + "/ping")
     try:
-        rows = feats.head(25)
-        body = {"dataframe_split": json.loads(model_input(rows).to_json(orient="split", index=False))}
-        answer = _post(url, body)
+        rows = json_records(model_input(feats.head(100)))
+        answer = _post(url, {"inputs": rows})  # a large request: through the Pipeline
         got = [p[1] for p in answer["predictions"]]
-        assert got == pytest.approx(preds.head(25)["probability_late"].tolist(), abs=1e-9)
-        missing = {"dataframe_split": json.loads(model_input(rows).drop(columns=["distance"]).to_json(orient="split", index=False))}
-        code, text = _post_error(url, missing)
+        assert got == pytest.approx(preds.head(100)["probability_late"].tolist(), abs=1e-9)
+        small = _post(url, {"inputs": rows[:25]})  # small requests: the fast path, same answers
+        assert [p[1] for p in small["predictions"]] == pytest.approx(got[:25], abs=1e-12)
+        assert _post(url, {"inputs": rows[3:4]})["predictions"][0][1] == pytest.approx(got[3], abs=1e-12)
+        missing = [{k: v for k, v in r.items() if k != "distance"} for r in rows]
+        code, text = _post_error(url, {"inputs": missing})
+        assert 400 <= code < 500 and "distance" in text and "Field required" in text
+        mistyped = [dict(r) for r in rows]
+        mistyped[0]["distance"] = "far"
+        code, text = _post_error(url, {"inputs": mistyped})
         assert 400 <= code < 500 and "distance" in text
-        mistyped = json.loads(model_input(rows).to_json(orient="split", index=False))
-        mistyped["data"][0][mistyped["columns"].index("distance")] = "far"
-        code, text = _post_error(url, {"dataframe_split": mistyped})
-        assert 400 <= code < 500 and "distance" in text
+        misspelt = [{**r, "distanse": 1.0} for r in rows]
+        code, text = _post_error(url, {"inputs": misspelt})
+        assert 400 <= code < 500 and "distanse" in text
     finally:
         stop_server(server, log)
 

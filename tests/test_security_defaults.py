@@ -95,15 +95,11 @@ def test_a_partition_key_cannot_name_a_file_outside_the_landing_folder(tmp_path,
 
 
 def test_models_are_loaded_only_with_the_reviewed_trusted_types():
-    from resources.registry import SKOPS_TRUSTED_TYPES
+    from resources.model_files import SKOPS_TRUSTED_TYPES
 
-    source = (REPO / "resources" / "registry.py").read_text()
+    source = (REPO / "resources" / "model_files.py").read_text()
     assert "serialization_format\") != \"skops\"" in source and "refusing to load" in source
-    assert SKOPS_TRUSTED_TYPES == [
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        "functools.partial",
-        "sklearn.utils.validation.check_array",
-    ]
+    assert SKOPS_TRUSTED_TYPES == ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
     for folder in PRODUCT:
         for path in (REPO / folder).rglob("*.py"):
             text_ = path.read_text()

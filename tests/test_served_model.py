@@ -1,0 +1,60 @@
+"""The served model: its small-request path scores exactly like the fitted Pipeline, and its
+request schema rejects missing, unknown and mistyped fields."""
+
+import numpy as np
+import pydantic
+import pytest
+
+from assets.training import ModelConfig, build_training_set, fit, model_input
+from resources.served_model import SMALL_REQUEST, FastScorer, FlightFeatures
+from tests.conftest import feature_days, json_records
+
+DAYS = [f"2013-07-{d:02d}" for d in range(1, 9)]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    features = feature_days(DAYS)
+    ts = build_training_set(features, DAYS, min_rows=100)
+    model = fit(ts, ModelConfig(max_iter=60))
+    rows = model_input(ts.split("test"))
+    return model, rows
+
+
+def test_small_requests_score_exactly_like_the_pipeline(fitted):
+    model, rows = fitted
+    rows = rows.head(SMALL_REQUEST).copy()
+    # what the encoder has never seen, and values the features leave unknown
+    rows.loc[rows.index[0], "dest"] = "XXX"
+    rows.loc[rows.index[1], "route"] = "EWR-XXX"
+    rows.loc[rows.index[2], ["temp", "wind_gust", "origin_mean_dep_delay_prev_2h"]] = np.nan
+    expected = model.predict_proba(rows)
+    scorer = FastScorer(model)
+    records = json_records(rows)
+    assert np.isnan(scorer.matrix(records[:2])[0, scorer.columns.index("dest")])  # unknown -> NaN
+    np.testing.assert_array_equal(scorer.predict_proba(records), expected)
+    for i in (0, 1, 2, 7):  # single rows, the serving case
+        np.testing.assert_array_equal(scorer.predict_proba(records[i:i + 1]), expected[i:i + 1])
+
+
+def test_large_requests_go_through_the_pipeline(fitted):
+    model, rows = fitted
+    rows = rows.head(SMALL_REQUEST * 3)
+    assert len(rows) > SMALL_REQUEST
+    np.testing.assert_allclose(FastScorer(model).predict_proba(json_records(rows)), model.predict_proba(rows), rtol=0, atol=1e-12)
+
+
+def test_the_request_schema_names_what_is_wrong(fitted):
+    _, rows = fitted
+    good = json_records(rows.head(1))[0]
+    FlightFeatures(**good)
+    FlightFeatures(**{k: v for k, v in good.items() if k != "wind_gust"})  # may be unknown
+    for bad, field in [
+        ({k: v for k, v in good.items() if k != "distance"}, "distance"),  # missing
+        ({**good, "distance": "far"}, "distance"),  # mistyped
+        ({**good, "distance": None}, "distance"),  # never unknown
+        ({**good, "carrier": 9}, "carrier"),  # a number for a category
+        ({**good, "distanse": 1.0}, "distanse"),  # unknown field
+    ]:
+        with pytest.raises(pydantic.ValidationError, match=field):
+            FlightFeatures(**bad)
