@@ -1,6 +1,8 @@
 """Evaluation: candidate, current champion and a simple baseline scored on the same test rows,
 and the promotion decision with every reason (`model_evaluation`)."""
 
+import time
+
 import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
@@ -163,11 +165,14 @@ def model_evaluation(
         "decision": decision,
         "roc_curve": _roc_points(y, p_candidate),
     }
-    client = model_registry.client
-    for name, m in results.items():
-        for k in ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1"):
-            if np.isfinite(m[k]):
-                client.log_metric(candidate_model["run_id"], f"test_{name}_{k}", m[k])
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    model_registry.client.log_batch(candidate_model["run_id"], metrics=[
+        Metric(f"test_{name}_{k}", float(m[k]), now, 0)
+        for name, m in results.items()
+        for k in ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1") if np.isfinite(m[k])
+    ])
     table = [{"model": k, **{m: round(v, 4) for m, v in r.items() if m not in ("rows",)}} for k, r in results.items()]
     return Output(
         evaluation,
