@@ -7,7 +7,11 @@ known at T:
 - the origin's latest weather observation at or before T (up to 3 hours old);
 - congestion at O: flights that actually departed in [T-2h, T) (count, mean departure delay,
   share late), flights scheduled in [T-2h, T) that had not departed by T, flights scheduled in
-  [T-1h, T). An event at or after T is never used; the flight's own departure never is.
+  [T-1h, T);
+- delays propagating to the flight: its aircraft's previous departure that day, its carrier at
+  O, all New York airports, O since midnight, and arrivals at its destination that landed in
+  [T-3h, T) (`propagation_features`).
+An event at or after T is never used; the flight's own departure never is.
 
 Labels (`arr_delay`, `is_late`, `cancelled`) are stored beside the features for training and
 monitoring, never used as features. A cancelled or diverted flight has no `is_late`.
@@ -50,6 +54,7 @@ WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust
 WEATHER_MAX_AGE = pd.Timedelta(hours=3)
 CONGESTION_WINDOW_MIN = 120
 SCHEDULED_WINDOW_MIN = 60
+DEST_WINDOW_MIN = 180
 COVERAGE_CHECK = "weather_coverage"
 
 
@@ -124,6 +129,66 @@ def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _known_before(flights: pd.DataFrame, keys: list[str], sched: np.ndarray, event: np.ndarray,
+                  value: np.ndarray, window: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per flight, among the *other* flights of its group whose event happened before its
+    scheduled departure T (and at or after T - window): how many, the mean of their value, and
+    the value of the latest one. An unknown event (NaN: cancelled, diverted) never counts."""
+    count = np.zeros(len(flights))
+    mean, latest = np.full(len(flights), np.nan), np.full(len(flights), np.nan)
+    for pos in flights.groupby(keys, sort=False).indices.values():
+        t, e, v = sched[pos][:, None], event[pos][None, :], value[pos]
+        with np.errstate(invalid="ignore"):
+            known = (e < t) & ~np.isnan(v)[None, :]
+            if window is not None:
+                known &= e >= t - window
+        np.fill_diagonal(known, False)
+        n = known.sum(axis=1)
+        count[pos] = n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean[pos] = np.where(n > 0, np.where(known, v[None, :], 0.0).sum(axis=1) / n, np.nan)
+        newest = np.where(known, e, -np.inf).argmax(axis=1)
+        latest[pos] = np.where(n > 0, v[newest], np.nan)
+    return count, mean, latest
+
+
+def propagation_features(flights: pd.DataFrame) -> pd.DataFrame:
+    """Per flight, delays elsewhere that are known at its scheduled departure T (same day only):
+
+    - its aircraft (`tailnum`): the departure delay of its latest departure from New York that
+      left before T, and how many of its departures were scheduled before T;
+    - its carrier at its origin: mean delay of the carrier's departures in [T-2h, T);
+    - all three New York airports: departures in [T-1h, T) and their mean delay;
+    - its origin since midnight: mean delay of every departure before T;
+    - its destination: flights from New York that landed there in [T-3h, T) (departure plus air
+      time) and their mean arrival delay, which is known once they land.
+    """
+    sched = _minutes(flights["sched_dep_time"]).astype(float).values
+    delay = flights["dep_delay"].astype(float).values
+    dep = sched + delay
+    landed = dep + flights["air_time"].astype(float).values
+    arr_delay = flights["arr_delay"].astype(float).values
+    out = pd.DataFrame(index=flights.index)
+
+    has_tail = flights["tailnum"].notna().values
+    tails = flights[has_tail]
+    _, _, prev = _known_before(tails, ["partition_date", "tailnum"], sched[has_tail], dep[has_tail], delay[has_tail], None)
+    legs, _, _ = _known_before(tails, ["partition_date", "tailnum"], sched[has_tail], sched[has_tail], sched[has_tail], None)
+    out["tail_prev_dep_delay"] = np.nan
+    out.loc[has_tail, "tail_prev_dep_delay"] = prev
+    out["tail_legs_before"] = 0.0
+    out.loc[has_tail, "tail_legs_before"] = legs
+
+    _, out["carrier_origin_mean_dep_delay_prev_2h"], _ = _known_before(
+        flights, ["partition_date", "origin", "carrier"], sched, dep, delay, CONGESTION_WINDOW_MIN)
+    out["nyc_departures_prev_1h"], out["nyc_mean_dep_delay_prev_1h"], _ = _known_before(
+        flights, ["partition_date"], sched, dep, delay, SCHEDULED_WINDOW_MIN)
+    _, out["origin_mean_dep_delay_today"], _ = _known_before(flights, ["partition_date", "origin"], sched, dep, delay, None)
+    out["dest_landed_prev_3h"], out["dest_mean_arr_delay_prev_3h"], _ = _known_before(
+        flights, ["partition_date", "dest"], sched, landed, arr_delay, DEST_WINDOW_MIN)
+    return out
+
+
 def weather_at_departure(flights: pd.DataFrame, weather: pd.DataFrame, sched_ts: pd.Series) -> pd.DataFrame:
     """The origin's latest observation at or before the scheduled departure (max 3 h old)."""
     left = pd.DataFrame({"origin": flights["origin"].values, "ts": sched_ts.values, "pos": np.arange(len(flights))})
@@ -175,6 +240,7 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame
     out = out.join(calendar_features(flights["partition_date"]))
     out = out.join(weather_at_departure(flights, weather, sched_ts))
     out = out.join(congestion_features(flights))
+    out = out.join(propagation_features(flights))
     arr_delay = flights["arr_delay"].astype(float)
     out["arr_delay"] = arr_delay
     out["cancelled"] = flights["dep_time"].isna().astype(int)

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, Table, create_engine, event, func, make_url, sele
 from sqlalchemy.exc import OperationalError
 
 from resources import schemas
+from resources.retries import DataFailure
 from resources.settings import default_warehouse_url
 
 
@@ -40,7 +41,25 @@ def _engine(url: str) -> Engine:
             cur.close()
 
     schemas.metadata.create_all(engine)
+    _check_columns(engine)
     return engine
+
+
+def _check_columns(engine) -> None:
+    """A table created by an older version of resources/schemas.py lacks columns: say so now,
+    rather than fail on the first read or write that needs them."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    for table in schemas.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in have]
+        if missing:
+            raise DataFailure(  # retrying cannot fix it
+                f"warehouse {engine.url.render_as_string(hide_password=True)}: table {table.name} lacks "
+                f"columns {missing}; it was created by an older version of resources/schemas.py. "
+                "Rebuild it (`make clean`, then ingest again) or add the columns."
+            )
 
 
 def _insert(conn, table: Table, frame: pd.DataFrame) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets.features import build_features, calendar_features, congestion_features
+from assets.features import build_features, calendar_features, congestion_features, propagation_features
 from resources.schemas import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC
 from tests.conftest import typed_day
 
@@ -32,10 +32,14 @@ def _perturb_after(flights, weather, t_min, rng):
     f.loc[later, "dep_delay"] = new_delay[later].astype(float)
     cancel = later & (rng.random(len(f)) < 0.2)
     f.loc[cancel, ["dep_delay", "dep_time"]] = np.nan
-    # arrivals, air time and labels are after departure: randomize for every flight
-    f["arr_delay"] = rng.integers(-60, 400, len(f)).astype(float)
-    f["air_time"] = rng.integers(20, 600, len(f)).astype(float)
-    f["arr_time"] = rng.integers(0, 2359, len(f)).astype(float)
+    # an arrival is known once it happens: flights that landed before T keep theirs; for every
+    # other flight, new air times that land at or after T, and new arrival delays and times
+    landed_before = (dep + f["air_time"]) < t_min  # NaN (cancelled, diverted) compares False
+    new_dep = sched + f["dep_delay"]
+    new_air = (t_min - new_dep).clip(lower=0).fillna(0) + rng.integers(20, 600, len(f))
+    f.loc[~landed_before, "air_time"] = new_air[~landed_before].astype(float)
+    f.loc[~landed_before, "arr_delay"] = rng.integers(-60, 400, len(f))[~landed_before].astype(float)
+    f.loc[~landed_before, "arr_time"] = rng.integers(0, 2359, len(f))[~landed_before].astype(float)
     # flights scheduled after T that also depart after T may as well not exist
     gone = later & (sched > t_min) & (rng.random(len(f)) < 0.5)
     f = f.loc[~gone]
@@ -73,8 +77,9 @@ def test_the_perturbation_does_change_later_flights(day_data):
     base = build_features(flights, weather).set_index("row_number")
     again = build_features(f2, w2).set_index("row_number")
     late = again.index[again["sched_hour"] >= 12]
-    changed = (base.loc[late, "origin_mean_dep_delay_prev_2h"] != again.loc[late, "origin_mean_dep_delay_prev_2h"]).mean()
-    assert changed > 0.5
+    for column in ("origin_mean_dep_delay_prev_2h", "dest_mean_arr_delay_prev_3h", "nyc_mean_dep_delay_prev_1h"):
+        changed = (base.loc[late, column] != again.loc[late, column]).mean()
+        assert changed > 0.5, column
 
 
 def test_no_post_departure_information_in_features():
@@ -125,3 +130,36 @@ def test_a_day_without_weather_gives_features_without_weather(day_data):
     flights, weather = day_data
     feats = build_features(flights, weather.iloc[0:0])
     assert len(feats) == len(flights) and feats["weather_available"].eq(0).all() and feats["temp"].isna().all()
+
+
+def test_propagated_delays_on_a_hand_made_day():
+    f = pd.DataFrame(
+        {
+            "partition_date": ["2013-01-02"] * 5,
+            "origin": ["EWR", "EWR", "JFK", "EWR", "LGA"],
+            "carrier": ["UA", "UA", "B6", "UA", "UA"],
+            "dest": ["ORD", "BOS", "ORD", "ORD", "ORD"],
+            "tailnum": ["N1", "N2", "N3", "N1", None],
+            # scheduled 07:00, 07:30, 08:00, 09:00, 09:30
+            "sched_dep_time": [700, 730, 800, 900, 930],
+            # departed 07:20, 07:30, 08:40, 09:05, cancelled
+            "dep_delay": [20.0, 0.0, 40.0, 5.0, np.nan],
+            # landed at ORD 08:50 (+25), at BOS 08:30, at ORD 10:50, at ORD 11:05
+            "air_time": [90.0, 60.0, 130.0, 120.0, np.nan],
+            "arr_delay": [25.0, -5.0, 50.0, 10.0, np.nan],
+        }
+    )
+    p = propagation_features(f)
+    # 09:00, aircraft N1: its 07:00 departure left 20 min late, one leg before
+    assert p.loc[3, "tail_prev_dep_delay"] == 20.0 and p.loc[3, "tail_legs_before"] == 1
+    assert np.isnan(p.loc[0, "tail_prev_dep_delay"]) and p.loc[0, "tail_legs_before"] == 0
+    # no tail number: nothing known about the aircraft
+    assert np.isnan(p.loc[4, "tail_prev_dep_delay"]) and p.loc[4, "tail_legs_before"] == 0
+    # 09:00 at ORD: only the 07:20 departure had landed (08:50, +25); the 08:40 one lands at 10:50
+    assert p.loc[3, "dest_landed_prev_3h"] == 1 and p.loc[3, "dest_mean_arr_delay_prev_3h"] == 25.0
+    # UA at EWR in [07:00, 09:00): 07:20 (+20) and 07:30 (0)
+    assert p.loc[3, "carrier_origin_mean_dep_delay_prev_2h"] == 10.0
+    # all of New York in [08:00, 09:00): the 08:40 departure (+40)
+    assert p.loc[3, "nyc_departures_prev_1h"] == 1 and p.loc[3, "nyc_mean_dep_delay_prev_1h"] == 40.0
+    # EWR since midnight, before 09:30 is not EWR: LGA has no departure before 09:30
+    assert p.loc[3, "origin_mean_dep_delay_today"] == 10.0 and np.isnan(p.loc[4, "origin_mean_dep_delay_today"])

@@ -97,3 +97,15 @@ def test_two_writers_of_the_same_day_leave_one_version(tmp_path):
     t2.join(60)
     stored = wh.read(table, [day])
     assert sorted(stored["row_number"]) == sorted(second["row_number"])  # the later write, alone
+
+
+def test_a_table_from_an_older_schema_is_named_with_its_missing_columns(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # flight_features as an older version created it
+        conn.execute("CREATE TABLE flight_features (partition_date VARCHAR(10), row_number INTEGER)")
+    from resources.retries import DataFailure
+
+    with pytest.raises(DataFailure, match=r"table flight_features lacks columns \[.*'tail_prev_dep_delay'.*\].*make clean"):
+        Warehouse(url=f"sqlite:///{path}").read(quarantine, ["2013-01-01"])
