@@ -144,7 +144,9 @@ def champion_model(
     )
 
 
-@op(description="Move `champion` back to the `previous` model version.", retry_policy=STORE_RETRY_POLICY)
+# no retry: a rollback is two alias writes, and repeating it after the first succeeded would
+# leave both aliases on one version; a failed rollback is for a person to look at and re-run
+@op(description="Move `champion` back to the `previous` model version.")
 def rollback_champion(context: OpExecutionContext, model_registry: ModelRegistry):
     rolled_back, restored = model_registry.rollback()
     context.log.info(f"champion: v{rolled_back} -> v{restored} (v{rolled_back} is now `{PREVIOUS}`)")

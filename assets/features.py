@@ -34,11 +34,10 @@ from dagster import (
 from assets.partitions import (
     add_partition_metadata,
     daily_partitions,
-    as_stored,
     data_version,
-    data_versions_by_partition,
     partition_check_results,
     single_run_backfill,
+    stored_data_versions,
 )
 from resources.retries import STORE_RETRY_POLICY
 from resources.schemas import (
@@ -279,9 +278,7 @@ def flight_features(context: AssetExecutionContext, warehouse: Warehouse):
     with warehouse.replace_partitions() as tx:
         tx.replace(flight_features_table, partitions, features)
 
-    # hashed as stored: `python -m pipelines.reproduce` re-reads the rows and checks this version
-    versions = data_versions_by_partition(
-        as_stored(features, flight_features_table).sort_values(["partition_date", "row_number"], kind="stable"))
+    versions = stored_data_versions(features, flight_features_table)
     by_day = features.assign(is_late=features["is_late"].astype(float)).groupby("partition_date")
     stats = by_day.agg(rows=("row_number", "size"), late_share=("is_late", "mean"), coverage=("weather_available", "mean"))
     per_day, coverage_rows = {}, []

@@ -29,7 +29,7 @@ from assets.partitions import daily_partitions, markdown_table
 from resources.retries import STORE_RETRY_POLICY, DataFailure
 from resources.model_files import PIPELINE_ARTIFACT, save_pipeline
 from resources.registry import ModelRegistry
-from resources.schemas import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC, flight_features
+from resources.schemas import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC, flight_features, model_input  # noqa: F401
 from resources.settings import REPO_ROOT
 from resources.warehouse import Warehouse
 
@@ -192,16 +192,6 @@ def build_pipeline(params: ModelConfig):
         early_stopping=False, random_state=params.random_state,
     )
     return Pipeline([("prepare", prep), ("classify", clf)])
-
-
-def model_input(frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns the model takes, in a fixed order and type (the serving signature)."""
-    out = frame[FEATURES].copy()
-    for c in FEATURE_COLUMNS_NUMERIC:
-        out[c] = out[c].astype(float)
-    for c in FEATURE_COLUMNS_CATEGORICAL:
-        out[c] = out[c].astype(str)
-    return out
 
 
 def fit(ts: TrainingSet, params: ModelConfig):

@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterInstance
+from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
 
 CHECKS = {
     "validated_flights": ["bad_row_share_within_limit", "rows_in_equal_valid_plus_quarantined", "null_limits"],
@@ -113,11 +113,14 @@ def provenance(version: str, instance: DagsterInstance | None = None, registry=N
 
     deployment = evaluation = None
     if dagster_run is not None:
+        run_materializations = [
+            r.event_log_entry.asset_materialization
+            for r in instance.get_records_for_run(dagster_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+        ]
         for asset in ("model_evaluation", "champion_model"):
-            recs = instance.fetch_materializations(AssetKey(asset), limit=50).records
-            rec = next((r for r in recs if r.run_id == dagster_run.run_id), None)
+            rec = next((r for r in run_materializations if r.asset_key == AssetKey(asset)), None)
             if rec is not None:
-                values = _values(rec.asset_materialization.metadata)
+                values = _values(rec.metadata)
                 if asset == "model_evaluation":
                     evaluation = {k: values.get(k) for k in ("decision", "reasons", "metrics", "test_days")}
                 else:

@@ -22,7 +22,7 @@ TOLERANCE = 1e-9
 
 
 def reproduce(version: str, registry=None, warehouse=None) -> dict:
-    from assets.partitions import as_stored, data_versions_by_partition
+    from assets.partitions import stored_data_versions
     from assets.training import LABEL, ModelConfig, build_training_set, choose_threshold, fit, git_commit, lock_digest, model_input
     from resources.registry import CHAMPION, ModelRegistry
     from resources.schemas import flight_features
@@ -40,8 +40,7 @@ def reproduce(version: str, registry=None, warehouse=None) -> dict:
     recorded = json.loads(mv.tags.get("data.versions", "{}"))
 
     frame = warehouse.read(flight_features, days)
-    current = data_versions_by_partition(
-        as_stored(frame, flight_features).sort_values(["partition_date", "row_number"], kind="stable"))
+    current = stored_data_versions(frame, flight_features)
     changed = sorted(d for d in days if recorded.get(d) != current.get(d))
 
     hyper = ModelConfig(**{k: type(getattr(ModelConfig(), k))(v) for k, v in params.items() if k in ModelConfig.model_fields})

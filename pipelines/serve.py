@@ -34,11 +34,15 @@ def serve_command(registry: ModelRegistry, host: str, port: int, workers: int = 
     return cmd, env
 
 
-def main() -> None:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     parser.add_argument("--port", type=int, default=5001)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = arguments()
     registry = ModelRegistry()
     if registry.version_by_alias(CHAMPION) is None:
         raise SystemExit("no champion model yet: run `make demo` (or retrain_job) first")

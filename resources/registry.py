@@ -14,7 +14,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.model_files import PIPELINE_ARTIFACT, SKOPS_TRUSTED_TYPES, load_pipeline  # noqa: F401
+from resources.model_files import PIPELINE_ARTIFACT, load_pipeline
 from resources.settings import data_dir, postgres_database
 
 MODEL_NAME = "flight_delay_classifier"
@@ -98,7 +98,10 @@ class ModelRegistry(ConfigurableResource):
         """Move `champion` to `version`; the old champion keeps `previous`. Returns the old one."""
         client = self.client
         old = self.version_by_alias(CHAMPION)
-        if old is not None and str(old.version) != str(version):
+        if old is not None and str(old.version) == str(version):  # already done (a retried step)
+            previous = self.version_by_alias(PREVIOUS)
+            return None if previous is None else str(previous.version)
+        if old is not None:
             client.set_registered_model_alias(self.model_name, PREVIOUS, str(old.version))
         client.set_registered_model_alias(self.model_name, CHAMPION, str(version))  # the move
         return None if old is None else str(old.version)

@@ -2,18 +2,19 @@
 
 A store that is briefly unreachable (a restarting server, a locked SQLite file) is retried with
 exponential backoff; what retrying cannot fix (bad data, a missing input, a failed gate) raises
-`DataFailure`, which the retry policy lets through at once. Every step writes in one transaction
-or moves one alias, so a retried step starts from a clean state.
+`DataFailure`, which the retry policy lets through at once. Every retried step writes in one
+transaction, or moves aliases so that repeating it changes nothing (`ModelRegistry.promote`);
+the rollback, two alias writes that cannot be repeated safely, is not retried.
 """
-
-import os
 
 from dagster import Backoff, Failure, Jitter, RetryPolicy
 
+from resources.settings import _env_float, _env_int
+
 # FLIGHTS_STORE_RETRIES retries, waiting FLIGHTS_STORE_RETRY_DELAY s, then twice that, ...
 STORE_RETRY_POLICY = RetryPolicy(
-    max_retries=int(os.environ.get("FLIGHTS_STORE_RETRIES") or 3),
-    delay=float(os.environ.get("FLIGHTS_STORE_RETRY_DELAY") or 2.0),
+    max_retries=_env_int("FLIGHTS_STORE_RETRIES", 3),
+    delay=_env_float("FLIGHTS_STORE_RETRY_DELAY", 2.0),
     backoff=Backoff.EXPONENTIAL,
     jitter=Jitter.PLUS_MINUS,
 )

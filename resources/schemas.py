@@ -186,6 +186,18 @@ FEATURE_COLUMNS_MAY_BE_MISSING = [
     "dest_mean_arr_delay_prev_3h",
 ]
 
+
+
+def model_input(frame):
+    """The columns the model takes, in a fixed order and type (a DataFrame)."""
+    out = frame[FEATURE_COLUMNS_NUMERIC + FEATURE_COLUMNS_CATEGORICAL].copy()
+    for c in FEATURE_COLUMNS_NUMERIC:
+        out[c] = out[c].astype(float)
+    for c in FEATURE_COLUMNS_CATEGORICAL:
+        out[c] = out[c].astype(str)
+    return out
+
+
 flight_features = Table(
     "flight_features",
     metadata,

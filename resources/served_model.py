@@ -4,9 +4,10 @@
     -> {"predictions": [[P(on time), P(late)], ...]}      one object per flight, any number
 
 Each object holds the model's features (`FlightFeatures`): category strings and numbers; the
-numbers that can be unknown at departure (weather, delay averages) may be null or left out. The check is MLflow's own, from the
-type hints of `FlightDelayModel.predict`: a missing, unknown or mistyped field is a 400 that
-names it, before the model runs.
+numbers that can be unknown at departure (weather, delay averages, the aircraft's previous
+delay) may be null or left out. The check is MLflow's own, from the type hints of
+`FlightDelayModel.predict`: a missing, unknown or mistyped field is a 400 that names it,
+before the model runs.
 
 Scoring: requests of up to SMALL_REQUEST rows skip pandas and scikit-learn's per-call input
 checks, which cost ~5 ms per call whatever the rows: categories are encoded through a lookup
@@ -28,7 +29,12 @@ import pandas as pd
 from pydantic import ConfigDict, create_model
 
 from resources.model_files import PIPELINE_ARTIFACT, load_pipeline
-from resources.schemas import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_MAY_BE_MISSING, FEATURE_COLUMNS_NUMERIC
+from resources.schemas import (
+    FEATURE_COLUMNS_CATEGORICAL,
+    FEATURE_COLUMNS_MAY_BE_MISSING,
+    FEATURE_COLUMNS_NUMERIC,
+    model_input,
+)
 
 SMALL_REQUEST = 64
 
@@ -72,10 +78,7 @@ class FastScorer:
     def predict_proba(self, rows: list[dict]) -> np.ndarray:
         if len(rows) <= SMALL_REQUEST:
             return self.classifier.predict_proba(self.matrix(rows))
-        frame = pd.DataFrame(rows, columns=list(self.pipeline.feature_names_in_))
-        for c in FEATURE_COLUMNS_NUMERIC:
-            frame[c] = frame[c].astype(float)
-        return self.pipeline.predict_proba(frame)
+        return self.pipeline.predict_proba(model_input(pd.DataFrame(rows)))
 
 
 class FlightDelayModel(mlflow.pyfunc.PythonModel):

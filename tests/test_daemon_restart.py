@@ -40,7 +40,9 @@ def wait_for(condition, what: str, timeout: float = 120):
 
 def test_daemon_killed_and_restarted_loses_and_repeats_no_retrain(tmp_path):
     home = make_dagster_home(tmp_path / "dagster_home")
-    config = (home / "dagster.yaml").read_text().replace("max_concurrent_runs: 2", "max_concurrent_runs: 0")
+    config = (home / "dagster.yaml").read_text()
+    assert "max_concurrent_runs: 2" in config
+    config = config.replace("max_concurrent_runs: 2", "max_concurrent_runs: 0")
     (home / "dagster.yaml").write_text(config)  # runs stay queued: this test is about the requests
     env = {**os.environ, "DAGSTER_HOME": str(home), "FLIGHTS_DATA_DIR": str(tmp_path / "data"),
            "WAREHOUSE_URL": f"sqlite:///{tmp_path / 'data' / 'warehouse.db'}", "FLIGHTS_SENSOR_INTERVAL_SECONDS": "1"}

@@ -26,12 +26,12 @@ def test_every_server_binds_to_loopback_by_default():
         assert "0.0.0.0" not in line
         if server != "python -m pipelines.serve":
             assert "-h 127.0.0.1" in line, line
-    from pipelines.serve import serve_command
+    from pipelines.serve import arguments, serve_command
     from resources.registry import ModelRegistry
 
-    source = (REPO / "pipelines" / "serve.py").read_text()
-    assert 'add_argument("--host", default="127.0.0.1"' in source
-    cmd, _ = serve_command(ModelRegistry(tracking_uri="sqlite:///x.db"), "127.0.0.1", 5001)
+    default = arguments([])
+    assert default.host == "127.0.0.1"
+    cmd, _ = serve_command(ModelRegistry(tracking_uri="sqlite:///x.db"), default.host, default.port)
     assert cmd[cmd.index("-h") + 1] == "127.0.0.1"
 
 
