@@ -1,37 +1,56 @@
 """The Definitions of the code location (workspace.yaml and `dagster ... -m pipelines.definitions`).
 
 Imports stay light: heavy libraries (Great Expectations, scikit-learn, MLflow, Evidently) load
-only inside the steps that use them, so the CLI, the UI and sensor ticks start quickly.
+only inside the steps that use them, so the CLI, the UI and sensor ticks start quickly. The
+resources carry no URL or path: each reads the settings when a step runs, so no credential is
+part of the definitions the UI shows.
 """
 
-import os
+from dagster import Definitions, in_process_executor, load_assets_from_modules, multiprocess_executor
 
-from dagster import Definitions, in_process_executor, load_assets_from_modules
+from resources.settings import Settings, configure_process, settings
 
-from assets import deployment, evaluation, features, ingestion, monitoring, scoring, training, validation
-from assets.deployment import rollback_job
-from pipelines.jobs import ingest_job, monitor_job, retrain_job, score_job
-from pipelines.schedules import daily_ingestion_schedule, periodic_retrain_schedule
-from pipelines.sensors import drift_sensor, landing_sensor, monitor_sensor, performance_sensor, replay_clock_sensor
-from resources.data_quality import GreatExpectations
-from resources.registry import ModelRegistry
-from resources.settings import default_landing_dir
-from resources.source import FlightSource
-from resources.warehouse import warehouse_from_env
+configure_process()
+
+from assets.asset_factory import StoresOnlyIOManager  # noqa: E402
+from assets.deployment import asset as deployment  # noqa: E402
+from assets.deployment.asset import rollback_job  # noqa: E402
+from assets.evaluation import asset as evaluation  # noqa: E402
+from assets.features import asset as features  # noqa: E402
+from assets.ingestion import asset as ingestion  # noqa: E402
+from assets.monitoring import asset as monitoring  # noqa: E402
+from assets.scoring import asset as scoring  # noqa: E402
+from assets.training import asset as training  # noqa: E402
+from assets.validation import asset as validation  # noqa: E402
+from pipelines.jobs import ingest_job, monitor_job, retrain_job, score_job  # noqa: E402
+from pipelines.schedules import daily_ingestion_schedule, periodic_retrain_schedule  # noqa: E402
+from pipelines.sensors import (  # noqa: E402
+    drift_sensor,
+    landing_sensor,
+    monitor_sensor,
+    performance_sensor,
+    replay_clock_sensor,
+)
+from resources.data_quality import GreatExpectations  # noqa: E402
+from resources.registry import ModelRegistry  # noqa: E402
+from resources.source import FlightSource  # noqa: E402
+from resources.warehouse import Warehouse  # noqa: E402
+
+STAGES = [ingestion, validation, features, training, evaluation, deployment, scoring, monitoring]
 
 
-def resources_from_env() -> dict:
+def default_resources() -> dict:
+    """The doors to the outside, each configured from the settings when a step runs."""
     return {
-        "source": FlightSource(
-            mode=os.environ.get("FLIGHTS_SOURCE", "replay"), landing_dir=default_landing_dir()
-        ),
-        "warehouse": warehouse_from_env(),
+        "source": FlightSource(),
+        "warehouse": Warehouse(),
         "great_expectations": GreatExpectations(),
         "model_registry": ModelRegistry(),
+        "io_manager": StoresOnlyIOManager(),
     }
 
 
-def executor_from_env():
+def executor_for(s: Settings):
     """How steps execute (FLIGHTS_EXECUTOR):
 
     - `in_process` (default): in the run's process. The steps are vectorized pandas on a 2-core
@@ -41,33 +60,24 @@ def executor_from_env():
       broker at FLIGHTS_CELERY_BROKER (results at FLIGHTS_CELERY_BACKEND, default the broker).
     - `multiprocess`: Dagster's own child process per step.
     """
-    kind = os.environ.get("FLIGHTS_EXECUTOR", "in_process")
-    if kind == "in_process":
+    if s.executor == "in_process":
         return in_process_executor
-    if kind == "multiprocess":
-        from dagster import multiprocess_executor
-
+    if s.executor == "multiprocess":
         return multiprocess_executor
-    if kind == "celery":
-        from dagster_celery import celery_executor
+    from dagster_celery import celery_executor
 
-        broker = os.environ["FLIGHTS_CELERY_BROKER"]
-        return celery_executor.configured(
-            {"broker": broker, "backend": os.environ.get("FLIGHTS_CELERY_BACKEND") or broker}, name="celery")
-    raise ValueError(f"FLIGHTS_EXECUTOR={kind!r}: expected in_process, celery or multiprocess")
+    return celery_executor.configured({"broker": s.celery_broker, "backend": s.celery_backend}, name="celery")
 
 
 def build_definitions(resources: dict | None = None) -> Definitions:
-    """Everything of the code location; `resources` replaces the ones set from the environment."""
+    """Everything of the code location; `resources` replaces some or all of the default ones."""
     return Definitions(
-        assets=load_assets_from_modules(
-            [ingestion, validation, features, training, evaluation, deployment, scoring, monitoring]
-        ),
+        assets=load_assets_from_modules(STAGES),
         jobs=[ingest_job, retrain_job, score_job, monitor_job, rollback_job],
         schedules=[daily_ingestion_schedule, periodic_retrain_schedule],
         sensors=[drift_sensor, performance_sensor, monitor_sensor, landing_sensor, replay_clock_sensor],
-        resources=resources or resources_from_env(),
-        executor=executor_from_env(),
+        resources={**default_resources(), **(resources or {})},
+        executor=executor_for(settings()),
     )
 
 

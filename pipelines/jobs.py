@@ -2,7 +2,7 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from assets.partitions import daily_partitions
+from assets.asset_factory import daily_partitions
 
 DATA_GROUPS = ("ingestion", "validation", "features")
 
@@ -19,7 +19,7 @@ ingest_job = define_asset_job(
 # training_set -> candidate_model -> model_evaluation -> champion_model (unpartitioned)
 retrain_job = define_asset_job(
     "retrain_job",
-    selection=AssetSelection.groups("training", "deployment"),
+    selection=AssetSelection.groups("training", "evaluation", "deployment"),
     description="Train a candidate on a trailing window, evaluate it against the champion and a "
     "baseline, and move the `champion` alias if the gate passes.",
     tags={"stage": "retrain"},

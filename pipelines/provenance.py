@@ -3,9 +3,10 @@ that data was valid, how it was judged, and what would rebuild it.
 
     python -m pipelines.provenance [VERSION|champion] [--json]
 
-Read from the MLflow registry (the version's tags, its run's metrics, its pinned requirements)
-and from the Dagster instance (the retrain run and its tags, the triggering report, each
-training day's features, validation counts and check results, the deployment decision).
+Read from the MLflow registry (the version's record, its run's metrics and parameters, its
+pinned requirements) and from the Dagster instance (the retrain run and its tags, the triggering
+report, each training day's features and validation counts with the checks' verdicts, the
+evaluation and deployment of the retrain run).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import json
 import sys
 from typing import Any
 
-from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
-CHECKS = {
-    "validated_flights": ["bad_row_share_within_limit", "rows_in_equal_valid_plus_quarantined", "null_limits"],
-    "validated_weather": ["bad_row_share_within_limit", "rows_in_equal_valid_plus_quarantined"],
-}
+from resources.records import ModelRecord
+from resources.registry import ModelRegistry
+from resources.settings import configure_process
+
+VALIDATED = {"flights": "validated_flights", "weather": "validated_weather"}
 
 
 def _values(metadata) -> dict[str, Any]:
@@ -31,7 +33,7 @@ def _values(metadata) -> dict[str, Any]:
     return out
 
 
-def _latest_by_day(instance, asset: str, days: list[str], before: float | None) -> dict[str, Any]:
+def _latest_by_day(instance: DagsterInstance, asset: str, days: list[str], before: float | None) -> dict[str, Any]:
     """Each day's newest materialization of `asset` (before `before`, the retrain's start)."""
     records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=days, before_timestamp=before),
@@ -45,115 +47,88 @@ def _latest_by_day(instance, asset: str, days: list[str], before: float | None) 
     return out
 
 
-def _check_results(instance, asset: str, days: set[str]) -> dict[str, dict[str, str]]:
-    """day -> check -> status of the newest evaluation of each per-day check."""
-    out: dict[str, dict[str, str]] = {}
-    for check in CHECKS.get(asset, []):
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            AssetCheckKey(AssetKey(asset), check), limit=5000)
-        for h in history:  # newest first
-            if h.partition in days and check not in out.setdefault(h.partition, {}):
-                out[h.partition][check] = h.status.value
+def _of_run(instance: DagsterInstance, asset: str, run_id: str) -> dict[str, Any] | None:
+    """The metadata of `asset`'s materialization in the run `run_id`, if it has one."""
+    for r in instance.fetch_materializations(AssetKey(asset), limit=200).records:
+        if r.run_id == run_id:
+            return _values(r.asset_materialization.metadata)
+    return None
+
+
+def _trigger(instance: DagsterInstance, record: ModelRecord) -> dict[str, Any]:
+    t = record.trigger
+    out: dict[str, Any] = {"kind": t.kind, **{k: v for k, v in (("reason", t.reason), ("asset", t.asset),
+                           ("partition", t.partition), ("storage_id", t.storage_id), ("run_id", t.run_id)) if v}}
+    if t.asset and t.storage_id:
+        found = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(t.asset), storage_ids=[int(t.storage_id)]), limit=1).records
+        if found:
+            out["report"] = _values(found[0].asset_materialization.metadata)
     return out
 
 
-def provenance(version: str, instance: DagsterInstance | None = None, registry=None) -> dict[str, Any]:
-    from resources.registry import CHAMPION, ModelRegistry
-
+def provenance(version: str, instance: DagsterInstance | None = None, registry: ModelRegistry | None = None) -> dict[str, Any]:
     registry = registry or ModelRegistry()
     instance = instance or DagsterInstance.get()
-    client = registry.client
-    if version == "champion":
-        mv = registry.version_by_alias(CHAMPION)
-        if mv is None:
-            raise SystemExit("no model version holds the `champion` alias")
-        version = str(mv.version)
-    mv = client.get_model_version(registry.model_name, str(version))
-    tags = dict(mv.tags)
-    run = client.get_run(mv.run_id)
-    splits = json.loads(tags.get("data.partitions", "{}"))
-    days = [d for s in ("train", "validation", "test") for d in splits.get(s, [])]
-    recorded = json.loads(tags.get("data.versions", "{}"))
-
-    dagster_run = instance.get_run_by_id(tags.get("dagster.run_id", "")) if tags.get("dagster.run_id") else None
-    started = None
-    if dagster_run is not None:
-        stats = instance.get_run_stats(dagster_run.run_id)
-        started = stats.start_time
-
-    trigger: dict[str, Any] = {"kind": tags.get("trigger", "unknown")}
-    trigger.update({k.removeprefix("trigger."): v for k, v in tags.items() if k.startswith("trigger.")})
-    if "storage_id" in trigger and "asset" in trigger:
-        recs = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(trigger["asset"]), storage_ids=[int(trigger["storage_id"])]), limit=1
-        ).records
-        if recs:
-            trigger["report"] = _values(recs[0].asset_materialization.metadata)
+    try:
+        record = registry.record(version)
+    except LookupError as exc:
+        raise SystemExit(str(exc)) from None
+    window, build = record.window, record.build
+    days = window.days
+    run_record = instance.get_run_record_by_id(build.dagster_run_id) if build.dagster_run_id else None
+    dagster_run = run_record.dagster_run if run_record else None
+    started = run_record.start_time if run_record else None
 
     features = _latest_by_day(instance, "flight_features", days, started)
-    validation = {a: _latest_by_day(instance, a, days, started) for a in ("validated_flights", "validated_weather")}
-    checks = {a: _check_results(instance, a, set(days)) for a in CHECKS}
-    window = []
+    validation = {name: _latest_by_day(instance, asset, days, started) for name, asset in VALIDATED.items()}
+    rows = []
     for day in days:
-        split = next(s for s in ("train", "validation", "test") if day in splits.get(s, []))
-        f = features.get(day, {})
+        recorded, built = window.data_versions.get(day), features.get(day, {})
         row: dict[str, Any] = {
-            "day": day, "split": split, "data_version": recorded.get(day),
-            "features_data_version_in_instance": f.get("data_version"),
-            "data_version_matches": recorded.get(day) is not None and recorded.get(day) == f.get("data_version"),
-            "features_run_id": f.get("run_id"),
+            "day": day, "split": window.split_of(day), "data_version": recorded,
+            "features_data_version_in_instance": built.get("data_version"),
+            "data_version_matches": recorded is not None and recorded == built.get("data_version"),
+            "features_run_id": built.get("run_id"),
         }
-        for asset, short in (("validated_flights", "flights"), ("validated_weather", "weather")):
-            v = validation[asset].get(day, {})
-            row[short] = {"rows_in": v.get("rows_in"), "rows_valid": v.get("rows_valid"),
-                          "rows_quarantined": v.get("rows_quarantined"),
-                          "quarantine_reasons": v.get("quarantine_reasons"),
-                          "checks": checks[asset].get(day, {})}
-        window.append(row)
+        for name in VALIDATED:
+            v = validation[name].get(day, {})
+            row[name] = {k: v.get(k) for k in ("rows_in", "rows_valid", "rows_quarantined", "quarantine_reasons")}
+            row[name]["checks"] = v.get("checks") or {}
+        rows.append(row)
 
-    deployment = evaluation = None
+    evaluation = deployment = None
     if dagster_run is not None:
-        run_materializations = [
-            r.event_log_entry.asset_materialization
-            for r in instance.get_records_for_run(dagster_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
-        ]
-        for asset in ("model_evaluation", "champion_model"):
-            rec = next((r for r in run_materializations if r.asset_key == AssetKey(asset)), None)
-            if rec is not None:
-                values = _values(rec.metadata)
-                if asset == "model_evaluation":
-                    evaluation = {k: values.get(k) for k in ("decision", "reasons", "metrics", "test_days")}
-                else:
-                    deployment = {k: values.get(k) for k in ("promoted", "champion", "previous", "reasons", "model_card_path")}
+        found = _of_run(instance, "model_evaluation", dagster_run.run_id)
+        evaluation = found and {k: found.get(k) for k in ("decision", "reasons", "metrics", "test_days")}
+        found = _of_run(instance, "champion_model", dagster_run.run_id)
+        deployment = found and {k: found.get(k) for k in ("promoted", "champion", "previous", "reasons", "model_card_path")}
 
-    requirements = None
     try:
-        import mlflow
-
-        registry._setup()
-        path = mlflow.pyfunc.get_model_dependencies(f"models:/{mv.name}/{mv.version}")
-        requirements = [line.strip() for line in open(path) if line.strip() and not line.startswith("#")]
+        requirements = registry.pinned_requirements(record.version)
     except Exception as exc:  # artifacts gone: say so
         requirements = [f"unavailable: {exc}"]
-
+    verdict = record.verdict
     return {
-        "model": {"name": mv.name, "version": str(mv.version), "aliases": list(mv.aliases or []),
-                  "mlflow_run_id": mv.run_id, "source": mv.source, "threshold": tags.get("threshold"),
-                  "created": mv.creation_timestamp},
-        "why": {"trigger": trigger, "retrain_as_of": tags.get("retrain.as_of"),
-                "dagster_run_id": tags.get("dagster.run_id"), "dagster_job": tags.get("dagster.job"),
+        "model": {"name": record.name, "version": record.version, "aliases": list(record.aliases),
+                  "mlflow_run_id": record.run_id, "source": record.source, "threshold": record.threshold,
+                  "created": record.created_ms, "served_model_package": build.package or "none (registered before it)"},
+        "why": {"trigger": _trigger(instance, record), "retrain_as_of": record.trigger.as_of,
+                "dagster_run_id": build.dagster_run_id, "dagster_job": build.dagster_job,
                 "dagster_run_status": dagster_run.status.value if dagster_run else "not in this instance",
                 "dagster_run_tags": dict(dagster_run.tags) if dagster_run else {}},
-        "data": {"window": tags.get("data.window"), "days": window,
-                 "all_data_versions_match": bool(window) and all(r["data_version_matches"] for r in window)},
-        "evaluation": {"gate_decision": tags.get("gate.decision"), "gate_reasons": json.loads(tags.get("gate.reasons", "[]")),
-                       "test_roc_auc": tags.get("eval.test_roc_auc"),
-                       "mlflow_metrics": {k: round(v, 5) for k, v in run.data.metrics.items() if k.startswith("test_")},
+        "data": {"window": window.label, "days": rows,
+                 "all_data_versions_match": bool(rows) and all(r["data_version_matches"] for r in rows)},
+        "evaluation": {"gate_decision": None if verdict is None else ("promoted" if verdict.promote else "rejected"),
+                       "gate_reasons": [] if verdict is None else verdict.reasons,
+                       "test_roc_auc": record.evaluation_roc_auc,
+                       "mlflow_metrics": {k: round(v, 5) for k, v in registry.run_metrics(record.run_id).items()
+                                          if k.startswith("test_")},
                        "dagster": evaluation},
         "deployment": deployment,
-        "rebuild": {"git_commit": tags.get("git.commit"), "requirements_lock_sha256": tags.get("deps.lock_sha256"),
-                    "pinned_requirements": requirements, "hyperparameters": dict(run.data.params),
-                    "command": f"python -m pipelines.reproduce {mv.version}"},
+        "rebuild": {"git_commit": build.git_commit, "requirements_lock_sha256": build.lock_sha256,
+                    "pinned_requirements": requirements, "hyperparameters": registry.run_params(record.run_id),
+                    "command": f"python -m pipelines.reproduce {record.version}"},
     }
 
 
@@ -178,11 +153,11 @@ def as_text(p: dict[str, Any]) -> str:
               "  day         split       data version      flights in/valid/quarantined  weather in/valid/quar.  checks"]
     for r in data["days"]:
         fl, we = r["flights"], r["weather"]
-        failed = [f"{a}:{c}" for a, x in (("flights", fl), ("weather", we)) for c, s in x["checks"].items() if s != "SUCCEEDED"]
+        failed = [f"{a}:{c}" for a, x in (("flights", fl), ("weather", we)) for c, s in x["checks"].items() if s != "passed"]
         lines.append(
             f"  {r['day']}  {r['split']:10s}  {str(r['data_version']):16s}  "
-            f"{fl['rows_in']}/{fl['rows_valid']}/{fl['rows_quarantined']:<5}                 "
-            f"{we['rows_in']}/{we['rows_valid']}/{we['rows_quarantined']:<5}       "
+            f"{fl['rows_in']}/{fl['rows_valid']}/{fl['rows_quarantined']!s:<5}                 "
+            f"{we['rows_in']}/{we['rows_valid']}/{we['rows_quarantined']!s:<5}       "
             f"{'all passed' if not failed else ', '.join(failed)}{'' if r['data_version_matches'] else '  (version differs!)'}")
     lines += ["", "HOW IT WAS JUDGED", f"  gate: {ev['gate_decision']}"]
     lines += [f"    - {reason}" for reason in ev["gate_reasons"]]
@@ -197,6 +172,7 @@ def as_text(p: dict[str, Any]) -> str:
 
 
 def main(argv=None) -> None:
+    configure_process()
     parser = argparse.ArgumentParser(description="The provenance chain of a registered model version.")
     parser.add_argument("version", nargs="?", default="champion", help="a version number, or `champion` (default)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -18,59 +18,50 @@ import sys
 
 import numpy as np
 
+from assets.common import stored_data_versions
+from assets.training.logic import ModelParams, build_training_set, fit_candidate, git_commit, lock_digest
+from resources.registry import ModelRegistry
+from resources.schemas import flight_features
+from resources.settings import configure_process
+from resources.warehouse import Warehouse
+from served_model.features import model_input
+
 TOLERANCE = 1e-9
 
 
-def reproduce(version: str, registry=None, warehouse=None) -> dict:
-    from assets.partitions import stored_data_versions
-    from assets.training import LABEL, ModelConfig, build_training_set, choose_threshold, fit, git_commit, lock_digest, model_input
-    from resources.registry import CHAMPION, ModelRegistry
-    from resources.schemas import flight_features
-    from resources.warehouse import warehouse_from_env
-
+def reproduce(version: str, registry: ModelRegistry | None = None, warehouse: Warehouse | None = None) -> dict:
     registry = registry or ModelRegistry()
-    warehouse = warehouse or warehouse_from_env()
-    client = registry.client
-    if version == "champion":
-        version = str(registry.version_by_alias(CHAMPION).version)
-    mv = client.get_model_version(registry.model_name, str(version))
-    params = client.get_run(mv.run_id).data.params
-    splits = json.loads(mv.tags["data.partitions"])
-    days = [d for s in ("train", "validation", "test") for d in splits[s]]
-    recorded = json.loads(mv.tags.get("data.versions", "{}"))
-
-    frame = warehouse.read(flight_features, days)
+    warehouse = warehouse or Warehouse()
+    record = registry.record(version)
+    window = record.window
+    frame = warehouse.read(flight_features, window.days)
     current = stored_data_versions(frame, flight_features)
-    changed = sorted(d for d in days if recorded.get(d) != current.get(d))
+    changed = sorted(d for d in window.days if window.data_versions.get(d) != current.get(d))
 
-    hyper = ModelConfig(**{k: type(getattr(ModelConfig(), k))(v) for k, v in params.items() if k in ModelConfig.model_fields})
-    ts = build_training_set(frame, days, min_rows=1)
-    model = fit(ts, hyper)
-    val = ts.split("validation")
-    threshold = choose_threshold(val[LABEL].to_numpy(), model.predict_proba(model_input(val))[:, 1])
-
-    registered = registry.load(str(version))
+    hyper = ModelParams.from_strings(registry.run_params(record.run_id))
+    ts = build_training_set(frame, window)
+    rebuilt = fit_candidate(ts, hyper)
     X = model_input(ts.frame)
-    rebuilt_p = model.predict_proba(X)[:, 1]
-    registered_p = registered.predict_proba(X)[:, 1]
+    rebuilt_p = rebuilt.model.predict_proba(X)[:, 1]
+    registered_p = registry.load(record.version).predict_proba(X)[:, 1]
     diff = float(np.max(np.abs(rebuilt_p - registered_p))) if len(X) else float("nan")
-    recorded_threshold = float(mv.tags.get("threshold", "nan"))
-    same = not changed and diff <= TOLERANCE and abs(threshold - recorded_threshold) <= 1e-6
+    same = not changed and diff <= TOLERANCE and abs(rebuilt.threshold - record.threshold) <= 1e-6
     return {
-        "model": f"{mv.name} v{mv.version}",
-        "window": f"{days[0]} … {days[-1]} ({len(days)} days)",
+        "model": record.label,
+        "window": f"{window.days[0]} … {window.days[-1]} ({len(window.days)} days)",
         "rows_compared": int(len(X)),
         "days_whose_data_changed": changed,
         "max_abs_prediction_difference": diff,
-        "threshold": {"recorded": recorded_threshold, "rebuilt": round(threshold, 6)},
-        "hyperparameters": hyper.model_dump(),
-        "git_commit": {"recorded": mv.tags.get("git.commit"), "now": git_commit()},
-        "requirements_lock_sha256": {"recorded": mv.tags.get("deps.lock_sha256"), "now": lock_digest()},
+        "threshold": {"recorded": record.threshold, "rebuilt": round(rebuilt.threshold, 6)},
+        "hyperparameters": hyper.as_dict(),
+        "git_commit": {"recorded": record.build.git_commit, "now": git_commit()},
+        "requirements_lock_sha256": {"recorded": record.build.lock_sha256, "now": lock_digest()},
         "reproduced": bool(same),
     }
 
 
 def main(argv=None) -> int:
+    configure_process()
     parser = argparse.ArgumentParser(description="Rebuild a model version and compare its predictions.")
     parser.add_argument("version", nargs="?", default="champion")
     parser.add_argument("--json", action="store_true")

@@ -6,10 +6,12 @@ day with features, from FLIGHTS_REPLAY_START on.
 
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
+from assets.common import previous_day
 from pipelines.jobs import ingest_job, retrain_job
 from pipelines.policy import retrain_due
-from pipelines.sensors import last_retrain_day, previous_day, replay_today, retrain_request
-from resources.settings import RETRAIN_EVERY_DAYS
+from pipelines.sensors import last_retrain_day, replay_today, retrain_request
+from resources.records import RetrainTrigger
+from resources.settings import settings
 
 
 @schedule(
@@ -36,14 +38,15 @@ def daily_ingestion_schedule(context: ScheduleEvaluationContext):
     # as on the sensors' evidence is the team's choice (the closed-loop replay compares both)
     default_status=DefaultScheduleStatus.STOPPED,
     description="Every Monday, retrain on the window ending yesterday (replay clock), unless a "
-    f"retrain as of the last {RETRAIN_EVERY_DAYS} days exists (FLIGHTS_RETRAIN_EVERY_DAYS).",
+    "retrain as of the last FLIGHTS_RETRAIN_EVERY_DAYS (default 7) days exists.",
 )
 def periodic_retrain_schedule(context: ScheduleEvaluationContext):
     today = replay_today(context.instance)
     yesterday = previous_day(today) if today else None
     if yesterday is None:
         return SkipReason("no day with features yet")
-    last = last_retrain_day(context.instance)
-    if not retrain_due(yesterday, last, RETRAIN_EVERY_DAYS):
-        return SkipReason(f"the last retrain (as of {last}) is less than {RETRAIN_EVERY_DAYS} days old")
-    return retrain_request("periodic_retrain_schedule", yesterday, f"periodic retrain every {RETRAIN_EVERY_DAYS} days", {})
+    last, every = last_retrain_day(context.instance), settings().retrain_every_days
+    if not retrain_due(yesterday, last, every):
+        return SkipReason(f"the last retrain (as of {last}) is less than {every} days old")
+    return retrain_request(RetrainTrigger(kind="periodic_retrain_schedule", reason=f"periodic retrain every {every} days",
+                                          as_of=yesterday))

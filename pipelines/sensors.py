@@ -16,7 +16,6 @@ sets the cursor): turning a sensor on never acts on old history.
 """
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -33,24 +32,19 @@ from dagster import (
     sensor,
 )
 
-from assets.partitions import daily_partitions
+from assets.common import partition_days, previous_day
 from pipelines.jobs import ingest_job, monitor_job, retrain_job
 from pipelines.policy import drift_reason, in_cooldown, performance_reason, retrain_due
-from resources.settings import (
-    REPLAY_PERIODIC_RETRAIN,
-    REPLAY_SECONDS_PER_DAY,
-    REPLAY_START,
-    RETRAIN_COOLDOWN_DAYS,
-    RETRAIN_EVERY_DAYS,
-    SENSOR_INTERVAL_SECONDS,
-    default_landing_dir,
-)
+from resources.records import RetrainTrigger, Tag
+from resources.settings import settings
 
 NOT_FAILED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
               DagsterRunStatus.STARTED, DagsterRunStatus.SUCCESS]
 IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
              DagsterRunStatus.STARTED]
-AS_OF_TAG = "retrain.as_of"
+
+# how often the sensors tick: a definition-time setting (the daemon reads it when it loads the code)
+SENSOR_INTERVAL_SECONDS = settings().sensor_interval_seconds
 
 
 # --- shared helpers ----------------------------------------------------------------------------
@@ -58,16 +52,17 @@ AS_OF_TAG = "retrain.as_of"
 def last_retrain_day(instance) -> str | None:
     """The newest day a retrain (queued, running or done; not failed) was trained up to."""
     runs = instance.get_runs(RunsFilter(job_name=retrain_job.name, statuses=NOT_FAILED), limit=200)
-    return max((r.tags[AS_OF_TAG] for r in runs if AS_OF_TAG in r.tags), default=None)
+    return max((r.tags[Tag.AS_OF] for r in runs if Tag.AS_OF in r.tags), default=None)
 
 
-def retrain_request(trigger: str, day: str, reason: str, event: dict[str, str]) -> RunRequest:
-    """A retrain trained up to `day`, tagged with what triggered it."""
+def retrain_request(trigger: RetrainTrigger) -> RunRequest:
+    """A retrain trained up to the trigger's day, tagged with what triggered it (the candidate
+    copies the tags onto its MLflow run and registry version)."""
     return RunRequest(
-        run_key=f"{trigger}:{day}",
+        run_key=f"{trigger.kind}:{trigger.as_of}",
         job_name=retrain_job.name,
-        run_config={"ops": {"training_set": {"config": {"end_day": day}}}},
-        tags={"trigger": trigger, "trigger.reason": reason, AS_OF_TAG: day, **event},
+        run_config={"ops": {"training_set": {"config": {"end_day": trigger.as_of}}}},
+        tags=trigger.tags(),
     )
 
 
@@ -100,19 +95,19 @@ def _report_sensor(context: SensorEvaluationContext, asset: str, trigger: str, v
     if not records:
         return SkipReason(f"no new {asset} since record {context.cursor}")
     last = last_retrain_day(instance)
+    cooldown = settings().retrain_cooldown_days
     requests, held = [], []
     for record in records:
         day = record.asset_materialization.partition
         reason = verdict(_metadata(record))
         if reason is None or day is None:
             continue
-        if in_cooldown(day, last, RETRAIN_COOLDOWN_DAYS):
-            held.append(f"{day} (retrain as of {last} is within the {RETRAIN_COOLDOWN_DAYS}-day cooldown)")
+        if in_cooldown(day, last, cooldown):
+            held.append(f"{day} (retrain as of {last} is within the {cooldown}-day cooldown)")
             continue
-        requests.append(retrain_request(trigger, day, reason, {
-            "trigger.asset": asset, "trigger.partition": day, "trigger.storage_id": str(record.storage_id),
-            "trigger.run_id": record.run_id,
-        }))
+        requests.append(retrain_request(RetrainTrigger(
+            kind=trigger, reason=reason, asset=asset, partition=day, storage_id=str(record.storage_id),
+            run_id=record.run_id, as_of=day)))
         last = day
     cursor = str(records[-1].storage_id)
     if requests:
@@ -130,8 +125,8 @@ def _report_sensor(context: SensorEvaluationContext, asset: str, trigger: str, v
     # on: it only reacts to new drift reports, at most one retrain per cooldown
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests retrain_job when a day's drift_report finds dataset drift (share of drifted "
-    f"columns >= FLIGHTS_DRIFT_SHARE); not within {RETRAIN_COOLDOWN_DAYS} days of the last retrain "
-    "(FLIGHTS_RETRAIN_COOLDOWN_DAYS). Run key = the day; tags name the report.",
+    "columns >= FLIGHTS_DRIFT_SHARE); not within FLIGHTS_RETRAIN_COOLDOWN_DAYS (default 7) days of the last "
+    "retrain. Run key = the day; tags name the report.",
 )
 def drift_sensor(context: SensorEvaluationContext):
     return _report_sensor(context, "drift_report", "drift_sensor", drift_reason)
@@ -215,15 +210,16 @@ def landing_files(folder: Path) -> dict[str, dict[str, str]]:
     "in FLIGHTS_LANDING_DIR ingests that day (ingest_job). Drop files atomically (write, then rename).",
 )
 def landing_sensor(context: SensorEvaluationContext):
-    if os.environ.get("FLIGHTS_SOURCE", "replay") != "landing":
+    s = settings()
+    if s.source != "landing":
         return SkipReason("FLIGHTS_SOURCE is not 'landing': nothing to watch")
-    folder = Path(default_landing_dir())
+    folder = s.landing_dir
     found = landing_files(folder)
     if context.cursor is None:  # turned on: files already there are history (ingest them by a backfill)
         return SensorResult(skip_reason=SkipReason(f"watching {folder}: {len(found)} day(s) already there"),
                             cursor=json.dumps(found, sort_keys=True))
     seen = json.loads(context.cursor)
-    keys = set(daily_partitions.get_partition_keys())
+    keys = set(partition_days())
     ignored = sorted(day for day in found if day not in keys)
     requests = []
     for day, files in found.items():
@@ -249,23 +245,17 @@ def landing_sensor(context: SensorEvaluationContext):
 def replay_today(instance) -> str | None:
     """The replay's 'today': the day after the newest day with features (not before
     FLIGHTS_REPLAY_START); None once 2013 is over."""
-    keys = daily_partitions.get_partition_keys()
-    built = [d for d in instance.get_materialized_partitions(AssetKey("flight_features")) if d >= REPLAY_START]
+    keys, start = partition_days(), settings().replay_start
+    built = [d for d in instance.get_materialized_partitions(AssetKey("flight_features")) if d >= start]
     if not built:
-        return REPLAY_START if REPLAY_START in keys else None
+        return start if start in keys else None
     later = [d for d in keys if d > max(built)]
     return later[0] if later else None
 
 
-def previous_day(day: str) -> str | None:
-    keys = daily_partitions.get_partition_keys()
-    i = keys.index(day)
-    return keys[i - 1] if i > 0 else None
-
-
 @sensor(
     jobs=[ingest_job, retrain_job],
-    minimum_interval_seconds=REPLAY_SECONDS_PER_DAY,
+    minimum_interval_seconds=settings().replay_seconds_per_day,
     # off: turning it on replays 2013 into the warehouse, a day every FLIGHTS_REPLAY_SECONDS_PER_DAY
     default_status=DefaultSensorStatus.STOPPED,
     description="Accelerated replay of 2013: each tick ingests the replay's 'today' (the day after the "
@@ -283,8 +273,8 @@ def replay_clock_sensor(context: SensorEvaluationContext):
         return SkipReason("the replay has reached the end of 2013")
     requests = [RunRequest(run_key=f"replay-ingest:{today}", job_name=ingest_job.name, partition_key=today,
                            tags={"trigger": "replay_clock_sensor", "replay.today": today})]
-    yesterday = previous_day(today)
-    if REPLAY_PERIODIC_RETRAIN and yesterday and retrain_due(yesterday, last_retrain_day(instance), RETRAIN_EVERY_DAYS):
-        requests.append(retrain_request("periodic_retrain", yesterday,
-                                        f"periodic retrain every {RETRAIN_EVERY_DAYS} replayed days", {}))
+    yesterday, s = previous_day(today), settings()
+    if s.replay_periodic_retrain and yesterday and retrain_due(yesterday, last_retrain_day(instance), s.retrain_every_days):
+        requests.append(retrain_request(RetrainTrigger(
+            kind="periodic_retrain", reason=f"periodic retrain every {s.retrain_every_days} replayed days", as_of=yesterday)))
     return SensorResult(run_requests=requests)

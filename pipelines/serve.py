@@ -4,7 +4,7 @@
 
 Runs `mlflow models serve -m models:/<name>@champion --env-manager local`; POST
 {"inputs": [{<feature>: value, ...}, ...]} to /invocations, get [P(on time), P(late)] per flight
-(the request schema and the scoring: resources/served_model.py).
+(the request schema and the scoring: served_model/model.py).
 """
 
 from __future__ import annotations
@@ -15,10 +15,24 @@ import sys
 from pathlib import Path
 
 from resources.registry import CHAMPION, ModelRegistry
+from resources.settings import configure_process, subprocess_env
+
+
+def servable(registry: ModelRegistry) -> str:
+    """The champion's version, if this repository's scoring server can run it."""
+    champion = registry.champion()
+    if champion is None:
+        raise SystemExit("no champion model yet: run `make demo` (or retrain_job) first")
+    if not champion.build.package:
+        raise SystemExit(
+            f"{champion.label} was registered before the served_model package existed: it ships the old "
+            "`resources/` folder and cannot be served by this version of the repository. Retrain "
+            "(retrain_job), or roll back to a version registered since (rollback_job).")
+    return champion.version
 
 
 def serve_command(registry: ModelRegistry, host: str, port: int, workers: int = 2) -> tuple[list[str], dict]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = subprocess_env({"MLFLOW_TRACKING_URI": registry.resolved_tracking_uri})
     # requests are single rows or small batches: OpenMP threads in the boosted trees cost more
     # than they save there (11 ms -> 2 ms per row measured); concurrency comes from the workers
     env["OMP_NUM_THREADS"] = "1"
@@ -42,10 +56,10 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
+    configure_process()
     args = arguments()
     registry = ModelRegistry()
-    if registry.version_by_alias(CHAMPION) is None:
-        raise SystemExit("no champion model yet: run `make demo` (or retrain_job) first")
+    servable(registry)
     cmd, env = serve_command(registry, args.host, args.port)
     print(" ".join(cmd), flush=True)
     os.execvpe(cmd[0], cmd, env)

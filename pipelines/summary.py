@@ -5,20 +5,22 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 
 import pandas as pd
 
-from assets.partitions import daily_partitions
+from assets.common import partition_days
+from assets.validation.logic import parse_reasons
 from resources.data_quality import GreatExpectations
+from resources.registry import PREVIOUS, ModelRegistry
 from resources.schemas import flight_features, predictions, quarantine, raw_tables, validated_tables
+from resources.settings import configure_process, settings
 from resources.warehouse import Warehouse
 
 
 def summarize(start: str, end: str) -> str:
-    days = [d for d in daily_partitions.get_partition_keys() if start <= d <= end]
+    days = [d for d in partition_days() if start <= d <= end]
     wh = Warehouse()  # WAREHOUSE_URL or the SQLite default
     lines = [f"Warehouse: {wh.display_url}", ""]
     header = f"{'day':<12}{'dataset':<9}{'rows in':>9}{'valid':>8}{'quarant.':>10}{'features':>10}{'late %':>8}"
@@ -35,7 +37,7 @@ def summarize(start: str, end: str) -> str:
         bad = wh.count_by_partition(quarantine, days, dataset=dataset)
         q = wh.read(quarantine, days, columns=["reasons"], dataset=dataset)
         for r in q["reasons"]:
-            reasons.update(f"{dataset} {x.split(' (got ')[0]}" for x in json.loads(r))
+            reasons.update(f"{dataset} {x.kind}" for x in parse_reasons(r))
         shown = days if len(days) <= 16 else days[:3] + days[-10:]
         for d in days:
             if d not in shown:
@@ -70,33 +72,30 @@ def summarize(start: str, end: str) -> str:
 
 
 def model_lines(wh, days) -> list[str]:
-    from resources.registry import CHAMPION, PREVIOUS, ModelRegistry
-    from resources.settings import data_dir
-
     registry = ModelRegistry()
     try:
-        champion = registry.version_by_alias(CHAMPION)
+        champion = registry.champion()
     except Exception as exc:  # no tracking store yet
         return [f"Model registry: unavailable ({exc})"]
     if champion is None:
         return ["Model registry: no champion yet (run retrain_job)"]
-    previous = registry.version_by_alias(PREVIOUS)
-    run = registry.client.get_run(champion.run_id)
-    auc = run.data.metrics.get("test_candidate_roc_auc")
+    previous = registry.by_alias(PREVIOUS)
+    auc = champion.evaluation_roc_auc
     preds = wh.count_by_partition(predictions, days)
     scored = {d: n for d, n in preds.items() if n}
-    card = data_dir() / "model_cards" / f"v{champion.version}" / "model_card.md"
+    card = settings().model_cards_dir / f"v{champion.version}" / "model_card.md"
     return [
-        f"Champion: {registry.model_name} v{champion.version} (test ROC AUC {auc:.4f}; "
-        f"previous: {previous.version if previous else 'none'}; trained on {champion.tags.get('data.window')})",
+        f"Champion: {champion.label} (test ROC AUC {auc:.4f}; "
+        f"previous: {previous.version if previous else 'none'}; trained on {champion.window.label})",
         f"Predictions: {sum(scored.values())} rows on {len(scored)} day(s) "
         f"{min(scored) if scored else ''}…{max(scored) if scored else ''}",
         f"Model card: {card}",
-        f"MLflow tracking store: {registry.tracking_uri}",
+        f"MLflow tracking store: {registry.display_tracking_uri}",
     ]
 
 
 if __name__ == "__main__":
+    configure_process()
     start, end = (sys.argv[1:3] + [None, None])[:2]
-    keys = daily_partitions.get_partition_keys()
+    keys = partition_days()
     print(summarize(start or keys[0], end or start or keys[-1]))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.settings import gx_project_dir
+from resources.settings import settings
 
 
 @dataclass
@@ -57,7 +56,6 @@ def _project_lock(project_dir: str):
 
 @functools.lru_cache(maxsize=4)
 def _context(project_dir: str):
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -129,10 +127,15 @@ def _stored_suite(ctx, suite):
 class GreatExpectations(ConfigurableResource):
     """Runs an expectation suite on a pandas frame and updates the Data Docs site."""
 
-    project_dir: str = Field(
-        default_factory=lambda: str(gx_project_dir()),
-        description="Folder of the GX file context (validation results, Data Docs).",
+    project_dir: str | None = Field(
+        default=None,
+        description="Folder of the GX file context (validation results, Data Docs); unset: data/gx under "
+        "FLIGHTS_DATA_DIR.",
     )
+
+    @property
+    def resolved_project_dir(self) -> str:
+        return self.project_dir or str(settings().gx_project_dir)
 
     def validate(
         self, frame: pd.DataFrame, asset_name: str, make_suite, *suite_args, docs: bool = True
@@ -144,8 +147,8 @@ class GreatExpectations(ConfigurableResource):
         """
         from great_expectations.exceptions.resource_freshness import ResourceFreshnessAggregateError
 
-        key = (self.project_dir, asset_name, make_suite, tuple(suite_args), docs)
-        with _project_lock(self.project_dir):
+        key = (self.resolved_project_dir, asset_name, make_suite, tuple(suite_args), docs)
+        with _project_lock(self.resolved_project_dir):
             ctx, checkpoint = _checkpoint(*key)
             try:
                 result = checkpoint.run(batch_parameters={"dataframe": frame})
@@ -177,4 +180,4 @@ class GreatExpectations(ConfigurableResource):
         return SuiteRun(validation.suite_name, bool(validation.success), outcomes, page)
 
     def docs_index(self) -> str:
-        return str(Path(self.project_dir) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html")
+        return str(Path(self.resolved_project_dir) / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html")

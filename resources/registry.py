@@ -1,76 +1,91 @@
 """The MLflow tracking store and model registry, as a small resource around `MlflowClient`.
 
 Registry aliases, not stages: `champion` is the deployed version, `previous` the one before it.
-A version is the typed model MLflow's scoring server runs (resources/served_model.py) with the
+A version is the typed model MLflow's scoring server runs (served_model/model.py) with the
 fitted Pipeline inside; batch steps load that Pipeline with the reviewed skops types only.
+What the pipeline records on a version goes through the typed records of resources/records.py.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import re
 import tempfile
+import time
 from pathlib import Path
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.model_files import PIPELINE_ARTIFACT, load_pipeline
-from resources.settings import data_dir, postgres_database
+from resources.records import BuildInfo, GateVerdict, ModelRecord, RetrainTrigger, Tag, TrainingWindow
+from resources.settings import REPO_ROOT, settings
 
 MODEL_NAME = "flight_delay_classifier"
 EXPERIMENT = "flight-delay"
 CHAMPION, PREVIOUS = "champion", "previous"
-
-
-def default_tracking_uri() -> str:
-    return (os.environ.get("MLFLOW_TRACKING_URI") or postgres_database("mlflow")
-            or f"sqlite:///{data_dir() / 'mlflow.db'}")
-
-
-def default_artifact_root() -> str:
-    return os.environ.get("MLFLOW_ARTIFACT_ROOT") or str(data_dir() / "mlartifacts")
+EVALUATION_ARTIFACT = "evaluation/evaluation.json"
+MODEL_CARD_FOLDER = "model_card"
+SERVED_MODEL_PACKAGE = REPO_ROOT / "served_model"
 
 
 class RegistryUnavailable(RuntimeError):
-    pass
+    """The tracking store cannot be reached: transient, the step's retry policy tries again."""
 
 
 class ModelRegistry(ConfigurableResource):
-    """MLflow tracking + registry (env MLFLOW_TRACKING_URI; SQLite under data/ by default)."""
+    """MLflow tracking + registry (MLFLOW_TRACKING_URI; SQLite under data/ by default)."""
 
-    tracking_uri: str = Field(default_factory=default_tracking_uri)
-    artifact_root: str = Field(default_factory=default_artifact_root)
+    tracking_uri: str | None = Field(default=None, description="MLflow tracking URI; unset: the setting "
+                                     "MLFLOW_TRACKING_URI (or the profile's default), read when a step runs.")
+    artifact_root: str | None = Field(default=None, description="Where a new experiment keeps its artifacts; "
+                                      "unset: the setting MLFLOW_ARTIFACT_ROOT.")
     model_name: str = MODEL_NAME
     experiment_name: str = EXPERIMENT
 
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or settings().mlflow_tracking_uri
+
+    @property
+    def resolved_artifact_root(self) -> str:
+        return self.artifact_root or settings().mlflow_artifact_root
+
+    @property
+    def display_tracking_uri(self) -> str:
+        """The tracking URI without its password, for messages and metadata."""
+        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.resolved_tracking_uri)
+
     def _setup(self):
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         import mlflow
 
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(self.tracking_uri)
+        uri = self.resolved_tracking_uri
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(uri)
         return mlflow
 
     @property
     def client(self):
         mlflow = self._setup()
-        return mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+        return mlflow.MlflowClient(tracking_uri=self.resolved_tracking_uri)
 
     def experiment_id(self) -> str:
         client = self.client
         try:
             exp = client.get_experiment_by_name(self.experiment_name)
         except Exception as exc:  # unreachable store, bad URI, ...
-            raise RegistryUnavailable(f"MLflow tracking store {self.tracking_uri} unreachable: {exc}") from exc
+            raise RegistryUnavailable(f"MLflow tracking store {self.display_tracking_uri} unreachable: {exc}") from exc
         if exp is not None:
             return exp.experiment_id
-        Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
-        return client.create_experiment(self.experiment_name, artifact_location=Path(self.artifact_root).as_uri())
+        root = self.resolved_artifact_root
+        if "://" not in root:  # a local folder; an object-store URI is used as it is
+            Path(root).mkdir(parents=True, exist_ok=True)
+            root = Path(root).resolve().as_uri()
+        return client.create_experiment(self.experiment_name, artifact_location=root)
 
-    def version_by_alias(self, alias: str):
-        """The model version holding `alias`, or None."""
+    # --- reading versions -------------------------------------------------------------------
+
+    def _version_by_alias(self, alias: str):
         from mlflow.exceptions import MlflowException
 
         try:
@@ -78,11 +93,35 @@ class ModelRegistry(ConfigurableResource):
         except MlflowException as exc:
             if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
                 return None
-            raise RegistryUnavailable(f"MLflow registry {self.tracking_uri}: {exc}") from exc
+            raise RegistryUnavailable(f"MLflow registry {self.display_tracking_uri}: {exc}") from exc
+
+    @staticmethod
+    def _record(mv) -> ModelRecord:
+        return ModelRecord.from_tags(mv.name, mv.version, mv.run_id, dict(mv.tags), aliases=mv.aliases,
+                                     source=mv.source, created_ms=mv.creation_timestamp)
+
+    def by_alias(self, alias: str) -> ModelRecord | None:
+        """The version holding `alias`, or None."""
+        mv = self._version_by_alias(alias)
+        return None if mv is None else self._record(mv)
+
+    def champion(self) -> ModelRecord | None:
+        return self.by_alias(CHAMPION)
+
+    def record(self, version: str) -> ModelRecord:
+        """A registered version by number, or by alias (`champion`)."""
+        if not str(version).isdigit():
+            found = self.by_alias(str(version))
+            if found is None:
+                raise LookupError(f"no version of {self.model_name} holds the alias `{version}`")
+            return found
+        return self._record(self.client.get_model_version(self.model_name, str(version)))
 
     def load(self, version: str):
         """The sklearn Pipeline of a registered version, read from the version's artifacts with
         the reviewed skops types only (the served model's code is not run)."""
+        from served_model.files import PIPELINE_ARTIFACT, load_pipeline
+
         mlflow = self._setup()
         uri = f"models:/{self.model_name}/{version}"
         try:
@@ -94,12 +133,109 @@ class ModelRegistry(ConfigurableResource):
                 f"model {self.model_name} version {version}: artifacts missing or unreadable ({exc})"
             ) from exc
 
+    # --- writing a candidate ------------------------------------------------------------------
+
+    def start_training_run(self, window: TrainingWindow, trigger: RetrainTrigger, build: BuildInfo,
+                           run_name: str) -> str:
+        """A new MLflow run that records a retrain's window, trigger and build; the candidate is
+        logged into it later (`register_candidate`), from any host."""
+        client = self.client
+        run = client.create_run(self.experiment_id(), tags={**build.tags(), **window.tags(), **trigger.tags()},
+                                run_name=run_name)
+        client.set_terminated(run.info.run_id, "FINISHED")
+        return run.info.run_id
+
+    def training_window(self, run_id: str) -> TrainingWindow:
+        window = TrainingWindow.from_tags(self.client.get_run(run_id).data.tags)
+        if not window.days:
+            raise LookupError(f"MLflow run {run_id} records no training window (tag {Tag.PARTITIONS})")
+        return window
+
+    def register_candidate(self, model, *, run_id: str, params: dict, metrics: dict, threshold: float, sample,
+                           dataset, pip_requirements: list[str]) -> tuple[ModelRecord, float]:
+        """Log the fitted Pipeline into the retrain's MLflow run and register it as a new version
+        (the served model with the Pipeline inside); the run's tags (window, trigger, build) are
+        copied onto the version. Returns the version and the seconds logging and registering took."""
+        from mlflow.models import infer_signature
+
+        from served_model.files import PIPELINE_ARTIFACT, save_pipeline
+
+        mlflow = self._setup()
+        import mlflow.pyfunc  # noqa: F401  (modules load before the logging is timed)
+        import mlflow.sklearn  # noqa: F401
+        import skops.io  # noqa: F401
+
+        signature = infer_signature(sample, model.predict_proba(sample))
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id) as run:
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            # the training data stays in the warehouse: a reference to it (source, window, a digest
+            # of the days' data versions, schema) rather than a profile of the frame (~2 s)
+            mlflow.log_input(dataset(signature.inputs), context="training")
+            pipeline_dir = Path(tmp) / PIPELINE_ARTIFACT
+            save_pipeline(model, pipeline_dir, signature, pip_requirements)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(SERVED_MODEL_PACKAGE / "entry.py"),
+                artifacts={PIPELINE_ARTIFACT: str(pipeline_dir)},
+                code_paths=[str(SERVED_MODEL_PACKAGE)],
+                pip_requirements=pip_requirements,
+                registered_model_name=self.model_name,
+            )
+            tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+        version = str(info.registered_model_version)
+        self.set_version_tags(version, {Tag.THRESHOLD: f"{threshold:.6f}", **tags})
+        return self.record(version), time.perf_counter() - started
+
+    def set_version_tags(self, version: str, tags: dict[str, str]) -> None:
+        client = self.client
+        for key, value in tags.items():
+            client.set_model_version_tag(self.model_name, str(version), key, value)
+
+    def record_verdict(self, version: str, verdict: GateVerdict, test_roc_auc: float) -> None:
+        self.set_version_tags(version, verdict.tags(test_roc_auc))
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
+    def log_json(self, run_id: str, artifact_file: str, payload: dict) -> None:
+        self.client.log_text(run_id, json.dumps(payload, indent=1), artifact_file)
+
+    def read_json(self, run_id: str, artifact_file: str) -> dict:
+        mlflow = self._setup()
+        try:
+            return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{artifact_file}"))
+        except Exception as exc:
+            raise RuntimeError(f"MLflow run {run_id}: artifact {artifact_file} missing or unreadable ({exc})") from exc
+
+    def log_files(self, run_id: str, paths: list[Path], folder: str) -> None:
+        client = self.client
+        for path in paths:
+            client.log_artifact(run_id, str(path), artifact_path=folder)
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    def run_params(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.params)
+
+    def pinned_requirements(self, version: str) -> list[str]:
+        mlflow = self._setup()
+        path = mlflow.pyfunc.get_model_dependencies(f"models:/{self.model_name}/{version}")
+        return [line.strip() for line in open(path) if line.strip() and not line.startswith("#")]
+
+    # --- aliases ---------------------------------------------------------------------------------
+
     def promote(self, version: str) -> str | None:
         """Move `champion` to `version`; the old champion keeps `previous`. Returns the old one."""
         client = self.client
-        old = self.version_by_alias(CHAMPION)
+        old = self._version_by_alias(CHAMPION)
         if old is not None and str(old.version) == str(version):  # already done (a retried step)
-            previous = self.version_by_alias(PREVIOUS)
+            previous = self._version_by_alias(PREVIOUS)
             return None if previous is None else str(previous.version)
         if old is not None:
             client.set_registered_model_alias(self.model_name, PREVIOUS, str(old.version))
@@ -108,7 +244,7 @@ class ModelRegistry(ConfigurableResource):
 
     def rollback(self) -> tuple[str, str]:
         """`champion` back to `previous`; the rolled-back version becomes `previous`."""
-        current, previous = self.version_by_alias(CHAMPION), self.version_by_alias(PREVIOUS)
+        current, previous = self._version_by_alias(CHAMPION), self._version_by_alias(PREVIOUS)
         if current is None or previous is None:
             raise RuntimeError("rollback needs both a `champion` and a `previous` model version")
         client = self.client

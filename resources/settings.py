@@ -1,124 +1,205 @@
-"""Settings of the pipeline in one place: paths, the partition calendar and thresholds.
+"""The settings of the pipeline: one typed object, built from the environment when asked for.
 
-Every value can be overridden by an environment variable (documented in the README);
-the defaults work on a fresh clone.
+`settings()` reads the environment each time it is called (nothing is read at import), so a
+process, a test or an operator CLI sees the variables it runs with. This is the only module of
+`assets/`, `pipelines/` and `resources/` that reads the environment; every variable is listed in
+docs/settings.md, and `tests/unit/test_settings.py` checks that the two agree.
+
+Per-run overrides of the thresholds stay in the Launchpad (asset config): a config value of
+`None` means "the setting".
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Telemetry of every library the pipeline runs, off; applied by `configure_process()`.
+TELEMETRY_OFF = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",  # Evidently
+    "GX_ANALYTICS_ENABLED": "False",
+    "DAGSTER_DISABLE_TELEMETRY": "1",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 
-def _path_from_env(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
+
+class SettingError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
+def _text(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    value = (env.get(name) or "").strip()
+    return value or default
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind=float, low: float | None = None):
+    raw = _text(env, name, None)
+    if raw is None:
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if low is not None and value < low:
+        raise SettingError(f"{name}={raw!r} is below its minimum {low}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (_text(env, name, "false") or "").lower()
+    if raw not in ("1", "true", "yes", "0", "false", "no"):
+        raise SettingError(f"{name}={raw!r}: expected true or false")
+    return raw in ("1", "true", "yes")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _text(env, name, default)
+    if value not in allowed:
+        raise SettingError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    value = _text(env, name, None)
     return Path(value).expanduser().resolve() if value else default
 
 
-def data_dir() -> Path:
-    """Where the pipeline keeps its files (FLIGHTS_DATA_DIR, default data/), read at call time."""
-    return _path_from_env("FLIGHTS_DATA_DIR", REPO_ROOT / "data")
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the pipeline; field docs name the environment variable."""
 
-# The embedded replay: one partition per day of 2013.
-PARTITION_START = "2013-01-01"
-PARTITION_END_EXCLUSIVE = "2014-01-01"
+    data_dir: Path  # FLIGHTS_DATA_DIR: generated stores (default data/)
+    source: Literal["replay", "landing"]  # FLIGHTS_SOURCE
+    landing_dir: Path  # FLIGHTS_LANDING_DIR
+    postgres_url: str | None  # FLIGHTS_POSTGRES_URL: a server URL; every store on it
+    warehouse_url: str  # WAREHOUSE_URL
+    mlflow_tracking_uri: str  # MLFLOW_TRACKING_URI
+    mlflow_artifact_root: str  # MLFLOW_ARTIFACT_ROOT
+    # data quality
+    max_quarantine_share: float  # FLIGHTS_MAX_QUARANTINE_SHARE
+    min_weather_coverage: float  # FLIGHTS_MIN_WEATHER_COVERAGE
+    # monitoring
+    drift_share: float  # FLIGHTS_DRIFT_SHARE
+    column_drift_threshold: float  # FLIGHTS_COLUMN_DRIFT_THRESHOLD (0 = calibrated)
+    column_drift_quantile: float  # FLIGHTS_COLUMN_DRIFT_QUANTILE
+    drift_reference_rows: int  # FLIGHTS_DRIFT_REFERENCE_ROWS (kept above 1000)
+    roc_auc_drop: float  # FLIGHTS_ROC_AUC_DROP
+    performance_window_days: int  # FLIGHTS_PERFORMANCE_WINDOW_DAYS
+    # retraining and the replay clock
+    retrain_cooldown_days: int  # FLIGHTS_RETRAIN_COOLDOWN_DAYS
+    retrain_every_days: int  # FLIGHTS_RETRAIN_EVERY_DAYS
+    sensor_interval_seconds: int  # FLIGHTS_SENSOR_INTERVAL_SECONDS
+    replay_start: str  # FLIGHTS_REPLAY_START
+    replay_seconds_per_day: int  # FLIGHTS_REPLAY_SECONDS_PER_DAY
+    replay_periodic_retrain: bool  # FLIGHTS_REPLAY_PERIODIC_RETRAIN
+    # execution
+    executor: Literal["in_process", "multiprocess", "celery"]  # FLIGHTS_EXECUTOR
+    celery_broker: str | None  # FLIGHTS_CELERY_BROKER
+    celery_backend: str | None  # FLIGHTS_CELERY_BACKEND (default: the broker)
+    store_retries: int  # FLIGHTS_STORE_RETRIES
+    store_retry_delay: float  # FLIGHTS_STORE_RETRY_DELAY (seconds)
 
-# Default window of the README's main command.
-DEFAULT_DEMO_START = "2013-01-01"
-DEFAULT_DEMO_END = "2013-01-14"
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data = _path(env, "FLIGHTS_DATA_DIR", REPO_ROOT / "data")
+        server = (_text(env, "FLIGHTS_POSTGRES_URL", "") or "").rstrip("/") or None
 
-# Validation thresholds (overridable per run in the Launchpad through asset config).
-MAX_QUARANTINE_SHARE = float(os.environ.get("FLIGHTS_MAX_QUARANTINE_SHARE", "0.10"))
-# Share of flights of a day that must have a weather observation (WARN check only).
-MIN_WEATHER_COVERAGE = float(os.environ.get("FLIGHTS_MIN_WEATHER_COVERAGE", "0.90"))
+        def on_server(database: str) -> str | None:
+            return f"{server}/{database}" if server else None
 
-# Label: a flight is late when it arrives this many minutes (or more) after schedule.
-LATE_THRESHOLD_MINUTES = 15
+        executor = _choice(env, "FLIGHTS_EXECUTOR", "in_process", ("in_process", "multiprocess", "celery"))
+        broker = _text(env, "FLIGHTS_CELERY_BROKER", None)
+        if executor == "celery" and broker is None:
+            raise SettingError("FLIGHTS_EXECUTOR=celery needs FLIGHTS_CELERY_BROKER (e.g. `eval \"$(make -s broker-up)\"`)")
+        replay_start = _text(env, "FLIGHTS_REPLAY_START", "2013-01-01")
+        from datetime import date
 
+        try:
+            date.fromisoformat(replay_start)
+        except ValueError:
+            raise SettingError(f"FLIGHTS_REPLAY_START={replay_start!r} is not a day (YYYY-MM-DD)") from None
+        return cls(
+            data_dir=data,
+            source=_choice(env, "FLIGHTS_SOURCE", "replay", ("replay", "landing")),
+            landing_dir=_path(env, "FLIGHTS_LANDING_DIR", data / "landing"),
+            postgres_url=server,
+            warehouse_url=_text(env, "WAREHOUSE_URL", None) or on_server("warehouse") or f"sqlite:///{data / 'warehouse.db'}",
+            mlflow_tracking_uri=_text(env, "MLFLOW_TRACKING_URI", None) or on_server("mlflow")
+            or f"sqlite:///{data / 'mlflow.db'}",
+            mlflow_artifact_root=_text(env, "MLFLOW_ARTIFACT_ROOT", None) or str(data / "mlartifacts"),
+            max_quarantine_share=_number(env, "FLIGHTS_MAX_QUARANTINE_SHARE", 0.10, low=0),
+            min_weather_coverage=_number(env, "FLIGHTS_MIN_WEATHER_COVERAGE", 0.90, low=0),
+            # 0.3, not Evidently's 0.5, because the column thresholds are calibrated: with them
+            # the days of March-May 2013 showed shares from 0 to 0.47 (median 0.05)
+            drift_share=_number(env, "FLIGHTS_DRIFT_SHARE", 0.3, low=0),
+            column_drift_threshold=_number(env, "FLIGHTS_COLUMN_DRIFT_THRESHOLD", 0.0, low=0),
+            column_drift_quantile=_number(env, "FLIGHTS_COLUMN_DRIFT_QUANTILE", 0.95, low=0),
+            # above 1000 rows Evidently keeps the same drift methods as on the full window
+            drift_reference_rows=max(1001, _number(env, "FLIGHTS_DRIFT_REFERENCE_ROWS", 5000, int)),
+            roc_auc_drop=_number(env, "FLIGHTS_ROC_AUC_DROP", 0.05),
+            performance_window_days=_number(env, "FLIGHTS_PERFORMANCE_WINDOW_DAYS", 3, int, low=1),
+            retrain_cooldown_days=_number(env, "FLIGHTS_RETRAIN_COOLDOWN_DAYS", 7, int, low=0),
+            retrain_every_days=_number(env, "FLIGHTS_RETRAIN_EVERY_DAYS", 7, int, low=1),
+            sensor_interval_seconds=_number(env, "FLIGHTS_SENSOR_INTERVAL_SECONDS", 30, int, low=1),
+            replay_start=replay_start,
+            replay_seconds_per_day=_number(env, "FLIGHTS_REPLAY_SECONDS_PER_DAY", 60, int, low=1),
+            replay_periodic_retrain=_flag(env, "FLIGHTS_REPLAY_PERIODIC_RETRAIN"),
+            executor=executor,
+            celery_broker=broker,
+            celery_backend=_text(env, "FLIGHTS_CELERY_BACKEND", None) or broker,
+            store_retries=_number(env, "FLIGHTS_STORE_RETRIES", 3, int, low=0),
+            store_retry_delay=_number(env, "FLIGHTS_STORE_RETRY_DELAY", 2.0, low=0),
+        )
 
-def postgres_database(name: str) -> str | None:
-    """The PostgreSQL profile: FLIGHTS_POSTGRES_URL (a server URL) + a database name, or None."""
-    server = (os.environ.get("FLIGHTS_POSTGRES_URL") or "").rstrip("/")
-    return f"{server}/{name}" if server else None
+    @property
+    def gx_project_dir(self) -> Path:
+        """Great Expectations file context (validation results and Data Docs)."""
+        return self.data_dir / "gx"
 
+    @property
+    def reports_dir(self) -> Path:
+        """Evidently HTML reports and cached drift references."""
+        return self.data_dir / "reports"
 
-def default_warehouse_url() -> str:
-    return (os.environ.get("WAREHOUSE_URL") or postgres_database("warehouse")
-            or f"sqlite:///{data_dir() / 'warehouse.db'}")
-
-
-def default_landing_dir() -> str:
-    return os.environ.get("FLIGHTS_LANDING_DIR") or str(data_dir() / "landing")
-
-
-def gx_project_dir() -> Path:
-    """Great Expectations file context (validation results and Data Docs), git-ignored."""
-    return data_dir() / "gx"
-
-
-# --- Monitoring and retraining ------------------------------------------------------------------
-# One place for every threshold the sensors act on. Each is an environment variable; the drift
-# and performance thresholds can also be overridden per run in the Launchpad (asset config of
-# `drift_report` / `performance_report`), and every report records the thresholds it applied.
-
-
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
-
-
-# dataset drift: the share of monitored columns that drifted (Evidently's drift_share). 0.3,
-# not Evidently's 0.5, because the column thresholds are calibrated (below): with them, the days
-# of March-May 2013 showed shares from 0 to 0.47 (median 0.05), growing with the model's age.
-DRIFT_SHARE_THRESHOLD = _env_float("FLIGHTS_DRIFT_SHARE", 0.3)
-# per-column drift threshold. 0 (default) = calibrated on the reference: the
-# FLIGHTS_COLUMN_DRIFT_QUANTILE of the distances between each training day and the reference,
-# never below Evidently's default of the method (0.1 for the Wasserstein / Jensen-Shannon
-# distances it uses with a reference above 1000 rows). A value > 0 applies to every column.
-COLUMN_DRIFT_THRESHOLD = _env_float("FLIGHTS_COLUMN_DRIFT_THRESHOLD", 0.0)
-COLUMN_DRIFT_QUANTILE = _env_float("FLIGHTS_COLUMN_DRIFT_QUANTILE", 0.95)
-# performance: retrain when the champion's ROC AUC on the trailing days falls this far below
-# the ROC AUC it had on its own test days at evaluation
-ROC_AUC_DROP_THRESHOLD = _env_float("FLIGHTS_ROC_AUC_DROP", 0.05)
-PERFORMANCE_WINDOW_DAYS = _env_int("FLIGHTS_PERFORMANCE_WINDOW_DAYS", 3)
-# no sensor-triggered retrain within this many (replayed) days of the previous retrain
-RETRAIN_COOLDOWN_DAYS = _env_int("FLIGHTS_RETRAIN_COOLDOWN_DAYS", 7)
-# how often the sensors tick (the daemon evaluates each at most this often)
-SENSOR_INTERVAL_SECONDS = _env_int("FLIGHTS_SENSOR_INTERVAL_SECONDS", 30)
-# the periodic retrain: every this many days (the weekly schedule; the replay clock uses it too)
-RETRAIN_EVERY_DAYS = _env_int("FLIGHTS_RETRAIN_EVERY_DAYS", 7)
-# drift reference: a fixed-seed sample of the champion's training window (bounded for speed; it
-# stays above 1000 rows so Evidently keeps the same drift methods as on the full window)
-DRIFT_REFERENCE_ROWS = max(1001, _env_int("FLIGHTS_DRIFT_REFERENCE_ROWS", 5000))
-
-# Columns watched for drift: what the model sees and can shift, plus its output. Calendar
-# columns are left out on purpose: a single day has one weekday, one month and one day of the
-# year, so they "drift" every day by construction and would drown the real signal.
-DRIFT_COLUMNS_NUMERIC = [
-    "sched_hour", "distance", "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust",
-    "precip", "pressure", "visib", "origin_departures_prev_2h", "origin_mean_dep_delay_prev_2h",
-    "origin_late_share_prev_2h", "origin_waiting_flights", "origin_scheduled_prev_1h",
-    "probability_late",
-]
-# `dest` (about 100 airports) is left out too: on a ~900-flight day its Jensen-Shannon distance
-# to the reference exceeds the 0.1 threshold from sampling noise alone.
-DRIFT_COLUMNS_CATEGORICAL = ["carrier", "origin"]
-
-# The replay clock: "today" for schedules and sensors during a replay of 2013 is the day after
-# the newest day with features (the data's own frontier), and never before FLIGHTS_REPLAY_START.
-# Ingesting today moves the clock on; the replay_clock_sensor does that every
-# FLIGHTS_REPLAY_SECONDS_PER_DAY seconds (accelerated time), and with
-# FLIGHTS_REPLAY_PERIODIC_RETRAIN=true it also plays the periodic retrain in replayed days.
-REPLAY_START = os.environ.get("FLIGHTS_REPLAY_START") or PARTITION_START
-REPLAY_SECONDS_PER_DAY = _env_int("FLIGHTS_REPLAY_SECONDS_PER_DAY", 60)
-REPLAY_PERIODIC_RETRAIN = (os.environ.get("FLIGHTS_REPLAY_PERIODIC_RETRAIN") or "false").lower() in ("1", "true", "yes")
+    @property
+    def model_cards_dir(self) -> Path:
+        return self.data_dir / "model_cards"
 
 
-def reports_dir() -> Path:
-    """Evidently HTML reports and cached drift references, git-ignored."""
-    return data_dir() / "reports"
+def settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The settings as the environment says now."""
+    return Settings.from_env(env)
+
+
+def environment_variables() -> list[str]:
+    """Every environment variable `Settings.from_env` reads (from the field comments' source)."""
+    import re
+
+    source = Path(__file__).read_text()
+    return sorted(set(re.findall(r'env, "([A-Z_]+)"', source)))
+
+
+SETTING_FIELDS = [f.name for f in fields(Settings)]
+
+
+def configure_process() -> None:
+    """Telemetry off and the known warnings of the libraries filtered, for this process and the
+    processes it starts. Called where a process of the pipeline begins: the Definitions, the
+    operator CLIs, the benchmarks and the tests."""
+    for name, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(name, value)
+    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
+def subprocess_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a server or tool this pipeline starts (telemetry off)."""
+    return {**os.environ, **TELEMETRY_OFF, **(extra or {})}

@@ -1,4 +1,5 @@
-"""The SQL warehouse: a SQLAlchemy engine from WAREHOUSE_URL with explicit table schemas.
+"""The SQL warehouse: a SQLAlchemy engine (WAREHOUSE_URL, any SQLAlchemy URL) with explicit
+table schemas.
 
 Writing partitions replaces them in one transaction: readers see either the old or the new
 rows of a day, never a mix, and a failure part-way leaves the tables as they were.
@@ -11,14 +12,14 @@ import functools
 from collections.abc import Iterable, Iterator, Sequence
 
 import pandas as pd
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from pydantic import Field
 from sqlalchemy import Engine, Table, create_engine, event, func, make_url, select
 from sqlalchemy.exc import OperationalError
 
 from resources import schemas
-from resources.retries import DataFailure
-from resources.settings import default_warehouse_url
+from resources.errors import DataProblem
+from resources.settings import settings
 
 
 @functools.lru_cache(maxsize=8)
@@ -55,7 +56,7 @@ def _check_columns(engine) -> None:
         have = {c["name"] for c in inspector.get_columns(table.name)}
         missing = [c.name for c in table.columns if c.name not in have]
         if missing:
-            raise DataFailure(  # retrying cannot fix it
+            raise DataProblem(  # retrying cannot fix it
                 f"warehouse {engine.url.render_as_string(hide_password=True)}: table {table.name} lacks "
                 f"columns {missing}; it was created by an older version of resources/schemas.py. "
                 "Rebuild it (`make clean`, then ingest again) or add the columns."
@@ -147,19 +148,24 @@ class WarehouseUnavailable(RuntimeError):
 class Warehouse(ConfigurableResource):
     """SQL warehouse reached through SQLAlchemy (SQLite under data/ by default)."""
 
-    url: str = Field(
-        default_factory=default_warehouse_url,
-        description="SQLAlchemy URL of the warehouse (env WAREHOUSE_URL).",
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the warehouse; unset: the setting WAREHOUSE_URL (or the profile's "
+        "default), read when a step runs, so that no credential is part of the definitions.",
     )
+
+    @property
+    def resolved_url(self) -> str:
+        return self.url or settings().warehouse_url
 
     @property
     def engine(self) -> Engine:
         with self._reachable():
-            return _engine(self.url)
+            return _engine(self.resolved_url)
 
     @property
     def display_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        return make_url(self.resolved_url).render_as_string(hide_password=True)
 
     @contextlib.contextmanager
     def _reachable(self):
@@ -197,11 +203,18 @@ class Warehouse(ConfigurableResource):
         with self._reachable(), self.engine.connect() as conn:
             return _count_by_partition(conn, table, partitions, dataset)
 
+    def rows_by(self, table: Table, partitions: Sequence[str], column: str) -> pd.DataFrame:
+        """(partition_date, `column`) -> rows of `table` over `partitions`, counted in the database."""
+        stmt = (
+            select(table.c.partition_date, table.c[column], func.count().label("rows"))
+            .where(table.c.partition_date.in_(list(partitions)))
+            .group_by(table.c.partition_date, table.c[column])
+        )
+        with self._reachable(), self.engine.connect() as conn:
+            result = conn.execute(stmt)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
-def warehouse_from_env() -> Warehouse:
-    """The resource as Definitions configures it: WAREHOUSE_URL or the SQLite default."""
-    import os
-
-    if os.environ.get("WAREHOUSE_URL"):
-        return Warehouse(url=EnvVar("WAREHOUSE_URL"))
-    return Warehouse()
+    def latest_partition(self, table: Table) -> str | None:
+        """The newest day `table` holds, or None."""
+        with self._reachable(), self.engine.connect() as conn:
+            return conn.execute(select(func.max(table.c.partition_date))).scalar()

@@ -42,6 +42,26 @@ def _definition(numeric: list[str], categorical: list[str]):
 Thresholds = float | dict[str, float] | None  # one for all columns, one per column, or defaults
 
 
+def _stat_test(reference: pd.Series, current: pd.Series, categorical: bool, threshold: float | None):
+    """The drift test Evidently's `DriftedColumnsCount` / `ValueDrift` pick for a column (by type
+    and reference size), and its result: (test, result with drift_score, actual_threshold,
+    drifted).
+
+    Evidently 0.7 exposes per-column drift publicly only as `ValueDrift`, which renders a plotly
+    chart inside its calculation (~45 ms a column, ~1 s a day for our 19 columns); the test
+    selection and the tests themselves live only under `evidently.legacy` (the 0.7 migration moved
+    per-column drift to `ValueDrift`: evidentlyai/evidently#1556). This wrapper is the one place
+    that reaches there; `drift_report_for_day` checks on every report that its verdicts agree with
+    Evidently's own `DriftedColumnsCount`, so a change upstream fails loudly, not silently.
+    """
+    from evidently.legacy.calculations.stattests import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    kind = ColumnType.Categorical if categorical else ColumnType.Numerical
+    test = get_stattest(reference, current, kind, None)
+    return test, test(reference, current, kind, threshold)
+
+
 def _threshold(thresholds, column: str) -> float | None:
     return thresholds.get(column) if isinstance(thresholds, dict) else thresholds
 
@@ -50,19 +70,14 @@ def column_drift(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[s
                  threshold: Thresholds = None) -> list[dict]:
     """Method, score, threshold and verdict of each column, by the stat test Evidently picks.
     `threshold`: one for every column, one per column (dict), or None for the method's default."""
-    from evidently.legacy.calculations.stattests import get_stattest
-    from evidently.legacy.core import ColumnType
-
     out = []
     for column in [*numeric, *categorical]:
-        kind = ColumnType.Categorical if column in categorical else ColumnType.Numerical
         ref, cur = reference[column].dropna(), current[column].dropna()
         if ref.empty or cur.empty:
             out.append({"column": column, "method": "n/a (no values)", "score": float("nan"),
                         "threshold": _threshold(threshold, column), "drifted": False})
             continue
-        test = get_stattest(ref, cur, kind, None)
-        res = test(ref, cur, kind, _threshold(threshold, column))
+        test, res = _stat_test(ref, cur, column in categorical, _threshold(threshold, column))
         out.append({"column": column, "method": test.display_name, "score": round(float(res.drift_score), 5),
                     "threshold": float(res.actual_threshold), "drifted": bool(res.drifted)})
     return out
@@ -152,7 +167,7 @@ def classification_report(rows: pd.DataFrame, label: str, probability: str = "pr
     from evidently.metrics import F1Score, LogLoss, Precision, Recall, RocAuc
     from sklearn.metrics import brier_score_loss
 
-    from assets.evaluation import calibration_table
+    from assets.evaluation.logic import calibration_table
 
     threshold = float(rows[threshold_column].iloc[0])
     frame = rows[[label, probability, predicted]].copy()

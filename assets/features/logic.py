@@ -1,4 +1,4 @@
-"""Features known at scheduled departure (`flight_features`), point-in-time correct.
+"""Features known at scheduled departure (`flight_features`), point-in-time correct (no Dagster).
 
 For a flight scheduled to leave origin O at local time T, every feature uses only what is
 known at T:
@@ -22,39 +22,17 @@ import functools
 
 import numpy as np
 import pandas as pd
-from dagster import (
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
 
-from assets.partitions import (
-    add_partition_metadata,
-    daily_partitions,
-    data_version,
-    partition_check_results,
-    single_run_backfill,
-    stored_data_versions,
-)
-from resources.retries import STORE_RETRY_POLICY
-from resources.schemas import (
-    FEATURE_COLUMNS_CATEGORICAL,
-    FEATURE_COLUMNS_NUMERIC,
-    flight_features as flight_features_table,
-    validated_tables,
-)
-from resources.settings import LATE_THRESHOLD_MINUTES, MIN_WEATHER_COVERAGE
-from resources.warehouse import Warehouse
+from assets.common import data_version
+from resources.schemas import flight_features as flight_features_table
 
 WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
 WEATHER_MAX_AGE = pd.Timedelta(hours=3)
 CONGESTION_WINDOW_MIN = 120
 SCHEDULED_WINDOW_MIN = 60
 DEST_WINDOW_MIN = 180
-COVERAGE_CHECK = "weather_coverage"
+# Label: a flight is late when it arrives this many minutes (or more) after schedule.
+LATE_THRESHOLD_MINUTES = 15
 
 
 @functools.lru_cache(maxsize=8)
@@ -247,63 +225,17 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame
     return out[[c.name for c in flight_features_table.columns]]
 
 
-@asset(
-    retry_policy=STORE_RETRY_POLICY,
-    deps=["validated_flights", "validated_weather"],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run_backfill,
-    group_name="features",
-    kinds={"pandas", "sql"},
-    owners=["team:ml-platform"],
-    tags={"stage": "features"},
-    check_specs=[
-        AssetCheckSpec(
-            COVERAGE_CHECK,
-            asset="flight_features",
-            description=f"WARN when fewer than {MIN_WEATHER_COVERAGE:.0%} of a day's flights have an "
-            "origin weather observation of the last 3 hours.",
-        )
-    ],
-    description=(
-        "One row per valid flight: features known at scheduled departure only (calendar, carrier, "
-        "route, distance, origin weather at the scheduled hour, origin congestion before departure) "
-        "and the labels (`is_late` = arrived 15+ min late), in `flight_features`."
-    ),
-)
-def flight_features(context: AssetExecutionContext, warehouse: Warehouse):
-    partitions = context.partition_keys
-    flights = warehouse.read(validated_tables["flights"], partitions)
-    weather = warehouse.read(validated_tables["weather"], partitions)
-    features = build_features(flights, weather)
-    with warehouse.replace_partitions() as tx:
-        tx.replace(flight_features_table, partitions, features)
-
-    versions = stored_data_versions(features, flight_features_table)
+def day_figures(features: pd.DataFrame, partitions: list[str], versions: dict[str, str]) -> dict[str, dict]:
+    """Per day: rows, late share, weather coverage and the stored data version."""
     by_day = features.assign(is_late=features["is_late"].astype(float)).groupby("partition_date")
     stats = by_day.agg(rows=("row_number", "size"), late_share=("is_late", "mean"), coverage=("weather_available", "mean"))
-    per_day, coverage_rows = {}, []
+    out = {}
     for p in partitions:
         rows = int(stats["rows"].get(p, 0))
-        coverage = float(stats["coverage"].get(p, 0.0)) if rows else 0.0
-        coverage_rows.append((p, coverage))
-        per_day[p] = {
+        out[p] = {
             "rows": rows,
             "late_share": float(stats["late_share"].get(p, float("nan"))),
-            "weather_coverage": coverage,
+            "weather_coverage": float(stats["coverage"].get(p, 0.0)) if rows else 0.0,
             "data_version": versions.get(p, data_version(features.iloc[0:0])),
         }
-    add_partition_metadata(context, per_day)
-    yield MaterializeResult(
-        metadata={
-            "rows": MetadataValue.int(len(features)),
-            "feature_columns": MetadataValue.json(FEATURE_COLUMNS_NUMERIC + FEATURE_COLUMNS_CATEGORICAL),
-            "late_share": MetadataValue.float(float(features["is_late"].astype(float).mean()) if len(features) else 0.0),
-            "cancelled": MetadataValue.int(int(features["cancelled"].sum())),
-        }
-    )
-    yield from partition_check_results(
-        context,
-        COVERAGE_CHECK,
-        {p: (c >= MIN_WEATHER_COVERAGE, {"weather_coverage": c, "minimum": MIN_WEATHER_COVERAGE}) for p, c in coverage_rows},
-        severity=AssetCheckSeverity.WARN,
-    )
+    return out

@@ -1,22 +1,47 @@
-"""The day partitions shared by every daily asset, and per-partition metadata helpers."""
+"""Plain helpers shared by the stages' logic (no Dagster): the calendar of day partitions, data
+versions of stored rows, markdown tables for reports and the failure every stage raises on data
+that retrying cannot fix."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
+from datetime import date, timedelta
 
 import pandas as pd
-from dagster import AssetExecutionContext, BackfillPolicy, DailyPartitionsDefinition
 
-from resources.settings import PARTITION_END_EXCLUSIVE, PARTITION_START
+from resources.errors import DataProblem
 
-daily_partitions = DailyPartitionsDefinition(
-    start_date=PARTITION_START, end_date=PARTITION_END_EXCLUSIVE
-)
+# The embedded replay: one partition per day of 2013.
+PARTITION_START = "2013-01-01"
+PARTITION_END_EXCLUSIVE = "2014-01-01"
 
-# A backfill of many days runs as one run, and each asset processes the whole range at once
-# (one GX validation, one transaction), instead of one run per day.
-single_run_backfill = BackfillPolicy.single_run()
+
+@functools.lru_cache(maxsize=1)
+def _days() -> tuple[str, ...]:
+    start, end = date.fromisoformat(PARTITION_START), date.fromisoformat(PARTITION_END_EXCLUSIVE)
+    return tuple((start + timedelta(days=i)).isoformat() for i in range((end - start).days))
+
+
+def partition_days() -> list[str]:
+    """Every day partition, oldest first (the same keys as the Dagster partitions definition)."""
+    return list(_days())
+
+
+def days_ending(day: str, n: int) -> list[str]:
+    """The `n` partition days ending with `day` (fewer at the start of the calendar)."""
+    keys = _days()
+    if day not in keys:
+        raise DataProblem(f"{day!r} is not a day of the partitions ({keys[0]} … {keys[-1]})")
+    i = keys.index(day)
+    return list(keys[max(0, i - n + 1): i + 1])
+
+
+def previous_day(day: str) -> str | None:
+    keys = _days()
+    i = keys.index(day)
+    return keys[i - 1] if i > 0 else None
 
 
 def data_version(frame: pd.DataFrame) -> str:
@@ -56,14 +81,6 @@ def stored_data_versions(frame: pd.DataFrame, table) -> dict[str, str]:
     return data_versions_by_partition(stored)
 
 
-def add_partition_metadata(
-    context: AssetExecutionContext, per_partition: Mapping[str, Mapping[str, object]]
-) -> None:
-    """Attach each day's own figures to that day's materialization event."""
-    for key, meta in per_partition.items():
-        context.add_asset_metadata(dict(meta), partition_key=key)
-
-
 def markdown_table(rows: list[Mapping[str, object]], columns: list[str]) -> str:
     if not rows:
         return "_none_"
@@ -74,32 +91,5 @@ def markdown_table(rows: list[Mapping[str, object]], columns: list[str]) -> str:
     return head + body
 
 
-def partition_check_results(
-    context: AssetExecutionContext,
-    check_name: str,
-    per_partition: Mapping[str, tuple[bool, Mapping[str, object]]],
-    severity=None,
-):
-    """Yield one check evaluation per day of the run, then the check's output.
-
-    Dagster plans a check execution per partition of a partitioned run, while an
-    `AssetCheckResult` of a multi-day step is recorded without a partition; evaluations that
-    name their partition complete each day's planned record (UI: the check per day).
-    """
-    from dagster import AssetCheckEvaluation, AssetCheckKey, AssetCheckSeverity, Output
-
-    severity = severity or AssetCheckSeverity.ERROR
-    key = AssetCheckKey(context.assets_def.key, check_name)
-    spec = context.assets_def.get_spec_for_check_key(key)
-    for partition, (passed, metadata) in per_partition.items():
-        yield AssetCheckEvaluation(
-            asset_key=key.asset_key,
-            check_name=check_name,
-            passed=passed,
-            metadata=dict(metadata),
-            severity=severity,
-            blocking=spec.blocking,
-            partition=partition,
-        )
-    output_name = context.op_execution_context.job_def.asset_layer.get_op_output_name(key)
-    yield Output(None, output_name=output_name)
+def bullet_list(lines: list[str]) -> str:
+    return "\n".join(f"- {line}" for line in lines) or "none"

@@ -12,7 +12,7 @@ from pathlib import Path
 # arrays of nodes, no callables). Anything else in a model file is refused.
 SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 
-# the name of the Pipeline's folder inside a registered model version (see resources/served_model.py)
+# the name of the Pipeline's folder inside a registered model version (see served_model/model.py)
 PIPELINE_ARTIFACT = "sklearn_pipeline"
 
 

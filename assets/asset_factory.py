@@ -1,0 +1,144 @@
+"""The Dagster side shared by every stage: the day partitions, one decorator that applies the
+shared asset settings, the I/O manager that keeps steps from handing over pickles, and the
+per-day metadata and check results of a step that handles many days at once."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import warnings
+from collections.abc import Mapping
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckKey,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Backoff,
+    BackfillPolicy,
+    BetaWarning,
+    ConfigurableIOManager,
+    DailyPartitionsDefinition,
+    Failure,
+    Jitter,
+    Output,
+    RetryPolicy,
+    asset,
+)
+
+from assets.common import PARTITION_END_EXCLUSIVE, PARTITION_START
+from resources.errors import DataProblem
+from resources.settings import settings
+
+daily_partitions = DailyPartitionsDefinition(start_date=PARTITION_START, end_date=PARTITION_END_EXCLUSIVE)
+OWNERS = ["team:ml-platform"]
+
+
+class DataFailure(Failure):
+    """A failure that retrying cannot fix: the step fails at once, whatever its retry policy."""
+
+    def __init__(self, description: str | None = None, metadata=None):
+        super().__init__(description=description, metadata=metadata, allow_retries=False)
+
+
+def store_retry_policy() -> RetryPolicy:
+    """A store briefly unreachable (a restarting server, a locked SQLite file) is retried with
+    exponential backoff: FLIGHTS_STORE_RETRIES retries, waiting FLIGHTS_STORE_RETRY_DELAY s, then
+    twice that, ... What retrying cannot fix (`DataProblem`, `DataFailure`) fails at once. Every
+    retried step writes in one transaction, or moves aliases so that repeating it changes
+    nothing (`ModelRegistry.promote`)."""
+    s = settings()
+    return RetryPolicy(max_retries=s.store_retries, delay=s.store_retry_delay,
+                       backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+
+def _failing_data_problems_at_once(fn):
+    """The asset body, with a `DataProblem` from the logic raised as a `DataFailure`."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except DataProblem as exc:
+                raise DataFailure(str(exc)) from exc
+        return generator
+
+    @functools.wraps(fn)
+    def function(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DataProblem as exc:
+            raise DataFailure(str(exc)) from exc
+    return function
+
+
+def lifecycle_asset(stage: str, *, daily: bool = False, **kwargs):
+    """`@asset` with what every asset of the pipeline shares: its group and `stage` tag are the
+    lifecycle stage, the team owns it, a store outage is retried; a daily asset is partitioned
+    by day and a backfill of many days is one run (`BackfillPolicy.single_run()`), each asset
+    handling the whole range at once (one GX validation, one transaction)."""
+    shared = dict(group_name=stage, tags={"stage": stage}, owners=OWNERS, retry_policy=store_retry_policy())
+    if daily:
+        shared.update(partitions_def=daily_partitions, backfill_policy=BackfillPolicy.single_run())
+
+    def decorate(fn):
+        with warnings.catch_warnings():  # `backfill_policy` is beta in Dagster 1.13: known, and chosen
+            warnings.filterwarnings("ignore", category=BetaWarning)
+            return asset(**shared, **kwargs)(_failing_data_problems_at_once(fn))
+
+    return decorate
+
+
+class StoresOnlyIOManager(ConfigurableIOManager):
+    """Steps hand over through the warehouse and the MLflow registry, never through files of the
+    run's host: an asset that returned a value to pickle, or an input that expected one, fails
+    here instead of silently writing to DAGSTER_HOME/storage."""
+
+    def handle_output(self, context, obj) -> None:
+        if obj is not None:
+            raise TypeError(f"{context.asset_key.to_user_string()} returned a {type(obj).__name__}: steps hand over "
+                            "through the warehouse or the registry, return MaterializeResult")
+
+    def load_input(self, context):
+        raise TypeError(f"{context.asset_key.to_user_string()}: inputs are read from the warehouse or the registry, "
+                        "declare the upstream asset in `deps`")
+
+
+def add_partition_metadata(context: AssetExecutionContext, per_partition: Mapping[str, Mapping[str, object]]) -> None:
+    """Attach each day's own figures to that day's materialization event."""
+    for key, meta in per_partition.items():
+        context.add_asset_metadata(dict(meta), partition_key=key)
+
+
+def partition_check_results(
+    context: AssetExecutionContext,
+    check_name: str,
+    per_partition: Mapping[str, tuple[bool, Mapping[str, object]]],
+    severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
+):
+    """Yield one check evaluation per day of the run, then the check's output.
+
+    Dagster plans a check execution per partition of a partitioned run, while an
+    `AssetCheckResult` of a multi-day step is recorded without a partition; evaluations that
+    name their partition complete each day's planned record (UI: the check per day).
+    """
+    key = AssetCheckKey(context.assets_def.key, check_name)
+    spec = context.assets_def.get_spec_for_check_key(key)
+    for partition, (passed, metadata) in per_partition.items():
+        yield AssetCheckEvaluation(
+            asset_key=key.asset_key, check_name=check_name, passed=passed, metadata=dict(metadata),
+            severity=severity, blocking=spec.blocking, partition=partition,
+        )
+    yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(key))
+
+
+def latest_materialization(context: AssetExecutionContext, asset_key: str):
+    """The upstream asset's materialization this step builds on: the one of this run, or else
+    the newest (a step re-executed alone builds on the last good upstream)."""
+    from dagster import AssetKey, AssetRecordsFilter
+
+    records = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset_key)), limit=20).records
+    if not records:
+        raise DataFailure(f"{asset_key} has never been materialized: materialize it (or run retrain_job) first")
+    mine = [r for r in records if r.run_id == context.run_id]
+    return (mine or records)[0].asset_materialization

@@ -1,0 +1,68 @@
+"""Evaluation: candidate, current champion and a baseline on the same test rows, and the
+promotion decision with every reason (`model_evaluation`), recorded on the candidate's MLflow
+run (test metrics, and the whole evaluation as `evaluation/evaluation.json`)."""
+
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from pydantic import Field
+
+from assets.asset_factory import DataFailure, latest_materialization, lifecycle_asset
+from assets.common import bullet_list, markdown_table
+from assets.evaluation.logic import GatePolicy, evaluate
+from assets.training.logic import build_training_set
+from resources.registry import EVALUATION_ARTIFACT, ModelRegistry
+from resources.schemas import flight_features
+from resources.warehouse import Warehouse
+
+SEGMENT_COLUMNS = ["rows", "late_share", "roc_auc", "f1"]
+
+
+class GateConfig(Config):
+    min_roc_auc: float = Field(default=GatePolicy.min_roc_auc, description="Absolute floor of the candidate's test ROC AUC.")
+    min_margin: float = Field(default=GatePolicy.min_margin, description="Required ROC AUC margin over the champion on the same rows.")
+    force_promote: bool = Field(default=False, description="Manual override: promote whatever the gate says.")
+    override_reason: str = Field(default="", description="Why the override was used (required with force_promote).")
+
+
+@lifecycle_asset(
+    "evaluation",
+    deps=["candidate_model"],
+    kinds={"sklearn", "mlflow"},
+    description="Candidate, current champion and a baseline (historical late rate by route and hour) scored on the "
+    "same test days: ROC AUC, PR AUC, log loss, Brier, precision/recall/F1 at the operating threshold, "
+    "calibration, per origin and per carrier; and the promotion decision with every reason.",
+)
+def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehouse: Warehouse,
+                     model_registry: ModelRegistry) -> MaterializeResult:
+    version = latest_materialization(context, "candidate_model").metadata["model_version"].value
+    candidate = model_registry.record(version)
+    ts = build_training_set(warehouse.read(flight_features, candidate.window.days), candidate.window)
+    champion = model_registry.champion()
+    champion_model = None
+    if champion is not None:
+        try:
+            champion_model = model_registry.load(champion.version)
+        except RuntimeError as exc:
+            raise DataFailure(f"the current champion cannot be evaluated, nothing changes: {exc}") from exc
+    try:
+        evaluation = evaluate(
+            ts, version, model_registry.load(version),  # what is registered is what is judged
+            candidate.threshold, None if champion is None else champion.version, champion_model,
+            0.5 if champion is None else champion.threshold, GatePolicy(**config.model_dump()))
+    except ValueError as exc:
+        raise DataFailure(str(exc)) from exc
+    model_registry.log_metrics(candidate.run_id, evaluation.mlflow_metrics())
+    model_registry.log_json(candidate.run_id, EVALUATION_ARTIFACT, evaluation.as_json())
+    days = evaluation.test_days
+    return MaterializeResult(metadata={
+        "model_version": MetadataValue.text(version),
+        "decision": MetadataValue.text("PROMOTE" if evaluation.verdict.promote else "KEEP CHAMPION"),
+        "reasons": MetadataValue.md(bullet_list(evaluation.verdict.reasons)),
+        "metrics": MetadataValue.md(markdown_table(evaluation.table(), [
+            "model", "roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1", "threshold"])),
+        "candidate_roc_auc": MetadataValue.float(evaluation.candidate.roc_auc),
+        "test_days": MetadataValue.text(f"{days[0]} … {days[-1]}"),
+        "calibration": MetadataValue.md(markdown_table(evaluation.calibration, ["bin", "rows", "mean_predicted", "observed_late"])),
+        "by_origin": MetadataValue.md(markdown_table(evaluation.by_origin, ["origin", *SEGMENT_COLUMNS])),
+        "by_carrier": MetadataValue.md(markdown_table(evaluation.by_carrier, ["carrier", *SEGMENT_COLUMNS])),
+        "mlflow_run_id": MetadataValue.text(candidate.run_id),
+    })

@@ -1,0 +1,54 @@
+"""Features: one row per valid flight, known at its scheduled departure (`flight_features`)."""
+
+from dagster import AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue
+
+from assets.asset_factory import add_partition_metadata, lifecycle_asset, partition_check_results
+from assets.common import stored_data_versions
+from assets.features.logic import build_features, day_figures
+from resources.schemas import flight_features as flight_features_table
+from resources.schemas import validated_tables
+from resources.settings import settings
+from resources.warehouse import Warehouse
+from served_model.features import FEATURE_COLUMNS
+
+COVERAGE_CHECK = "weather_coverage"
+
+
+@lifecycle_asset(
+    "features",
+    daily=True,
+    deps=["validated_flights", "validated_weather"],
+    kinds={"pandas", "sql"},
+    check_specs=[AssetCheckSpec(
+        COVERAGE_CHECK, asset="flight_features",
+        description="WARN when fewer of a day's flights than FLIGHTS_MIN_WEATHER_COVERAGE (default 90 %) have an "
+        "origin weather observation of the last 3 hours.",
+    )],
+    description=(
+        "One row per valid flight: features known at scheduled departure only (calendar, carrier, route, "
+        "distance, origin weather at the scheduled hour, origin congestion and delays propagating before "
+        "departure) and the labels (`is_late` = arrived 15+ min late), in `flight_features`."
+    ),
+)
+def flight_features(context: AssetExecutionContext, warehouse: Warehouse):
+    partitions = context.partition_keys
+    minimum = settings().min_weather_coverage
+    features = build_features(warehouse.read(validated_tables["flights"], partitions),
+                              warehouse.read(validated_tables["weather"], partitions))
+    with warehouse.replace_partitions() as tx:
+        tx.replace(flight_features_table, partitions, features)
+
+    per_day = day_figures(features, partitions, stored_data_versions(features, flight_features_table))
+    add_partition_metadata(context, per_day)
+    yield MaterializeResult(metadata={
+        "rows": MetadataValue.int(len(features)),
+        "feature_columns": MetadataValue.json(FEATURE_COLUMNS),
+        "late_share": MetadataValue.float(float(features["is_late"].astype(float).mean()) if len(features) else 0.0),
+        "cancelled": MetadataValue.int(int(features["cancelled"].sum())),
+    })
+    yield from partition_check_results(
+        context, COVERAGE_CHECK,
+        {p: (d["weather_coverage"] >= minimum, {"weather_coverage": d["weather_coverage"], "minimum": minimum})
+         for p, d in per_day.items()},
+        severity=AssetCheckSeverity.WARN,
+    )

@@ -1,0 +1,88 @@
+"""Ingestion: each day's flights and weather, stored as they arrived (`raw_*` tables).
+
+Before anything is written, the day-level Great Expectations suite runs over the manifest of
+what arrived (readable file, required columns present, rows present). A failing day is an
+ERROR-severity blocking check: the run fails with a message naming the file, the partition and
+the column, nothing is written, and nothing downstream is built.
+"""
+
+import pandas as pd
+from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue
+
+from assets.asset_factory import DataFailure, add_partition_metadata, lifecycle_asset, partition_check_results
+from assets.common import bullet_list, markdown_table
+from assets.ingestion.logic import batch_problems, manifest, raw_rows
+from assets.validation.expectations import batch_suite
+from resources.data_quality import GreatExpectations
+from resources.schemas import FLIGHTS, WEATHER, DatasetContract, raw_batches, raw_tables
+from resources.source import FlightSource
+from resources.warehouse import Warehouse
+
+BATCH_CHECK = "batch_is_readable_and_complete"
+
+
+def build_raw_asset(contract: DatasetContract):
+    name = f"raw_{contract.name}"
+
+    @lifecycle_asset(
+        "ingestion",
+        daily=True,
+        name=name,
+        kinds={"pandas", "sql"},
+        check_specs=[AssetCheckSpec(
+            BATCH_CHECK, asset=name, blocking=True,
+            description=f"Great Expectations suite `{contract.name}_batches` on each day's file: readable, every "
+            "contract column present" + ("" if contract.optional else ", at least one row")
+            + ". Failing days are not written and block everything downstream.",
+        )],
+        description=(
+            f"Each day's {contract.name} exactly as they arrived (text values, source file and row "
+            f"number, unknown columns kept as JSON), in the warehouse table `{name}`; "
+            "one manifest row per day in `raw_batches`."
+        ),
+    )
+    def _raw(context: AssetExecutionContext, source: FlightSource, warehouse: Warehouse,
+             great_expectations: GreatExpectations):
+        partitions = context.partition_keys
+        batches = [source.load(contract, p) for p in partitions]
+        table = manifest(batches, contract)
+        run = great_expectations.validate(
+            table.set_index(pd.RangeIndex(len(table))), f"{name}_batches", batch_suite, contract, docs=False
+        )
+        problems = batch_problems(run.outcomes, table)
+        suite = {"gx_suite": MetadataValue.text(f"{contract.name}_batches (assets/validation/expectations.py)")}
+        per_day = {}
+        for p in partitions:
+            mine = [x.render() for x in problems if x.partition == p]
+            per_day[p] = (not mine, {**suite, "failures": MetadataValue.md(bullet_list(mine))})
+        if problems:
+            yield from partition_check_results(context, BATCH_CHECK, per_day)
+            messages = [x.render() for x in problems]
+            raise DataFailure(
+                description=f"{name}: {len(messages)} day-level problem(s); nothing was written:\n" + "\n".join(messages),
+                metadata={"failures": MetadataValue.md(bullet_list(messages))},
+            )
+
+        with warehouse.replace_partitions() as tx:
+            tx.replace(raw_tables[contract.name], partitions, raw_rows(batches, contract))
+            tx.replace(raw_batches, partitions, table, dataset=contract.name)
+
+        add_partition_metadata(context, {
+            r.partition_date: {"rows_in": int(r.row_count), "source": source.resolved_mode, "source_file": r.source_file,
+                               "data_version": r.data_version, "arrived_without_file": bool(r.absent)}
+            for r in table.itertuples()
+        })
+        yield MaterializeResult(metadata={
+            "partitions": MetadataValue.text(f"{partitions[0]} … {partitions[-1]} ({len(partitions)} days)"),
+            "rows_in": MetadataValue.int(int(table["row_count"].sum())),
+            "warehouse_table": MetadataValue.text(f"{warehouse.display_url} :: {name}"),
+            "days": MetadataValue.md(markdown_table(table.head(31).to_dict("records"),
+                                                    ["partition_date", "row_count", "source_file", "data_version"])),
+        })
+        yield from partition_check_results(context, BATCH_CHECK, per_day)
+
+    return _raw
+
+
+raw_flights = build_raw_asset(FLIGHTS)
+raw_weather = build_raw_asset(WEATHER)

@@ -1,0 +1,205 @@
+"""Monitoring of the deployed model, one report per day (Evidently):
+
+- `drift_report`: the day's features and predictions against the reference of the model that
+  scored them (a fixed-seed sample of that model's training window);
+- `performance_report`: once the day's arrivals are known, the model's real ROC AUC, precision,
+  recall and calibration on the day, and on the trailing days against its evaluation ROC AUC.
+
+Each report records the thresholds it applied and its verdict (`dataset_drift`,
+`performance_degraded`) in the day's metadata; the sensors act on those verdicts.
+"""
+
+import json
+
+import pandas as pd
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from pydantic import Field
+
+from assets.asset_factory import add_partition_metadata, lifecycle_asset
+from assets.common import markdown_table
+from assets.monitoring.logic import (
+    DRIFT_COLUMNS_CATEGORICAL,
+    DRIFT_COLUMNS_NUMERIC,
+    KEY,
+    atomic_write,
+    day_version,
+    reference_and_thresholds,
+    rounded,
+    trailing_days,
+    trailing_performance,
+)
+from assets.monitoring.reports import classification_report, drift_report_for_day
+from assets.training.logic import LABEL
+from resources.errors import DataProblem
+from resources.registry import ModelRegistry
+from resources.schemas import flight_features, predictions
+from resources.settings import settings
+from resources.warehouse import Warehouse
+from served_model.features import model_input
+
+
+def _number(value: float, digits: int = 4):
+    """A float for the metadata, or a note when it is undefined (e.g. ROC AUC of a one-class day)."""
+    shown = rounded(value, digits)
+    return MetadataValue.text("undefined") if shown is None else MetadataValue.float(shown)
+
+
+def scored_days(warehouse: Warehouse, days: list[str]) -> pd.DataFrame:
+    """Features, labels and the stored prediction of each flight of `days`."""
+    feats = warehouse.read(flight_features, days)
+    preds = warehouse.read(predictions, days, columns=[*KEY, "probability_late", "predicted_late", "threshold", "model_version"])
+    return feats.merge(preds, on=KEY, how="inner", validate="one_to_one")
+
+
+def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version: str, rows: int,
+                    quantile: float) -> tuple[pd.DataFrame, dict[str, float]]:
+    """A fixed-seed sample of the model's training window, scored by that model, and the
+    per-column thresholds calibrated on the window's days; cached per model run (a version
+    number alone can be reused by a new tracking store)."""
+    record = model_registry.record(version)
+    if not record.window.days:
+        raise DataProblem(f"{record.label} records no training window: its drift reference is unknown")
+    stem = settings().reports_dir / "reference" / f"{record.name}-v{version}-{record.run_id[:12]}-{rows}-q{quantile}"
+    sample_path, thresholds_path = stem.with_suffix(".parquet"), stem.with_suffix(".json")
+    if sample_path.exists() and thresholds_path.exists():
+        return pd.read_parquet(sample_path), json.loads(thresholds_path.read_text())
+    frame = warehouse.read(flight_features, record.window.days)
+    frame["probability_late"] = model_registry.load(version).predict_proba(model_input(frame))[:, 1]
+    ref, thresholds = reference_and_thresholds(frame, rows, quantile)
+    atomic_write(sample_path, lambda p: ref.to_parquet(p, index=False))
+    atomic_write(thresholds_path, lambda p: p.write_text(json.dumps(thresholds, indent=1)))
+    return ref, thresholds
+
+
+class DriftConfig(Config):
+    drift_share: float | None = Field(default=None, description="Dataset drift when at least this share of the monitored "
+                                      "columns drifted; unset: FLIGHTS_DRIFT_SHARE (default 0.3).")
+    column_threshold: float | None = Field(default=None, description="One drift threshold for every column; 0 = calibrated "
+                                           "per column on the reference; unset: FLIGHTS_COLUMN_DRIFT_THRESHOLD (default 0).")
+    column_quantile: float | None = Field(default=None, description="Calibrated thresholds: this quantile of the training "
+                                          "days' own distances to the reference, never below Evidently's default; unset: "
+                                          "FLIGHTS_COLUMN_DRIFT_QUANTILE (default 0.95).")
+    reference_rows: int | None = Field(default=None, description="Rows sampled (fixed seed) from the model's training "
+                                       "window as reference; unset: FLIGHTS_DRIFT_REFERENCE_ROWS (default 5000).")
+
+
+@lifecycle_asset(
+    "monitoring",
+    daily=True,
+    deps=["predictions"],
+    kinds={"evidently"},
+    description="Evidently data drift of the day's features and predicted probabilities against the reference of the "
+    "model that scored them (a fixed-seed sample of its training window): dataset drift share, per-column method / "
+    "score / threshold / verdict, and the HTML report.",
+)
+def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse: Warehouse,
+                 model_registry: ModelRegistry) -> MaterializeResult:
+    s = settings()
+    share = s.drift_share if config.drift_share is None else config.drift_share
+    column_threshold = s.column_drift_threshold if config.column_threshold is None else config.column_threshold
+    quantile = s.column_drift_quantile if config.column_quantile is None else config.column_quantile
+    reference_rows = s.drift_reference_rows if config.reference_rows is None else max(1001, config.reference_rows)
+    days = context.partition_keys
+    current = scored_days(warehouse, days)
+    references: dict[str, tuple] = {}
+    per_day, summary = {}, []
+    for day in days:
+        rows = current[current["partition_date"] == day]
+        if rows.empty:
+            raise DataProblem(f"partition {day}: no scored flights to monitor (table predictions); run score_job for the day first")
+        version = day_version(rows, day)
+        if version not in references:
+            references[version] = drift_reference(warehouse, model_registry, version, reference_rows, quantile)
+        ref, calibrated = references[version]
+        result = drift_report_for_day(ref, rows, DRIFT_COLUMNS_NUMERIC, DRIFT_COLUMNS_CATEGORICAL,
+                                      drift_share=share, column_threshold=column_threshold or calibrated)
+        html = atomic_write(s.reports_dir / "drift" / f"drift_{day}.html", result.save_html)
+        per_day[day] = {
+            "dataset_drift": MetadataValue.bool(result.dataset_drift),
+            "drift_share": MetadataValue.float(round(result.share, 4)),
+            "drifted_columns": MetadataValue.int(result.count),
+            "monitored_columns": MetadataValue.int(len(result.columns)),
+            "drift_share_threshold": MetadataValue.float(share),
+            "columns": MetadataValue.md(markdown_table(result.columns, ["column", "method", "score", "threshold", "drifted"])),
+            "model_version": MetadataValue.text(version),
+            "reference": MetadataValue.text(
+                f"{len(ref)} rows sampled from {ref['partition_date'].min()} … {ref['partition_date'].max()}"),
+            "column_thresholds": MetadataValue.text(
+                f"{column_threshold} for every column" if column_threshold
+                else f"calibrated: q{quantile} of the training days' distances, at least Evidently's default"),
+            "current_rows": MetadataValue.int(len(rows)),
+            "report": MetadataValue.path(str(html)),
+        }
+        summary.append({"day": day, "drift_share": round(result.share, 3), "dataset_drift": result.dataset_drift,
+                        "drifted": ", ".join(c["column"] for c in result.columns if c["drifted"])})
+    add_partition_metadata(context, per_day)
+    return MaterializeResult(metadata={
+        "days": MetadataValue.int(len(days)),
+        "days_with_dataset_drift": MetadataValue.int(sum(r["dataset_drift"] for r in summary)),
+        "summary": MetadataValue.md(markdown_table(summary[-31:], ["day", "drift_share", "dataset_drift", "drifted"])),
+    })
+
+
+class PerformanceConfig(Config):
+    roc_auc_drop: float | None = Field(default=None, description="Degraded when the trailing ROC AUC is this far below the "
+                                       "model's evaluation ROC AUC; unset: FLIGHTS_ROC_AUC_DROP (default 0.05).")
+    window_days: int | None = Field(default=None, description="Trailing days pooled for the ROC AUC the threshold applies "
+                                    "to; unset: FLIGHTS_PERFORMANCE_WINDOW_DAYS (default 3).")
+
+
+@lifecycle_asset(
+    "monitoring",
+    daily=True,
+    deps=["predictions", "flight_features"],
+    kinds={"evidently"},
+    description="Once the day's arrivals are known: the deployed model's real ROC AUC, precision, recall and "
+    "calibration on the day (Evidently classification report, HTML), and its ROC AUC over the trailing days "
+    "against the ROC AUC it had at evaluation.",
+)
+def performance_report(context: AssetExecutionContext, config: PerformanceConfig, warehouse: Warehouse,
+                       model_registry: ModelRegistry) -> MaterializeResult:
+    s = settings()
+    drop_threshold = s.roc_auc_drop if config.roc_auc_drop is None else config.roc_auc_drop
+    window = s.performance_window_days if config.window_days is None else config.window_days
+    days = context.partition_keys
+    scored = scored_days(warehouse, sorted({d for day in days for d in trailing_days(day, window)}))
+    labelled = scored[scored[LABEL].notna()].copy()
+    labelled[LABEL] = labelled[LABEL].astype(int)
+    per_day, summary = {}, []
+    for day in days:
+        rows = labelled[labelled["partition_date"] == day]
+        if rows.empty:
+            raise DataProblem(f"partition {day}: no scored flight with a known arrival (tables predictions, flight_features.is_late)")
+        version = day_version(rows, day)
+        record = model_registry.record(version)
+        if record.evaluation_roc_auc is None:
+            raise DataProblem(f"{record.label} has no evaluation ROC AUC (tag eval.test_roc_auc): "
+                              "nothing to compare its live ROC AUC with")
+        trailing = trailing_performance(labelled, day, version, window, record.evaluation_roc_auc, drop_threshold, LABEL)
+        result = classification_report(rows, LABEL)
+        html = atomic_write(s.reports_dir / "performance" / f"performance_{day}.html", result.save_html)
+        per_day[day] = {
+            "performance_degraded": MetadataValue.bool(trailing.degraded),
+            "roc_auc": _number(result.metrics["roc_auc"]),
+            "precision": _number(result.metrics["precision"]),
+            "recall": _number(result.metrics["recall"]),
+            "brier": _number(result.metrics["brier"]),
+            "calibration": MetadataValue.md(markdown_table(result.calibration, ["bin", "rows", "mean_predicted", "observed_late"])),
+            "trailing_roc_auc": _number(trailing.roc_auc),
+            "trailing_days": MetadataValue.text(f"{trailing.first_day} … {day} ({trailing.days} days, {trailing.flights} flights)"),
+            "evaluation_roc_auc": MetadataValue.float(round(record.evaluation_roc_auc, 4)),
+            "roc_auc_drop": _number(trailing.drop),
+            "roc_auc_drop_threshold": MetadataValue.float(drop_threshold),
+            "late_share": MetadataValue.float(round(float(rows[LABEL].mean()), 4)),
+            "labelled_rows": MetadataValue.int(len(rows)),
+            "model_version": MetadataValue.text(version),
+            "report": MetadataValue.path(str(html)),
+        }
+        summary.append({"day": day, "roc_auc": round(result.metrics["roc_auc"], 3), "trailing_roc_auc": round(trailing.roc_auc, 3),
+                        "drop": round(trailing.drop, 3), "degraded": trailing.degraded})
+    add_partition_metadata(context, per_day)
+    return MaterializeResult(metadata={
+        "days": MetadataValue.int(len(days)),
+        "days_degraded": MetadataValue.int(sum(r["degraded"] for r in summary)),
+        "summary": MetadataValue.md(markdown_table(summary[-31:], ["day", "roc_auc", "trailing_roc_auc", "drop", "degraded"])),
+    })

