@@ -16,11 +16,7 @@ else
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 endif
 export PATH := $(BIN):$(PATH)
-export MLFLOW_DISABLE_TELEMETRY := true
-export DO_NOT_TRACK := 1
-export GX_ANALYTICS_ENABLED := False
-export DAGSTER_DISABLE_TELEMETRY := 1
-export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::FutureWarning
+# Telemetry and warning filters: resources/settings.py (configure_process), nowhere else.
 
 DEMO_START ?= 2013-01-01
 DEMO_TRAIN_END ?= 2013-03-01
@@ -28,7 +24,7 @@ DEMO_END   ?= 2013-03-07
 DEMO_SCORE_START ?= 2013-03-02
 SERVE_PORT ?= 5001
 
-.PHONY: setup demo test test-postgres postgres-up postgres-down broker-up workers ui serve mlflow-ui bench replay lock clean
+.PHONY: setup demo test lint test-postgres postgres-up postgres-down broker-up workers ui serve mlflow-ui bench replay lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,12 +54,17 @@ demo: setup
 serve: setup
 	python -m pipelines.serve --port $(SERVE_PORT)
 
-## The MLflow UI on http://127.0.0.1:5000 (loopback only)
+## The MLflow UI on http://127.0.0.1:5000 (loopback only), over the settings' tracking store
 mlflow-ui: setup
-	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/data/mlflow.db}" -h 127.0.0.1 -p 5000
+	python -m pipelines.mlflow_ui --port 5000
 
-## The test suite (unit + end-to-end through the dagster CLI); CI runs exactly this
-test: setup
+## The lint (ruff, configured in pyproject.toml); part of `make test`
+lint: setup
+	ruff check .
+
+## The test suite: lint, then unit, integration and end-to-end tests (tests/unit, tests/integration,
+## tests/e2e); CI runs exactly this, then `make test-postgres`
+test: setup lint
 	python -m pytest -q
 
 ## The end-to-end tests again with every store on PostgreSQL: a server on loopback (the OS

@@ -24,7 +24,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent
+
+from resources.settings import TELEMETRY_OFF  # noqa: E402
 
 
 def _child_peak_rss_mib() -> float:
@@ -53,13 +56,7 @@ def _fresh_env(root: Path) -> dict:
     home.mkdir(parents=True)
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if k not in ("WAREHOUSE_URL", "FLIGHTS_SOURCE")}
-    env.update(
-        DAGSTER_HOME=str(home),
-        FLIGHTS_DATA_DIR=str(root / "data"),
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="1",
-        GX_ANALYTICS_ENABLED="False",
-    )
+    env.update(DAGSTER_HOME=str(home), FLIGHTS_DATA_DIR=str(root / "data"), **TELEMETRY_OFF)
     return env
 
 

@@ -10,7 +10,8 @@
    (warehouse read and write included).
 3. Serving: MLflow's scoring server on loopback, single-row requests: p50 / p99 latency, and
    throughput with 8 concurrent clients.
-4. Model quality forward in time over 2013: train on 60 days, test on the next 14, every 28 days;\n   and, for comparison with the published 0.764 (a random split), a random 80/20 split of the year.
+4. Model quality forward in time over 2013: train on 60 days, test on the next 14, every 28 days;
+   and, for comparison with the published 0.764 (a random split), a random 80/20 split of the year.
 
     python bench/bench_model.py
 """
@@ -34,20 +35,27 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent
 
+from resources.settings import configure_process  # noqa: E402
+
+configure_process()
+
 PLAIN_FIT = """
 import sys, time, json
 sys.path.insert(0, {repo!r})
 import pandas as pd
 from sqlalchemy import create_engine
-from assets.training import build_training_set, window_days, fit, model_input, choose_threshold, ModelConfig, LABEL
-from assets.evaluation import metrics
+from dataclasses import asdict
+from assets.training.logic import build_training_set, split_days, window_days, fit, choose_threshold, ModelParams, LABEL
+from assets.evaluation.logic import metrics
+from resources.records import TrainingWindow
+from served_model.features import model_input
 days = window_days({end!r}, 60)
 frame = pd.read_sql("SELECT * FROM flight_features WHERE partition_date BETWEEN '" + days[0] + "' AND '" + days[-1] + "'", create_engine({url!r}))
-ts = build_training_set(frame, days, 2000)
-model = fit(ts, ModelConfig())
+ts = build_training_set(frame, TrainingWindow(split_days(days)), 2000)
+model = fit(ts, ModelParams())
 val, test = ts.split("validation"), ts.split("test")
 t = choose_threshold(val[LABEL].to_numpy(), model.predict_proba(model_input(val))[:, 1])
-print(json.dumps(metrics(test[LABEL].to_numpy(), model.predict_proba(model_input(test))[:, 1], t)))
+print(json.dumps(asdict(metrics(test[LABEL].to_numpy(), model.predict_proba(model_input(test))[:, 1], t))))
 """
 
 
@@ -58,8 +66,7 @@ def _env(root: Path) -> dict:
     return {**os.environ, "DAGSTER_HOME": str(home), "FLIGHTS_DATA_DIR": str(root / "data"),
             "WAREHOUSE_URL": f"sqlite:///{root / 'data' / 'warehouse.db'}",
             "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'data' / 'mlflow.db'}",
-            "MLFLOW_ARTIFACT_ROOT": str(root / "data" / "mlartifacts"),
-            "MLFLOW_DISABLE_TELEMETRY": "true", "GX_ANALYTICS_ENABLED": "False"}
+            "MLFLOW_ARTIFACT_ROOT": str(root / "data" / "mlartifacts")}
 
 
 def _run(cmd, env) -> float:
@@ -143,12 +150,12 @@ def scoring(env: dict, results: dict) -> None:
     import pandas as pd
     from sqlalchemy import create_engine
 
-    from assets.scoring import score
-    from assets.training import model_input
+    from assets.scoring.logic import score
     from resources.registry import ModelRegistry
+    from served_model.features import model_input
 
     reg = ModelRegistry(tracking_uri=env["MLFLOW_TRACKING_URI"], artifact_root=env["MLFLOW_ARTIFACT_ROOT"])
-    champion = reg.version_by_alias("champion")
+    champion = reg.champion()
     model = reg.load(champion.version)
     feats = pd.read_sql("SELECT * FROM flight_features", create_engine(env["WAREHOUSE_URL"]))
     feats = pd.concat([feats] * 4, ignore_index=True)  # ~230k rows
@@ -170,9 +177,9 @@ def serving(env: dict, results: dict) -> None:
     import pandas as pd
     from sqlalchemy import create_engine
 
-    from assets.training import model_input
     from pipelines.serve import serve_command
     from resources.registry import ModelRegistry
+    from served_model.features import model_input
 
     reg = ModelRegistry(tracking_uri=env["MLFLOW_TRACKING_URI"], artifact_root=env["MLFLOW_ARTIFACT_ROOT"])
     with socket.socket() as s:
@@ -223,13 +230,15 @@ def quality(results: dict) -> None:
     """Forward in time over the year, from the embedded data (features as the pipeline builds them)."""
     import pandas as pd
 
-    from assets.evaluation import metrics
-    from assets.features import build_features
-    from assets.partitions import daily_partitions
-    from assets.training import LABEL, ModelConfig, TrainingSet, fit, model_input
-    from assets.validation import prepare_for_validation
+    from assets.common import partition_days
+    from assets.evaluation.logic import metrics
+    from assets.features.logic import build_features
+    from assets.training.logic import LABEL, ModelParams, TrainingSet, fit
+    from assets.validation.logic import prepare_for_validation
+    from resources.records import TrainingWindow
     from resources.schemas import FLIGHTS, WEATHER
-    from resources.source import _replay_days
+    from resources.source_files import _replay_days
+    from served_model.features import model_input
 
     def typed(dataset, contract):
         _, days = _replay_days(dataset)
@@ -240,23 +249,23 @@ def quality(results: dict) -> None:
     feats = build_features(typed("flights", FLIGHTS), typed("weather", WEATHER))
     feats = feats[feats[LABEL].notna()].copy()
     feats[LABEL] = feats[LABEL].astype(int)
-    days = daily_partitions.get_partition_keys()
+    days = partition_days()
     folds = []
     for start in range(0, len(days) - 74, 28):
         train_days, test_days = days[start:start + 60], days[start + 60:start + 74]
         train = feats[feats["partition_date"].isin(train_days)].assign(split="train")
         test = feats[feats["partition_date"].isin(test_days)]
-        model = fit(TrainingSet(train, {"train": train_days}, {}), ModelConfig())
+        model = fit(TrainingSet(train, TrainingWindow({"train": train_days})), ModelParams())
         m = metrics(test[LABEL].to_numpy(), model.predict_proba(model_input(test))[:, 1], 0.3)
-        folds.append({"test": f"{test_days[0]}..{test_days[-1]}", "roc_auc": round(m["roc_auc"], 4)})
+        folds.append({"test": f"{test_days[0]}..{test_days[-1]}", "roc_auc": round(m.roc_auc, 4)})
         print("  fold", folds[-1], flush=True)
     aucs = [f["roc_auc"] for f in folds]
     # the published 0.764 came from a random split; the same protocol with our features, for comparison
     from sklearn.model_selection import train_test_split
 
     train, test = train_test_split(feats, test_size=0.2, random_state=0)
-    model = fit(TrainingSet(train.assign(split="train"), {}, {}), ModelConfig())
-    random_auc = metrics(test[LABEL].to_numpy(), model.predict_proba(model_input(test))[:, 1], 0.3)["roc_auc"]
+    model = fit(TrainingSet(train.assign(split="train"), TrainingWindow({})), ModelParams())
+    random_auc = metrics(test[LABEL].to_numpy(), model.predict_proba(model_input(test))[:, 1], 0.3).roc_auc
     results["quality_forward"] = {"folds": folds, "mean_roc_auc": round(statistics.mean(aucs), 4),
                                   "worst_roc_auc": min(aucs), "bar": 0.764,
                                   "random_split_roc_auc_full_year": round(random_auc, 4)}

@@ -25,37 +25,44 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from resources.settings import configure_process  # noqa: E402
+
+configure_process()
+
 
 def drift_figures(by_day) -> dict:
     import pandas as pd
 
-    from assets.monitoring import reference_and_thresholds
-    from assets.reports import drift_report_for_day
-    from assets.training import ModelConfig, build_training_set, fit, model_input, window_days
-    from resources import settings
+    from assets.monitoring.logic import DRIFT_COLUMNS_CATEGORICAL, DRIFT_COLUMNS_NUMERIC, reference_and_thresholds
+    from assets.monitoring.reports import drift_report_for_day
+    from assets.training.logic import ModelParams, build_training_set, fit, split_days, window_days
+    from resources.records import TrainingWindow
+    from resources.settings import settings as current_settings
+    from served_model.features import model_input
 
+    settings = current_settings()
     days = window_days("2013-05-31", 60)
     window = pd.concat([by_day[d] for d in days], ignore_index=True)
-    model = fit(build_training_set(window, days, 2000), ModelConfig())
+    model = fit(build_training_set(window, TrainingWindow(split_days(days)), 2000), ModelParams())
     full = window.assign(probability_late=model.predict_proba(model_input(window))[:, 1])
     # as drift_report builds it: the sample and the column thresholds calibrated on the window
     t = time.perf_counter()
-    ref, thresholds = reference_and_thresholds(full, settings.DRIFT_REFERENCE_ROWS, settings.COLUMN_DRIFT_QUANTILE)
+    ref, thresholds = reference_and_thresholds(full, settings.drift_reference_rows, settings.column_drift_quantile)
     calibration_s = time.perf_counter() - t
-    num, cat = settings.DRIFT_COLUMNS_NUMERIC, settings.DRIFT_COLUMNS_CATEGORICAL
+    num, cat = DRIFT_COLUMNS_NUMERIC, DRIFT_COLUMNS_CATEGORICAL
     out: dict = {"reference_rows": len(ref), "columns": len(num) + len(cat),
                  "reference_build_s (once per model)": round(calibration_s, 2)}
     times, agree = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, day in enumerate(["2013-06-01", "2013-06-02", "2013-06-03", "2013-06-04", "2013-06-05", "2013-06-06"]):
+        for day in ["2013-06-01", "2013-06-02", "2013-06-03", "2013-06-04", "2013-06-05", "2013-06-06"]:
             cur = by_day[day].assign(probability_late=model.predict_proba(model_input(by_day[day]))[:, 1])
             t = time.perf_counter()
-            result = drift_report_for_day(ref, cur, num, cat, drift_share=settings.DRIFT_SHARE_THRESHOLD,
+            result = drift_report_for_day(ref, cur, num, cat, drift_share=settings.drift_share,
                                           column_threshold=thresholds)
             result.save_html(Path(tmp) / f"{day}.html")
             times.append(time.perf_counter() - t)
             # sampling the reference: the same verdict as the whole window?
-            whole = drift_report_for_day(full, cur, num, cat, drift_share=settings.DRIFT_SHARE_THRESHOLD,
+            whole = drift_report_for_day(full, cur, num, cat, drift_share=settings.drift_share,
                                          column_threshold=thresholds)
             agree.append({"day": day, "share_sample": round(result.share, 3), "share_full_window": round(whole.share, 3),
                           "same_dataset_verdict": result.dataset_drift == whole.dataset_drift})
@@ -63,7 +70,7 @@ def drift_figures(by_day) -> dict:
         from evidently import Dataset, Report
         from evidently.presets import DataDriftPreset
 
-        from assets.reports import _definition
+        from assets.monitoring.reports import _definition
 
         cols = num + cat
         d = _definition(num, cat)
@@ -82,11 +89,11 @@ def drift_figures(by_day) -> dict:
 def sensor_figures() -> dict:
     from dagster import AssetMaterialization, DagsterRunStatus, SensorResult, build_sensor_context, instance_for_test
 
-    from assets.partitions import daily_partitions
+    from assets.common import partition_days
     from pipelines.definitions import defs
     from pipelines.sensors import drift_sensor, monitor_sensor, performance_sensor
 
-    keys = daily_partitions.get_partition_keys()
+    keys = partition_days()
     out: dict = {}
     with instance_for_test() as instance:
         retrain = defs.resolve_job_def("retrain_job")

@@ -13,8 +13,8 @@ the champion on the same test days is not deployed). Each day is scored by the m
 What runs: the features of the year come from the warehouse that the real pipeline builds (one
 Dagster backfill, shared by the three policies and timed separately); the replay then applies,
 in one process, the pipeline's own functions: training set, fit, threshold, metrics, gate
-(assets.training / assets.evaluation), the per-column drift verdicts of Evidently's stat tests
-(assets.reports.column_drift, the verdicts drift_report records) and the trailing ROC AUC of
+(assets/training/logic.py, assets/evaluation/logic.py), the per-column drift verdicts of
+Evidently's stat tests (assets/monitoring/reports.py column_drift, the verdicts drift_report records) and the trailing ROC AUC of
 performance_report, and the sensors' rules (pipelines.policy). It skips what does not change a
 decision: Dagster run bookkeeping, MLflow logging and HTML rendering per day.
 
@@ -38,13 +38,27 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent
 
-from assets.evaluation import GateConfig, baseline_scores, decide, metrics  # noqa: E402
-from assets.monitoring import reference_and_thresholds  # noqa: E402
-from assets.partitions import daily_partitions  # noqa: E402
-from assets.reports import column_drift  # noqa: E402
-from assets.training import LABEL, ModelConfig, build_training_set, choose_threshold, fit, model_input, window_days  # noqa: E402
+from assets.common import partition_days  # noqa: E402
+from assets.evaluation.logic import GatePolicy, baseline_scores, decide, metrics  # noqa: E402
+from assets.monitoring.logic import DRIFT_COLUMNS_CATEGORICAL, DRIFT_COLUMNS_NUMERIC, reference_and_thresholds  # noqa: E402
+from assets.monitoring.reports import column_drift  # noqa: E402
+from assets.training.logic import (  # noqa: E402
+    LABEL,
+    ModelParams,
+    build_training_set,
+    choose_threshold,
+    fit,
+    split_days,
+    window_days,
+)
 from pipelines.policy import in_cooldown, retrain_due  # noqa: E402
-from resources import settings  # noqa: E402
+from resources.records import TrainingWindow  # noqa: E402
+from resources.settings import configure_process  # noqa: E402
+from resources.settings import settings as current_settings  # noqa: E402
+from served_model.features import model_input  # noqa: E402
+
+configure_process()
+settings = current_settings()
 
 WINDOW = 60
 POLICIES = ("never", "weekly", "sensors")
@@ -87,8 +101,8 @@ class Deployed:
         """The drift reference and column thresholds, as drift_report builds them (on first use)."""
         if self._reference is None:
             scored = self._frame.assign(probability_late=self.predict(self._frame))
-            ref, calibrated = reference_and_thresholds(scored, settings.DRIFT_REFERENCE_ROWS, settings.COLUMN_DRIFT_QUANTILE)
-            self._reference = (ref, settings.COLUMN_DRIFT_THRESHOLD or calibrated)
+            ref, calibrated = reference_and_thresholds(scored, settings.drift_reference_rows, settings.column_drift_quantile)
+            self._reference = (ref, settings.column_drift_threshold or calibrated)
         return self._reference
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
@@ -99,16 +113,16 @@ def train(by_day: dict[str, pd.DataFrame], as_of: str, champion: Deployed | None
     """retrain_job's decisions: training set, fit, threshold, the gate against the champion."""
     days = window_days(as_of, WINDOW)
     frame = pd.concat([by_day[d] for d in days], ignore_index=True)
-    ts = build_training_set(frame, days, min_rows=2000)
-    model = fit(ts, ModelConfig())
+    ts = build_training_set(frame, TrainingWindow(split_days(days)), min_rows=2000)
+    model = fit(ts, ModelParams())
     val, test, tr = ts.split("validation"), ts.split("test"), ts.split("train")
     threshold = choose_threshold(val[LABEL].to_numpy(), model.predict_proba(model_input(val))[:, 1])
     y = test[LABEL].to_numpy()
     cand = metrics(y, model.predict_proba(model_input(test))[:, 1], threshold)
     champ = None if champion is None else metrics(y, champion.predict(test), champion.threshold)
     base = metrics(y, baseline_scores(tr, test), threshold)
-    decision = decide(cand, champ, base, GateConfig())
-    return Deployed(model, threshold, days, cand["roc_auc"], frame), decision
+    decision = decide(cand, champ, base, GatePolicy())
+    return Deployed(model, threshold, days, cand.roc_auc, frame), decision
 
 
 def day_auc(y, p) -> float:
@@ -130,30 +144,30 @@ def replay(policy: str, by_day: dict[str, pd.DataFrame], days: list[str], first:
         auc = day_auc(labelled[LABEL].astype(int).to_numpy(), p)
         daily.append({"day": day, "roc_auc": auc})
         reason = None
-        if policy == "weekly" and retrain_due(day, last_retrain, settings.RETRAIN_EVERY_DAYS):
+        if policy == "weekly" and retrain_due(day, last_retrain, settings.retrain_every_days):
             reason = "periodic"
         elif policy == "sensors":
             scored[day] = labelled.assign(probability_late=p, model=id(champion))
             current = rows.assign(probability_late=p_all)
             reference, thresholds = champion.reference()
-            cols = column_drift(reference, current, settings.DRIFT_COLUMNS_NUMERIC,
-                                settings.DRIFT_COLUMNS_CATEGORICAL, thresholds)
+            cols = column_drift(reference, current, DRIFT_COLUMNS_NUMERIC,
+                                DRIFT_COLUMNS_CATEGORICAL, thresholds)
             share = sum(c["drifted"] for c in cols) / len(cols)
-            trailing = [scored[d] for d in days[max(0, i - settings.PERFORMANCE_WINDOW_DAYS + 1): i + 1]
+            trailing = [scored[d] for d in days[max(0, i - settings.performance_window_days + 1): i + 1]
                         if d in scored and scored[d]["model"].iloc[0] == id(champion)]
             pooled = pd.concat(trailing)
             drop = champion.eval_auc - day_auc(pooled[LABEL].astype(int).to_numpy(), pooled["probability_late"].to_numpy())
             daily[-1].update(drift_share=share, roc_auc_drop=drop)
-            crossed = ("drift" if share >= settings.DRIFT_SHARE_THRESHOLD else None) or (
-                "performance" if drop >= settings.ROC_AUC_DROP_THRESHOLD else None)
-            if crossed and not in_cooldown(day, last_retrain, settings.RETRAIN_COOLDOWN_DAYS):
+            crossed = ("drift" if share >= settings.drift_share else None) or (
+                "performance" if drop >= settings.roc_auc_drop else None)
+            if crossed and not in_cooldown(day, last_retrain, settings.retrain_cooldown_days):
                 reason = crossed
         if reason:
             candidate, decision = train(by_day, day, champion)
             retrains += 1
             last_retrain = day
             triggers.append(reason)
-            if decision["promote"]:
+            if decision.promote:
                 champion, promotions = candidate, promotions + 1
         if (i + 1) % 30 == 0 or i + 1 == len(days):
             recent = [d["roc_auc"] for d in daily[-30:]]
@@ -206,16 +220,16 @@ def main(argv=None) -> dict:
     from resources.schemas import flight_features
     from resources.warehouse import Warehouse
 
-    keys = daily_partitions.get_partition_keys()
+    keys = partition_days()
     features = Warehouse(url=url).read(flight_features, keys)
     by_day = {d: part.reset_index(drop=True) for d, part in features.groupby("partition_date")}
     days = [d for d in keys if args.start <= d <= args.end]
     first_end = keys[keys.index(days[0]) - 1]
     print(f"replaying {days[0]} … {days[-1]} ({len(days)} days); first model trained on the {WINDOW} days "
-          f"ending {first_end}; thresholds: drift share {settings.DRIFT_SHARE_THRESHOLD}, column "
-          f"{settings.COLUMN_DRIFT_THRESHOLD or f'calibrated q{settings.COLUMN_DRIFT_QUANTILE}'}, ROC AUC drop {settings.ROC_AUC_DROP_THRESHOLD} "
-          f"over {settings.PERFORMANCE_WINDOW_DAYS} days, cooldown {settings.RETRAIN_COOLDOWN_DAYS} days, "
-          f"periodic every {settings.RETRAIN_EVERY_DAYS} days", flush=True)
+          f"ending {first_end}; thresholds: drift share {settings.drift_share}, column "
+          f"{settings.column_drift_threshold or f'calibrated q{settings.column_drift_quantile}'}, ROC AUC drop {settings.roc_auc_drop} "
+          f"over {settings.performance_window_days} days, cooldown {settings.retrain_cooldown_days} days, "
+          f"periodic every {settings.retrain_every_days} days", flush=True)
     t1 = time.perf_counter()
     first, _ = train(by_day, first_end, None)
     first_s = time.perf_counter() - t1
@@ -230,9 +244,9 @@ def main(argv=None) -> dict:
     summary = {
         "days": len(days), "first_model_window_end": first_end, "build_features_s": round(build_s, 1),
         "first_model_s": round(first_s, 1), "total_s": round(time.perf_counter() - t0, 1),
-        "thresholds": {"drift_share": settings.DRIFT_SHARE_THRESHOLD, "column": settings.COLUMN_DRIFT_THRESHOLD or f"calibrated q{settings.COLUMN_DRIFT_QUANTILE}",
-                       "roc_auc_drop": settings.ROC_AUC_DROP_THRESHOLD, "cooldown_days": settings.RETRAIN_COOLDOWN_DAYS,
-                       "every_days": settings.RETRAIN_EVERY_DAYS},
+        "thresholds": {"drift_share": settings.drift_share, "column": settings.column_drift_threshold or f"calibrated q{settings.column_drift_quantile}",
+                       "roc_auc_drop": settings.roc_auc_drop, "cooldown_days": settings.retrain_cooldown_days,
+                       "every_days": settings.retrain_every_days},
         "policies": [{k: v for k, v in r.items() if k != "daily"} for r in results],
     }
     (out / f"closed_loop_replay_{stamp}.json").write_text(json.dumps({**summary, "daily": {r["policy"]: r["daily"] for r in results}}, indent=1))

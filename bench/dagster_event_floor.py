@@ -14,13 +14,13 @@ from dagster import (
     AssetCheckKey,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetSpec,
     BackfillPolicy,
     DailyPartitionsDefinition,
     Definitions,
     Output,
     in_process_executor,
     multi_asset,
-    AssetSpec,
 )
 
 DAYS = DailyPartitionsDefinition(start_date="2013-01-01", end_date="2014-01-01")
@@ -47,13 +47,12 @@ def _build(name, deps, checks):
         for day in days:
             context.add_asset_metadata({"rows_in": 0, "data_version": day}, partition_key=day)
         yield Output(None, output_name=name)
-        layer = context.op_execution_context.job_def.asset_layer
         for check in checks:
             key = AssetCheckKey(context.assets_def.key, check)
             for day in days:
                 yield AssetCheckEvaluation(asset_key=key.asset_key, check_name=check, passed=True,
                                            metadata={"rows": 0}, partition=day)
-            yield Output(None, output_name=layer.get_op_output_name(key))
+            yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(key))
 
     return _noop
 

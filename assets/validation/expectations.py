@@ -94,7 +94,7 @@ def _row_common(contract: DatasetContract, required: list[str]) -> list:
     return out
 
 
-def _between(column: str, low, high, level: str = "row") -> "object":
+def _between(column: str, low, high, level: str = "row") -> object:
     import great_expectations.expectations as gxe
 
     return gxe.ExpectColumnValuesToBeBetween(

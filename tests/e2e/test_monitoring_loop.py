@@ -5,8 +5,7 @@ drift sensor's retrain run carries the triggering report into the new model's li
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from tests.conftest import replay_day, write_landing
-from tests.test_sensors import tick
+from tests.support import replay_day, tick, write_landing
 
 pytestmark = pytest.mark.e2e
 HISTORY = [f"2013-06-{d:02d}" for d in range(1, 11)]
@@ -66,7 +65,7 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
                                             "dagster/asset_partition_range_end": HISTORY[-1]})
     window = {"window_days": 10, "min_rows": 500}
     run(defs, instance, "retrain_job", run_config={"ops": {"training_set": {"config": {"end_day": HISTORY[-1], **window}}}})
-    assert str(registry.version_by_alias("champion").version) == "1"
+    assert registry.champion().version == "1"
     _, cursors[monitor_sensor], _ = tick(monitor_sensor, instance, cursors[monitor_sensor])  # history seen
 
     # a drifted day lands
@@ -92,9 +91,9 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     assert tags["trigger.partition"] == DRIFTED_DAY and "dataset drift" in tags["trigger.reason"]
     report = instance.fetch_materializations(AssetKey("drift_report"), limit=1).records[0]
     assert tags["trigger.storage_id"] == str(report.storage_id) and report.asset_materialization.partition == DRIFTED_DAY
-    version = registry.client.get_model_version(registry.model_name, "2")
-    assert version.tags["trigger.partition"] == DRIFTED_DAY and version.tags["trigger"] == "drift_sensor"
-    assert version.tags["retrain.as_of"] == DRIFTED_DAY and version.tags["dagster.run_id"] == result.run_id
+    version = registry.record("2")
+    assert version.trigger.partition == DRIFTED_DAY and version.trigger.kind == "drift_sensor"
+    assert version.trigger.as_of == DRIFTED_DAY and version.build.dagster_run_id == result.run_id
     metadata = report.asset_materialization.metadata
     assert metadata["dataset_drift"].value is True
     assert (data / "reports" / "drift" / f"drift_{DRIFTED_DAY}.html").exists()
@@ -113,7 +112,9 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     assert days == [*HISTORY[1:], DRIFTED_DAY] and chain["data"]["all_data_versions_match"]
     for day in chain["data"]["days"]:  # every training day: validation counts and checks
         assert day["flights"]["rows_in"] == day["flights"]["rows_valid"] + day["flights"]["rows_quarantined"]
-        assert day["flights"]["checks"] and set(day["flights"]["checks"].values()) == {"SUCCEEDED"}
+        assert set(day["flights"]["checks"]) == {"bad_row_share_within_limit", "rows_in_equal_valid_plus_quarantined",
+                                                 "null_limits"}
+        assert set(day["flights"]["checks"].values()) == {"passed"}
     assert chain["evaluation"]["gate_decision"] in {"promoted", "rejected"} and chain["evaluation"]["gate_reasons"]
     assert "test_champion_roc_auc" in chain["evaluation"]["mlflow_metrics"]  # judged against v1
     assert chain["rebuild"]["git_commit"] and len(chain["rebuild"]["requirements_lock_sha256"]) == 64

@@ -5,12 +5,11 @@ import pytest
 from dagster import (
     AssetMaterialization,
     DagsterRunStatus,
-    SkipReason,
-    build_sensor_context,
     instance_for_test,
 )
 
 from pipelines.sensors import drift_sensor, landing_sensor, last_retrain_day, monitor_sensor, performance_sensor
+from tests.support import tick
 
 
 @pytest.fixture
@@ -26,15 +25,6 @@ def drift_day(instance, day: str, drifted: bool):
         metadata={"dataset_drift": drifted, "drift_share": share, "drifted_columns": round(share * 19),
                   "monitored_columns": 19, "drift_share_threshold": 0.5},
     ))
-
-
-def tick(sensor, instance, cursor):
-    result = sensor(build_sensor_context(instance=instance, cursor=cursor))
-    if isinstance(result, SkipReason):
-        return [], cursor, result.skip_message
-    requests = list(result.run_requests or [])
-    skip = result.skip_reason.skip_message if result.skip_reason else None
-    return requests, result.cursor if result.cursor is not None else cursor, skip
 
 
 def record_retrain_run(instance, request):

@@ -11,11 +11,11 @@ import pytest
 from dagster import DagsterInstance, materialize
 from sqlalchemy import text
 
+from assets.validation.logic import parse_reasons
 from pipelines.definitions import defs
-from resources.schemas import metadata as warehouse_metadata
 from resources.schemas import flight_features
 from resources.schemas import raw_tables as raw_tables_
-from tests.conftest import replay_day
+from tests.support import replay_day, warehouse_snapshot
 
 ASSETS = ["raw_flights", "raw_weather", "validated_flights", "validated_weather", "flight_features"]
 DAY, DAY2 = "2013-03-04", "2013-03-05"
@@ -42,15 +42,7 @@ def _failure_text(result) -> str:
 
 
 def _snapshot(resources) -> dict[str, list]:
-    """Every row of every warehouse table (but the ingestion timestamp of a day's manifest:
-    in a run that fails on flights, the weather branch may re-ingest the same weather)."""
-    out = {}
-    with resources["warehouse"].engine.connect() as conn:
-        for name, table in warehouse_metadata.tables.items():
-            cols = ", ".join(f'"{c.name}"' for c in table.columns if c.name != "ingested_at")
-            rows = conn.execute(text(f'SELECT {cols} FROM "{name}"')).fetchall()
-            out[name] = sorted(map(tuple, rows), key=repr)
-    return out
+    return warehouse_snapshot(resources["warehouse"])
 
 
 def _balanced(resources, days):
@@ -71,7 +63,7 @@ def _balanced(resources, days):
 def _quarantine(resources):
     with resources["warehouse"].engine.connect() as conn:
         rows = conn.execute(text("SELECT dataset, partition_date, source_file, row_number, reasons, original_row FROM quarantine")).fetchall()
-    return [(d, p, f, n, json.loads(r), json.loads(o)) for d, p, f, n, r, o in rows]
+    return [(d, p, f, n, [x.render() for x in parse_reasons(r)], json.loads(o)) for d, p, f, n, r, o in rows]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 pytestmark = pytest.mark.e2e
 DAY = "2013-07-09"

@@ -5,11 +5,18 @@ import json
 import pandas as pd
 import pytest
 
-from assets.expectations import flights_row_suite, weather_row_suite
-from assets.validation import day_summary, prepare_for_validation, row_reasons, split_rows
+from assets.validation.expectations import flights_row_suite, weather_row_suite
+from assets.validation.logic import (
+    QuarantineReason,
+    day_summary,
+    parse_reasons,
+    prepare_for_validation,
+    row_reasons,
+    split_rows,
+)
 from resources.data_quality import GreatExpectations
 from resources.schemas import FLIGHTS, WEATHER
-from tests.conftest import replay_day
+from tests.support import replay_day
 
 DAY = "2013-06-10"
 
@@ -31,7 +38,7 @@ def gx_validator(tmp_path_factory):
 def _validate(gx_validator, raw, contract, suite):
     frame = prepare_for_validation(raw, contract)
     run = gx_validator.validate(frame, f"test_{contract.name}", suite)
-    return frame, run, row_reasons(run, frame)
+    return frame, run, row_reasons(run.outcomes, frame)
 
 
 def test_a_real_day_passes_whole(gx_validator):
@@ -70,15 +77,16 @@ def test_each_bad_row_is_quarantined_with_its_reason_and_the_rest_is_valid(gx_va
     valid, quarantined = split_rows(raw, frame, reasons, FLIGHTS)
     assert len(valid) + len(quarantined) == len(raw)
     assert len(quarantined) == len(BAD_ROWS) + 2
-    by_row = {r.row_number: json.loads(r.reasons) for r in quarantined.itertuples()}
+    by_row = {r.row_number: parse_reasons(r.reasons) for r in quarantined.itertuples()}
     for pos, (col, value, fragment) in BAD_ROWS.items():
         got = by_row[pos + 1]
-        assert any(fragment in r for r in got), (pos, got)
+        assert any(fragment in r.render() for r in got), (pos, got)
         if value is not None and col != "day":
-            assert any(repr(value) in r for r in got), got  # the text that arrived is shown
+            # structured: the column, the rule, and the text that arrived
+            assert any(r.column == col and r.value == value for r in got), got
     # the first copy of a duplicated row stays valid, the later copy is quarantined
     assert 21 not in by_row and len(raw) - 1 in by_row and len(raw) in by_row
-    assert all("duplicate" in r[0] for k, r in by_row.items() if k > len(raw) - 2)
+    assert all("duplicate" in r[0].rule for k, r in by_row.items() if k > len(raw) - 2)
     # original values are kept verbatim
     first = json.loads(quarantined.iloc[0]["original_row"])
     assert first["distance"] == "-12"
@@ -91,8 +99,17 @@ def test_weather_impossible_values_and_duplicates(gx_validator):
     weather.loc[0, "wind_speed"] = "1048.36"
     raw = _as_raw(weather, "2013-11-03")
     frame, run, reasons = _validate(gx_validator, raw, WEATHER, weather_row_suite)
-    text = [r for rs in reasons for r in rs]
+    text = [r.render() for rs in reasons for r in rs]
     assert any(r.startswith("wind_speed: outside") for r in text)
     assert any("duplicate" in r for r in text)
     valid, quarantined = split_rows(raw, frame, reasons, WEATHER)
     assert len(valid) + len(quarantined) == len(raw)
+
+
+def test_a_reason_renders_in_one_place_and_reads_back_from_the_warehouse():
+    reason = QuarantineReason("distance", "outside [1, 6000]", "-40")
+    assert reason.render() == "distance: outside [1, 6000] (got '-40')" and reason.kind == "distance: outside [1, 6000]"
+    assert parse_reasons(json.dumps([reason.as_json()])) == [reason]
+    # rows quarantined before reasons were structured still read
+    assert parse_reasons(json.dumps(["distance: outside [1, 6000] (got '-40')"])) == [reason]
+    assert parse_reasons(json.dumps(["carrier: missing value"])) == [QuarantineReason("carrier", "missing value")]

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetKey, AssetMaterialization, DagsterInstance
-from dagster._core.definitions.run_request import InstigatorType  # not exported at the top level
 
-from tests.conftest import REPO, make_dagster_home
+from tests.support import REPO, make_dagster_home
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +24,7 @@ def drifted(instance, day):
 
 
 def sensor_cursor(instance) -> str | None:
-    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+    for state in instance.all_instigator_state():
         if state.name == "drift_sensor" and state.instigator_data is not None:
             return state.instigator_data.cursor
     return None

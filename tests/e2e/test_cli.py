@@ -6,29 +6,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from dagster import AssetCheckKey, AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus
 from sqlalchemy import create_engine, text
 
-from tests.conftest import replay_day
+from tests.support import check_evaluations, dagster_cli_env, replay_day
 
-pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
 DAYS = ("2013-02-07", "2013-02-08")  # 2013-02-08: the blizzard, many cancellations
 
 
 def _cli(workdir, *args, extra_env=None):
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(workdir["home"]),
-        "FLIGHTS_DATA_DIR": str(workdir["data"]),
-        "WAREHOUSE_URL": workdir["warehouse_url"],
-        "FLIGHTS_LANDING_DIR": str(workdir["landing"]),
-        **(extra_env or {}),
-    }
+    env = dagster_cli_env(workdir, **(extra_env or {}))
     return subprocess.run(
         [str(BIN / "dagster"), *args], env=env, capture_output=True, text=True, timeout=600,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
 
 
@@ -79,13 +70,11 @@ def test_cli_backfill_of_two_days_is_one_run_with_tables_checks_and_metadata(wor
         ("validated_flights", "bad_row_share_within_limit"),
         ("validated_flights", "rows_in_equal_valid_plus_quarantined"),
     ]:
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            AssetCheckKey(AssetKey(asset), check), limit=5
-        )
-        # one evaluation per day of the run, each succeeded
-        assert sorted(h.partition for h in history) == list(DAYS), (asset, check)
-        assert {h.status.value for h in history} == {"SUCCEEDED"}, [(h.status, h.partition) for h in history]
-        assert {h.run_id for h in history} == {runs[0].run_id}
+        history = check_evaluations(instance, asset, check)
+        # one evaluation per day of the run, each passed
+        assert sorted(h[0] for h in history) == list(DAYS), (asset, check)
+        assert {h[1] for h in history} == {True}, history
+        assert {h[2] for h in history} == {runs[0].run_id}
 
     # the GX Data Docs page of the validation is on disk, its path in the metadata
     meta = instance.fetch_materializations(AssetKey("validated_flights"), limit=1).records[0].asset_materialization.metadata
@@ -111,7 +100,5 @@ def test_cli_broken_landing_file_fails_clearly_and_writes_nothing(workdir, landi
         for table in ("raw_flights", "validated_flights", "quarantine", "flight_features"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
     instance = DagsterInstance.from_config(str(workdir["home"]))
-    history = instance.event_log_storage.get_asset_check_execution_history(
-        AssetCheckKey(AssetKey("raw_flights"), "batch_is_readable_and_complete"), limit=5
-    )
-    assert [(h.partition, h.status.value) for h in history] == [(DAYS[0], "FAILED")]
+    history = check_evaluations(instance, "raw_flights", "batch_is_readable_and_complete")
+    assert [(h[0], h[1]) for h in history] == [(DAYS[0], False)]

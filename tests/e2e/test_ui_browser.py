@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from tests.conftest import REPO, free_port, start_server, stop_server
+from tests.support import REPO, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 DAYS = ("2013-06-01", "2013-06-10")

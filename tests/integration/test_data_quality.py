@@ -7,11 +7,11 @@ import pandas as pd
 
 
 def _validate_repeatedly(project_dir: str, day: str, max_share: float) -> list[bool]:
-    from assets.expectations import flights_row_suite, quarantine_share_suite
-    from assets.validation import prepare_for_validation
+    from assets.validation.expectations import flights_row_suite, quarantine_share_suite
+    from assets.validation.logic import prepare_for_validation
     from resources.data_quality import GreatExpectations
     from resources.schemas import FLIGHTS
-    from tests.conftest import replay_day
+    from tests.support import replay_day
 
     raw = replay_day("flights", day)
     raw.insert(0, "row_number", range(1, len(raw) + 1))

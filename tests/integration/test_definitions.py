@@ -3,15 +3,14 @@
 from dagster import (
     AssetKey,
     AssetMaterialization,
+    BackfillPolicy,
     DagsterInstance,
     RunRequest,
     SkipReason,
     build_schedule_context,
 )
 
-from dagster._core.definitions.backfill_policy import BackfillPolicyType
-
-from assets.partitions import daily_partitions
+from assets.asset_factory import daily_partitions
 from pipelines.definitions import defs
 from pipelines.schedules import daily_ingestion_schedule, periodic_retrain_schedule
 
@@ -23,7 +22,7 @@ def test_every_data_asset_is_daily_single_run_backfill_described_and_grouped():
     for name in DATA_ASSETS:
         node = graph.get(AssetKey(name))
         assert node.partitions_def == daily_partitions
-        assert node.backfill_policy.policy_type == BackfillPolicyType.SINGLE_RUN
+        assert node.backfill_policy == BackfillPolicy.single_run()
         assert node.description and node.group_name in {"ingestion", "validation", "features"}
     assert len(daily_partitions.get_partition_keys()) == 365
     blocking = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys if graph.get(k).blocking}
@@ -86,10 +85,29 @@ def test_schedule_requests_the_day_after_the_last_built_one_with_a_run_key(tmp_p
 def test_the_ui_reads_as_the_lifecycle_every_asset_and_check_described():
     graph = defs.resolve_asset_graph()
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"ingestion", "validation", "features", "training", "deployment", "scoring", "monitoring"}
+    assert groups == {"ingestion", "validation", "features", "training", "evaluation", "deployment", "scoring",
+                      "monitoring"}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description and len(node.description) > 40, key
-        assert node.owners == ["team:ml-platform"] and "stage" in node.tags, key
+        assert node.owners == ["team:ml-platform"] and node.tags["stage"] == node.group_name, key
     for check in graph.asset_check_keys:
         assert graph.get(check).description, check
+
+
+def test_the_retrain_job_runs_training_evaluation_and_deployment():
+    job = defs.resolve_job_def("retrain_job")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "training_set", "candidate_model", "model_evaluation", "champion_model"}
+
+
+def test_every_store_touching_asset_retries_and_steps_hand_over_no_values():
+    """Shared settings applied once: every asset has the store retry policy; the I/O manager is
+    the one that refuses pickles."""
+    from assets.asset_factory import StoresOnlyIOManager, store_retry_policy
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assets_def = defs.get_assets_def(key)
+        assert assets_def.op.retry_policy == store_retry_policy(), key
+    assert isinstance(defs.resources["io_manager"], StoresOnlyIOManager)

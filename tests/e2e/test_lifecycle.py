@@ -17,10 +17,10 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import create_engine
 
-from tests.conftest import free_port, json_records, make_dagster_home, start_server, stop_server, store_url
+from tests.support import every_setting, free_port, json_records, make_dagster_home, start_server, stop_server, store_url
 
 pytestmark = pytest.mark.e2e
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DAYS = ("2013-06-01", "2013-06-12")
 TRAIN_END = "2013-06-10"
@@ -50,6 +50,11 @@ def _dagster(env, *args):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
 
 
+def _python(env, module, *args):
+    return subprocess.run([sys.executable, "-m", module, *args], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=REPO)
+
+
 def _retrain(env, tmp_path, **gate):
     config = {
         "ops": {
@@ -70,7 +75,7 @@ def _registry(env):
 
 def _aliases(env):
     reg = _registry(env)
-    return {a: (str(v.version) if (v := reg.version_by_alias(a)) else None) for a in ("champion", "previous")}
+    return {a: (v.version if (v := reg.by_alias(a)) else None) for a in ("champion", "previous")}
 
 
 def test_lifecycle(env, tmp_path):
@@ -80,12 +85,18 @@ def test_lifecycle(env, tmp_path):
     assert _aliases(env) == {"champion": "1", "previous": None}
     instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
     retrain_run = [r for r in instance.get_runs() if r.job_name == "retrain_job"][0]
-    version = _registry(env).version_by_alias("champion")
-    assert version.tags["dagster.run_id"] == retrain_run.run_id
-    days = json.loads(version.tags["data.partitions"])
+    version = _registry(env).champion()
+    assert version.build.dagster_run_id == retrain_run.run_id and version.build.package
+    days = version.window.splits
     assert days["train"][0] == "2013-06-01" and days["test"][-1] == TRAIN_END
-    versions = json.loads(version.tags["data.versions"])
-    assert sorted(versions) == [f"2013-06-{d:02d}" for d in range(1, 11)]
+    assert sorted(version.window.data_versions) == [f"2013-06-{d:02d}" for d in range(1, 11)]
+    # the version pins the served model's libraries only: no Dagster, no SQLAlchemy
+    pinned = _registry(env).pinned_requirements(version.version)
+    assert any(r.startswith("scikit-learn==") for r in pinned)
+    assert not [r for r in pinned if r.split("==")[0].lower() in ("dagster", "sqlalchemy", "great-expectations")]
+    # steps handed over through the stores: nothing under DAGSTER_HOME/storage but compute logs
+    storage = Path(env["DAGSTER_HOME"]) / "storage"
+    assert not [p for p in storage.rglob("*") if p.is_file() and "compute_logs" not in p.parts]
     card = instance.fetch_materializations(AssetKey("champion_model"), limit=1).records[0].asset_materialization.metadata
     assert card["promoted"].value is True and "first deployment" in card["reasons"].value
     assert "Model card" in card["model_card"].value and Path(card["model_card_path"].value).exists()
@@ -120,9 +131,18 @@ def test_lifecycle(env, tmp_path):
     feats = pd.read_sql("SELECT * FROM flight_features WHERE partition_date >= '2013-06-11' ORDER BY partition_date, row_number", engine)
     assert len(preds) == len(feats) and set(preds["model_version"]) == {"1"}
 
+    # 6b. the operator CLIs with every documented setting set, as an operator's shell would have them
+    cli_env = {**env, **every_setting(tmp_path)}
+    summary = _python(cli_env, "pipelines.summary", "2013-06-01", DAYS[1])
+    assert summary.returncode == 0 and "Champion: flight_delay_classifier v1" in summary.stdout, summary.stderr[-3000:]
+    chain = _python(cli_env, "pipelines.provenance", "1", "--json")
+    assert chain.returncode == 0 and json.loads(chain.stdout)["model"]["version"] == "1", chain.stderr[-3000:]
+    rebuilt = _python(cli_env, "pipelines.reproduce", "1")
+    assert rebuilt.returncode == 0 and "REPRODUCED" in rebuilt.stdout, rebuilt.stdout + rebuilt.stderr[-3000:]
+
     # 7. MLflow's scoring server answers like the batch predictions; bad requests get a 4xx
-    from assets.training import model_input
     from pipelines.serve import serve_command
+    from served_model.features import model_input
 
     port = free_port()
     cmd, serve_env = serve_command(_registry(env), "127.0.0.1", port)
@@ -148,6 +168,13 @@ def test_lifecycle(env, tmp_path):
         assert 400 <= code < 500 and "distanse" in text
     finally:
         stop_server(server, log)
+
+    # 7b. a version registered before the served_model package: the scoring server refuses it, saying why
+    registry = _registry(env)
+    registry.client.delete_model_version_tag(registry.model_name, "1", "served_model.package")
+    refused = _python(env, "pipelines.serve", "--port", str(free_port()))
+    assert refused.returncode != 0 and "registered before the served_model package" in refused.stdout + refused.stderr
+    registry.set_version_tags("1", {"served_model.package": "1"})
 
     # 8. an unreachable tracking store: a clear error, no alias moves
     unreachable = {**env, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
@@ -186,7 +213,7 @@ def test_lifecycle(env, tmp_path):
         assert _aliases(env) == {"champion": "1", "previous": "3"}
 
     # 9. a champion whose artifacts are missing: evaluation fails clearly, nothing changes
-    champion = _registry(env).version_by_alias("champion")
+    champion = _registry(env).champion()
     source = _registry(env).client.get_model_version_download_uri(champion.name, champion.version)
     local = Path(source.removeprefix("file://"))
     assert local.exists(), source

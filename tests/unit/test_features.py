@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets.features import build_features, calendar_features, congestion_features, propagation_features
-from resources.schemas import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC
-from tests.conftest import typed_day
+from assets.features.logic import build_features, calendar_features, congestion_features, propagation_features
+from served_model.features import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC
+from tests.support import typed_day
 
 DAY = "2013-07-12"
 FEATURES = FEATURE_COLUMNS_NUMERIC + FEATURE_COLUMNS_CATEGORICAL

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from tests.conftest import replay_day
+from tests.support import replay_day
 
 DAY = "2013-04-10"
 BASE = replay_day("flights", DAY).head(30).reset_index(drop=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-PRODUCT = ["assets", "resources", "pipelines", "bench"]
+REPO = Path(__file__).resolve().parents[2]
+PRODUCT = ["assets", "resources", "pipelines", "served_model", "bench"]
 
 
 def tracked_files() -> list[Path]:
@@ -21,11 +21,12 @@ def tracked_files() -> list[Path]:
 
 def test_every_server_binds_to_loopback_by_default():
     makefile = (REPO / "Makefile").read_text()
-    for server in ("dagster dev", "mlflow ui", "python -m pipelines.serve"):
-        line = next(l for l in makefile.splitlines() if server in l)
+    for server in ("dagster dev", "python -m pipelines.mlflow_ui", "python -m pipelines.serve"):
+        line = next(text for text in makefile.splitlines() if server in text)
         assert "0.0.0.0" not in line
-        if server != "python -m pipelines.serve":
+        if server == "dagster dev":
             assert "-h 127.0.0.1" in line, line
+    from pipelines.mlflow_ui import ui_command
     from pipelines.serve import arguments, serve_command
     from resources.registry import ModelRegistry
 
@@ -33,6 +34,8 @@ def test_every_server_binds_to_loopback_by_default():
     assert default.host == "127.0.0.1"
     cmd, _ = serve_command(ModelRegistry(tracking_uri="sqlite:///x.db"), default.host, default.port)
     assert cmd[cmd.index("-h") + 1] == "127.0.0.1"
+    cmd, env = ui_command("127.0.0.1", 5000)
+    assert cmd[cmd.index("-h") + 1] == "127.0.0.1" and env["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
 
 CREDENTIAL_IN_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:[^@\s'\"$]+@", re.I)
@@ -95,9 +98,9 @@ def test_a_partition_key_cannot_name_a_file_outside_the_landing_folder(tmp_path,
 
 
 def test_models_are_loaded_only_with_the_reviewed_trusted_types():
-    from resources.model_files import SKOPS_TRUSTED_TYPES
+    from served_model.files import SKOPS_TRUSTED_TYPES
 
-    source = (REPO / "resources" / "model_files.py").read_text()
+    source = (REPO / "served_model" / "files.py").read_text()
     assert "serialization_format\") != \"skops\"" in source and "refusing to load" in source
     assert SKOPS_TRUSTED_TYPES == ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
     for folder in PRODUCT:

@@ -5,7 +5,7 @@ import pytest
 
 from resources.schemas import FLIGHTS, WEATHER
 from resources.source import FlightSource
-from tests.conftest import replay_day, write_landing
+from tests.support import replay_day, write_landing
 
 DAY = "2013-02-03"
 

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets.reports import classification_report, column_drift, drift_report_for_day
-from resources.settings import DRIFT_COLUMNS_CATEGORICAL as CAT
-from tests.conftest import feature_days
+from assets.monitoring.logic import DRIFT_COLUMNS_CATEGORICAL as CAT
+from assets.monitoring.reports import classification_report, column_drift, drift_report_for_day
+from tests.support import feature_days
 
 NUM = ["sched_hour", "distance", "temp", "humid", "wind_speed", "pressure", "origin_mean_dep_delay_prev_2h"]
 
@@ -72,7 +72,7 @@ def test_classification_report_matches_sklearn_and_survives_one_class(days):
 
 
 def test_calibrated_thresholds_quiet_ordinary_days_but_not_real_shifts(days):
-    from assets.reports import calibrated_thresholds
+    from assets.monitoring.reports import calibrated_thresholds
 
     window = {d: days[d] for d in ("2013-05-06", "2013-05-07", "2013-05-08")}
     reference = pd.concat(window.values(), ignore_index=True).sample(n=2000, random_state=0)

@@ -5,18 +5,18 @@ import numpy as np
 import pydantic
 import pytest
 
-from assets.training import ModelConfig, build_training_set, fit, model_input
-from resources.served_model import SMALL_REQUEST, FastScorer, FlightFeatures
-from tests.conftest import feature_days, json_records
+from assets.training.logic import ModelParams, fit
+from served_model.features import model_input
+from served_model.model import SMALL_REQUEST, FastScorer, FlightFeatures
+from tests.support import feature_days, json_records, training_set_of
 
 DAYS = [f"2013-07-{d:02d}" for d in range(1, 9)]
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    features = feature_days(DAYS)
-    ts = build_training_set(features, DAYS, min_rows=100)
-    model = fit(ts, ModelConfig(max_iter=60))
+    ts = training_set_of(feature_days(DAYS), DAYS)
+    model = fit(ts, ModelParams(max_iter=60))
     rows = model_input(ts.split("test"))
     return model, rows
 

@@ -1,0 +1,37 @@
+"""The MLflow UI over the pipeline's tracking store, on loopback only.
+
+    python -m pipelines.mlflow_ui [--port 5000] [--host 127.0.0.1]
+
+The store is the setting MLFLOW_TRACKING_URI (or the profile's default: SQLite under data/, or
+the `mlflow` database of FLIGHTS_POSTGRES_URL); telemetry off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from resources.settings import configure_process, settings, subprocess_env
+
+
+def ui_command(host: str, port: int) -> tuple[list[str], dict]:
+    s = settings()
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", s.mlflow_tracking_uri,
+           "-h", host, "-p", str(port)]
+    return cmd, subprocess_env()
+
+
+def main() -> None:
+    configure_process()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+    cmd, env = ui_command(args.host, args.port)
+    os.execvpe(cmd[0], cmd, env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Helpers the tests share (import them from here, not from conftest): small real slices of the
+NYC flights 2013 data, fresh stores per test, servers on loopback, sensor ticks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The PostgreSQL profile of the end-to-end tests: with FLIGHTS_TEST_POSTGRES_URL (a server URL,
+# `make test-postgres` starts one on loopback) every store of a test -- the Dagster instance, the
+# warehouse, the MLflow tracking store -- is a fresh database of that server; otherwise SQLite
+# files in the test's temporary folder.
+POSTGRES_SERVER = (os.environ.get("FLIGHTS_TEST_POSTGRES_URL") or "").rstrip("/")
+
+
+def store_url(folder: Path, name: str) -> str:
+    """A fresh, empty store for one test: a new PostgreSQL database, or a SQLite file."""
+    if not POSTGRES_SERVER:
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / (name + '.db')}"
+    from sqlalchemy import create_engine
+
+    database = f"t_{name}_{uuid.uuid4().hex[:12]}"  # our own identifier, never data
+    admin = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{database}"')
+    admin.dispose()
+    return f"{POSTGRES_SERVER}/{database}"
+
+
+def make_dagster_home(home: Path) -> Path:
+    """A DAGSTER_HOME with the repository's dagster.yaml; its storage on the test profile."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = (REPO / "dagster_home" / "dagster.yaml").read_text()
+    if POSTGRES_SERVER:
+        config += f"\nstorage:\n  postgres:\n    postgres_url: \"{store_url(home, 'dagster')}\"\n"
+    (home / "dagster.yaml").write_text(config)  # a temporary folder, never the repository
+    return home
+
+
+def replay_day(dataset: str, day: str) -> pd.DataFrame:
+    """One real day of the embedded data, as the text that a landing file would hold."""
+    from resources.source_files import _replay_days
+
+    _, days = _replay_days(dataset)
+    return days[day].copy()
+
+
+def write_landing(folder: Path, dataset: str, day: str, frame: pd.DataFrame, fmt: str = "csv") -> Path:
+    path = folder / f"{dataset}_{day}.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False, na_rep="NA")
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def typed_day(dataset: str, day: str) -> pd.DataFrame:
+    """One real day, typed as validated_* holds it (without going through the warehouse)."""
+    from assets.validation.logic import prepare_for_validation
+    from resources.schemas import FLIGHTS, WEATHER
+
+    contract = FLIGHTS if dataset == "flights" else WEATHER
+    raw = replay_day(dataset, day)
+    raw.insert(0, "row_number", range(1, len(raw) + 1))
+    raw.insert(0, "source_file", "f")
+    raw.insert(0, "partition_date", day)
+    frame = prepare_for_validation(raw, contract)
+    return frame[["partition_date", "source_file", "row_number", *contract.column_names]]
+
+
+def feature_days(days: list[str]) -> pd.DataFrame:
+    """flight_features rows of real days, as the features asset computes them."""
+    from assets.features.logic import build_features
+
+    return pd.concat([build_features(typed_day("flights", d), typed_day("weather", d)) for d in days], ignore_index=True)
+
+
+def training_set_of(features: pd.DataFrame, days: list[str], min_rows: int = 100):
+    """The time-split training set of real feature rows over `days`."""
+    from assets.training.logic import build_training_set, split_days
+    from resources.records import TrainingWindow
+
+    return build_training_set(features, TrainingWindow(split_days(days)), min_rows)
+
+
+def json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as a client sends them: JSON objects, missing values as null, floats exact
+    (`DataFrame.to_json` rounds to 10 digits, which can move a row across a tree's split)."""
+    return json.loads(json.dumps(frame.astype(object).where(frame.notna(), None).to_dict(orient="records")))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(cmd: list[str], env: dict, log_path: Path, ready_url: str, timeout: float = 120):
+    """Start a server in its own process group, logging to a file (an unread pipe fills up and
+    blocks it), and wait until `ready_url` answers."""
+    log = open(log_path, "w+b")
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(ready_url, timeout=2)
+            return proc, log
+        except Exception:
+            assert proc.poll() is None and time.time() < deadline, log_path.read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+
+
+def stop_server(proc, log) -> None:
+    """Stop the server and everything it started (its process group)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    log.close()
+
+
+def tick(sensor, instance, cursor):
+    """One evaluation of a sensor as the daemon runs it: (run requests, new cursor, skip message)."""
+    from dagster import SkipReason, build_sensor_context
+
+    result = sensor(build_sensor_context(instance=instance, cursor=cursor))
+    if isinstance(result, SkipReason):
+        return [], cursor, result.skip_message
+    requests = list(result.run_requests or [])
+    skip = result.skip_reason.skip_message if result.skip_reason else None
+    return requests, result.cursor if result.cursor is not None else cursor, skip
+
+
+def warehouse_snapshot(warehouse) -> dict[str, list]:
+    """Every row of every warehouse table (but the ingestion timestamp of a day's manifest:
+    in a run that fails on flights, the weather branch may re-ingest the same weather)."""
+    from sqlalchemy import select
+
+    from resources.schemas import metadata
+
+    out = {}
+    with warehouse.engine.connect() as conn:
+        for name, table in metadata.tables.items():
+            cols = [c for c in table.columns if c.name != "ingested_at"]
+            out[name] = sorted(map(tuple, conn.execute(select(*cols)).fetchall()), key=repr)
+    return out
+
+
+def dagster_cli_env(workdir: dict, **extra) -> dict:
+    """The environment of a `dagster` CLI run against one test's stores."""
+    return {**os.environ, "DAGSTER_HOME": str(workdir["home"]), "FLIGHTS_DATA_DIR": str(workdir["data"]),
+            "WAREHOUSE_URL": workdir["warehouse_url"], "FLIGHTS_LANDING_DIR": str(workdir["landing"]), **extra}
+
+
+def check_evaluations(instance, asset: str, check: str) -> list[tuple[str | None, bool, str]]:
+    """(partition, passed, run id) of every evaluation of a check, oldest first, from the runs'
+    event records."""
+    from dagster import AssetKey, DagsterEventType
+
+    out = []
+    for run in reversed(instance.get_runs()):
+        for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records:
+            evaluation = record.event_log_entry.dagster_event.event_specific_data
+            if evaluation.asset_key == AssetKey(asset) and evaluation.check_name == check:
+                out.append((evaluation.partition, evaluation.passed, run.run_id))
+    return out
+
+
+def every_setting(folder: Path) -> dict[str, str]:
+    """Every documented setting (docs/settings.md) with a value an operator CLI may run with; the
+    stores' own variables (WAREHOUSE_URL, MLFLOW_*, FLIGHTS_DATA_DIR) are left to the caller."""
+    import re
+
+    values = {
+        "FLIGHTS_SOURCE": "landing", "FLIGHTS_LANDING_DIR": str(folder / "landing"),
+        # never reached: the stores' own variables win over the profile
+        "FLIGHTS_POSTGRES_URL": "postgresql+psycopg2://nobody:secret@127.0.0.1:9",
+        "FLIGHTS_MAX_QUARANTINE_SHARE": "0.2", "FLIGHTS_MIN_WEATHER_COVERAGE": "0.8", "FLIGHTS_DRIFT_SHARE": "0.4",
+        "FLIGHTS_COLUMN_DRIFT_THRESHOLD": "0", "FLIGHTS_COLUMN_DRIFT_QUANTILE": "0.9",
+        "FLIGHTS_DRIFT_REFERENCE_ROWS": "2000", "FLIGHTS_ROC_AUC_DROP": "0.04", "FLIGHTS_PERFORMANCE_WINDOW_DAYS": "2",
+        "FLIGHTS_RETRAIN_COOLDOWN_DAYS": "5", "FLIGHTS_RETRAIN_EVERY_DAYS": "10", "FLIGHTS_SENSOR_INTERVAL_SECONDS": "15",
+        "FLIGHTS_REPLAY_START": "2013-06-01", "FLIGHTS_REPLAY_SECONDS_PER_DAY": "30",
+        "FLIGHTS_REPLAY_PERIODIC_RETRAIN": "true", "FLIGHTS_EXECUTOR": "in_process",
+        "FLIGHTS_CELERY_BROKER": "redis://127.0.0.1:9/0", "FLIGHTS_CELERY_BACKEND": "redis://127.0.0.1:9/1",
+        "FLIGHTS_STORE_RETRIES": "1", "FLIGHTS_STORE_RETRY_DELAY": "0.1",
+    }
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (REPO / "docs" / "settings.md").read_text(), re.M))
+    stores = {"WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT", "FLIGHTS_DATA_DIR"}
+    assert documented - stores == set(values), documented ^ (set(values) | stores)
+    return values

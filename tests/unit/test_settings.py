@@ -1,0 +1,93 @@
+"""The settings: one object, read from the environment when asked for; every documented variable
+is read and every read variable is documented; a bad value is named."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from resources.settings import SettingError, Settings, environment_variables
+
+REPO = Path(__file__).resolve().parents[2]
+
+# every variable, a value other than its default, and the field it must reach
+NON_DEFAULT = {
+    "FLIGHTS_DATA_DIR": ("/tmp/flights-data", "data_dir", Path("/tmp/flights-data")),
+    "FLIGHTS_SOURCE": ("landing", "source", "landing"),
+    "FLIGHTS_LANDING_DIR": ("/tmp/landing", "landing_dir", Path("/tmp/landing")),
+    "FLIGHTS_POSTGRES_URL": ("postgresql+psycopg2://u@db:5432/", "postgres_url", "postgresql+psycopg2://u@db:5432"),
+    "WAREHOUSE_URL": ("sqlite:////tmp/w.db", "warehouse_url", "sqlite:////tmp/w.db"),
+    "MLFLOW_TRACKING_URI": ("http://127.0.0.1:5000", "mlflow_tracking_uri", "http://127.0.0.1:5000"),
+    "MLFLOW_ARTIFACT_ROOT": ("s3://bucket/mlflow", "mlflow_artifact_root", "s3://bucket/mlflow"),
+    "FLIGHTS_MAX_QUARANTINE_SHARE": ("0.2", "max_quarantine_share", 0.2),
+    "FLIGHTS_MIN_WEATHER_COVERAGE": ("0.5", "min_weather_coverage", 0.5),
+    "FLIGHTS_DRIFT_SHARE": ("0.6", "drift_share", 0.6),
+    "FLIGHTS_COLUMN_DRIFT_THRESHOLD": ("0.2", "column_drift_threshold", 0.2),
+    "FLIGHTS_COLUMN_DRIFT_QUANTILE": ("0.9", "column_drift_quantile", 0.9),
+    "FLIGHTS_DRIFT_REFERENCE_ROWS": ("3000", "drift_reference_rows", 3000),
+    "FLIGHTS_ROC_AUC_DROP": ("0.1", "roc_auc_drop", 0.1),
+    "FLIGHTS_PERFORMANCE_WINDOW_DAYS": ("5", "performance_window_days", 5),
+    "FLIGHTS_RETRAIN_COOLDOWN_DAYS": ("3", "retrain_cooldown_days", 3),
+    "FLIGHTS_RETRAIN_EVERY_DAYS": ("14", "retrain_every_days", 14),
+    "FLIGHTS_SENSOR_INTERVAL_SECONDS": ("5", "sensor_interval_seconds", 5),
+    "FLIGHTS_REPLAY_START": ("2013-03-01", "replay_start", "2013-03-01"),
+    "FLIGHTS_REPLAY_SECONDS_PER_DAY": ("10", "replay_seconds_per_day", 10),
+    "FLIGHTS_REPLAY_PERIODIC_RETRAIN": ("true", "replay_periodic_retrain", True),
+    "FLIGHTS_EXECUTOR": ("multiprocess", "executor", "multiprocess"),
+    "FLIGHTS_CELERY_BROKER": ("redis://127.0.0.1:6380/0", "celery_broker", "redis://127.0.0.1:6380/0"),
+    "FLIGHTS_CELERY_BACKEND": ("redis://127.0.0.1:6380/1", "celery_backend", "redis://127.0.0.1:6380/1"),
+    "FLIGHTS_STORE_RETRIES": ("5", "store_retries", 5),
+    "FLIGHTS_STORE_RETRY_DELAY": ("0.5", "store_retry_delay", 0.5),
+}
+
+
+def documented() -> set[str]:
+    return set(re.findall(r"^\| `([A-Z_]+)` \|", (REPO / "docs" / "settings.md").read_text(), re.M))
+
+
+def test_every_documented_setting_is_read_and_every_read_one_is_documented():
+    assert documented() == set(environment_variables()) == set(NON_DEFAULT)
+
+
+@pytest.mark.parametrize("name", sorted(NON_DEFAULT))
+def test_each_setting_reaches_its_field(name):
+    value, field, expected = NON_DEFAULT[name]
+    default = getattr(Settings.from_env({}), field)
+    assert default != expected  # the test value is not the default: the variable is what changed it
+    assert getattr(Settings.from_env({name: value}), field) == expected
+
+
+def test_defaults_and_the_profile():
+    s = Settings.from_env({"FLIGHTS_DATA_DIR": "/srv/flights"})
+    assert s.warehouse_url == "sqlite:////srv/flights/warehouse.db" and s.landing_dir == Path("/srv/flights/landing")
+    profile = Settings.from_env({"FLIGHTS_POSTGRES_URL": "postgresql+psycopg2://p@h:1/"})
+    assert profile.warehouse_url == "postgresql+psycopg2://p@h:1/warehouse"
+    assert profile.mlflow_tracking_uri == "postgresql+psycopg2://p@h:1/mlflow"
+    both = Settings.from_env({"FLIGHTS_POSTGRES_URL": "postgresql+psycopg2://p@h:1", "WAREHOUSE_URL": "sqlite:///w.db"})
+    assert both.warehouse_url == "sqlite:///w.db"  # the store's own variable wins
+    assert Settings.from_env({"FLIGHTS_DRIFT_REFERENCE_ROWS": "10"}).drift_reference_rows == 1001
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FLIGHTS_DRIFT_SHARE": "abc"}, "FLIGHTS_DRIFT_SHARE='abc' is not a number"),
+    ({"FLIGHTS_STORE_RETRIES": "1.5"}, "FLIGHTS_STORE_RETRIES='1.5' is not an integer"),
+    ({"FLIGHTS_SOURCE": "ftp"}, "FLIGHTS_SOURCE='ftp': expected one of replay, landing"),
+    ({"FLIGHTS_EXECUTOR": "celery"}, "needs FLIGHTS_CELERY_BROKER"),
+    ({"FLIGHTS_REPLAY_START": "March"}, "FLIGHTS_REPLAY_START='March' is not a day"),
+    ({"FLIGHTS_REPLAY_PERIODIC_RETRAIN": "maybe"}, "expected true or false"),
+])
+def test_a_bad_value_is_refused_naming_the_variable(env, message):
+    with pytest.raises(SettingError, match=re.escape(message)):
+        Settings.from_env(env)
+
+
+def test_only_the_settings_module_reads_the_environment():
+    readers = []
+    for folder in ("assets", "pipelines", "resources", "served_model"):
+        for path in (REPO / folder).rglob("*.py"):
+            if path == REPO / "resources" / "settings.py":
+                continue
+            text = path.read_text()
+            if re.search(r"os\.environ|os\.getenv|EnvVar\(", text):
+                readers.append(str(path.relative_to(REPO)))
+    assert readers == []
