@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dagster import (
     AssetKey,
+    AssetPartitionStatus,
     AssetRecordsFilter,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -32,6 +33,7 @@ from dagster import (
     sensor,
 )
 
+from assets.asset_factory import daily_partitions
 from assets.common import partition_days, previous_day
 from pipelines.jobs import ingest_job, monitor_job, retrain_job
 from pipelines.policy import drift_reason, in_cooldown, performance_reason, retrain_due
@@ -246,7 +248,8 @@ def replay_today(instance) -> str | None:
     """The replay's 'today': the day after the newest day with features (not before
     FLIGHTS_REPLAY_START); None once 2013 is over."""
     keys, start = partition_days(), settings().replay_start
-    built = [d for d in instance.get_materialized_partitions(AssetKey("flight_features")) if d >= start]
+    status = instance.get_status_by_partition(AssetKey("flight_features"), keys, daily_partitions) or {}
+    built = [d for d, s in status.items() if s == AssetPartitionStatus.MATERIALIZED and d >= start]
     if not built:
         return start if start in keys else None
     later = [d for d in keys if d > max(built)]
