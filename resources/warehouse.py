@@ -82,6 +82,22 @@ def _insert(conn, table: Table, frame: pd.DataFrame) -> None:
         conn.exec_driver_sql(str(compiled), rows[start : start + 50_000])
 
 
+def _fetch_frame(conn, stmt) -> pd.DataFrame:
+    """The rows of a SELECT as a DataFrame, fetched through the driver's cursor: the statement is
+    compiled by SQLAlchemy (bound parameters, the dialect's paramstyle), the rows come back as the
+    driver's tuples, which skips building SQLAlchemy rows (a quarter of a 60-day read)."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    values = compiled.construct_params()
+    params = tuple(values[k] for k in compiled.positiontup) if compiled.positiontup is not None else values
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        columns = [d[0] for d in cursor.description]
+        return pd.DataFrame(cursor.fetchall(), columns=columns)
+    finally:
+        cursor.close()
+
+
 class PartitionWriter:
     """The writes of one transaction; created by `Warehouse.replace_partitions`."""
 
@@ -194,8 +210,7 @@ class Warehouse(ConfigurableResource):
         if dataset is not None:
             stmt = stmt.where(table.c.dataset == dataset)
         with self._reachable(), self.engine.connect() as conn:
-            result = conn.execute(stmt)
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            return _fetch_frame(conn, stmt)
 
     def count_by_partition(
         self, table: Table, partitions: Sequence[str], dataset: str | None = None
@@ -211,8 +226,7 @@ class Warehouse(ConfigurableResource):
             .group_by(table.c.partition_date, table.c[column])
         )
         with self._reachable(), self.engine.connect() as conn:
-            result = conn.execute(stmt)
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            return _fetch_frame(conn, stmt)
 
     def latest_partition(self, table: Table) -> str | None:
         """The newest day `table` holds, or None."""

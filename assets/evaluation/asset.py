@@ -2,13 +2,14 @@
 promotion decision with every reason (`model_evaluation`), recorded on the candidate's MLflow
 run (test metrics, and the whole evaluation as `evaluation/evaluation.json`)."""
 
+import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 from pydantic import Field
 
 from assets.asset_factory import DataFailure, latest_materialization, lifecycle_asset
 from assets.common import bullet_list, markdown_table
 from assets.evaluation.logic import GatePolicy, evaluate
-from assets.training.logic import build_training_set
+from assets.training.logic import BASELINE_COLUMNS, build_training_set
 from resources.registry import EVALUATION_ARTIFACT, ModelRegistry
 from resources.schemas import flight_features
 from resources.warehouse import Warehouse
@@ -35,7 +36,11 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehou
                      model_registry: ModelRegistry) -> MaterializeResult:
     version = latest_materialization(context, "candidate_model").metadata["model_version"].value
     candidate = model_registry.record(version)
-    ts = build_training_set(warehouse.read(flight_features, candidate.window.days), candidate.window)
+    splits = candidate.window.splits
+    rows = pd.concat([warehouse.read(flight_features, splits["test"]),  # scored by every model
+                      warehouse.read(flight_features, splits["train"], columns=BASELINE_COLUMNS)],  # the baseline's history
+                     ignore_index=True)
+    ts = build_training_set(rows, candidate.window, splits=("train", "test"))
     champion = model_registry.champion()
     champion_model = None
     if champion is not None:

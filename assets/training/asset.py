@@ -11,6 +11,7 @@ from pydantic import Field
 from assets.asset_factory import latest_materialization, lifecycle_asset
 from assets.common import markdown_table
 from assets.training.logic import (
+    FIT_SPLITS,
     LABEL,
     ModelParams,
     build_training_set,
@@ -110,7 +111,8 @@ def candidate_model(context: AssetExecutionContext, config: ModelConfig, warehou
                     model_registry: ModelRegistry) -> MaterializeResult:
     run_id = latest_materialization(context, "training_set").metadata["mlflow_run_id"].value
     window = model_registry.training_window(run_id)
-    ts = build_training_set(warehouse.read(flight_features, window.days), window)
+    days = [d for s in FIT_SPLITS for d in window.splits[s]]
+    ts = build_training_set(warehouse.read(flight_features, days), window, splits=FIT_SPLITS)
     params = ModelParams(**config.model_dump())
     fitted = fit_candidate(ts, params)
     record, seconds = model_registry.register_candidate(

@@ -75,15 +75,16 @@ def window_days(end_day: str, window: int) -> list[str]:
     return days_ending(end_day, window)
 
 
-def check_label_counts(counts: pd.DataFrame, splits: dict[str, list[str]], min_rows: int) -> None:
-    """Enough labelled rows, and both classes in every split; `counts`: one row per
+def check_label_counts(counts: pd.DataFrame, splits: dict[str, list[str]], min_rows: int,
+                       names: tuple[str, ...] = SPLITS) -> None:
+    """Enough labelled rows, and both classes in every split of `names`; `counts`: one row per
     (partition_date, is_late) with its `rows`, over the labelled flights of the window."""
-    days = [d for s in SPLITS for d in splits[s]]
+    days = [d for s in names for d in splits[s]]
     problems = []
     total = int(counts["rows"].sum()) if len(counts) else 0
     if total < min_rows:
         problems.append(f"only {total} labelled rows in {days[0]}…{days[-1]} (need {min_rows})")
-    for name in SPLITS:
+    for name in names:
         part = counts[counts["partition_date"].isin(splits[name])]
         if part.loc[part["rows"] > 0, LABEL].nunique() < 2:
             problems.append(f"the {name} split ({int(part['rows'].sum())} rows) holds a single class")
@@ -97,13 +98,15 @@ def label_counts(frame: pd.DataFrame) -> pd.DataFrame:
     return labelled.groupby(["partition_date", LABEL]).size().rename("rows").reset_index()
 
 
-def build_training_set(frame: pd.DataFrame, window: TrainingWindow, min_rows: int = 1) -> TrainingSet:
-    """The labelled rows of the window's days (cancelled and diverted flights have no label),
-    each with its split, in a stable order."""
-    missing = sorted(set(window.days) - set(frame["partition_date"]))
+def build_training_set(frame: pd.DataFrame, window: TrainingWindow, min_rows: int = 1,
+                       splits: tuple[str, ...] = SPLITS) -> TrainingSet:
+    """The labelled rows of the window's days of `splits` (cancelled and diverted flights have no
+    label), each with its split, in a stable order."""
+    days = [d for s in splits for d in window.splits.get(s, [])]
+    missing = sorted(set(days) - set(frame["partition_date"]))
     if missing:
         raise DataProblem(f"training window {window.label}: no features for {len(missing)} day(s), e.g. {missing[:5]}")
-    check_label_counts(label_counts(frame), window.splits, min_rows)
+    check_label_counts(label_counts(frame), window.splits, min_rows, splits)
     frame = frame[frame[LABEL].notna()].copy()
     frame[LABEL] = frame[LABEL].astype(int)
     frame["split"] = frame["partition_date"].map({d: s for s, ds in window.splits.items() for d in ds})
@@ -159,6 +162,12 @@ class FittedCandidate:
     model: object
     threshold: float
     validation_roc_auc: float
+
+
+# the splits each step reads: fitting needs train + validation, the gate test + the train labels
+FIT_SPLITS = ("train", "validation")
+# what the baseline needs of the train days (historical late rate by route and scheduled hour)
+BASELINE_COLUMNS = ["partition_date", "row_number", "sched_dep_ts", "route", "sched_hour", LABEL]
 
 
 def fit_candidate(ts: TrainingSet, params: ModelParams) -> FittedCandidate:
