@@ -27,7 +27,7 @@ def daily_ingestion_schedule(context: ScheduleEvaluationContext):
     day = replay_today(context.instance)
     if day is None:
         return SkipReason("every day of the replay has been ingested")
-    return RunRequest(run_key=f"ingest-{day}", partition_key=day, tags={"trigger": "daily_ingestion_schedule"})
+    return RunRequest(run_key=f"ingest-{day}", partition_key=day, tags=RetrainTrigger(kind="daily_ingestion_schedule").tags())
 
 
 @schedule(

@@ -179,7 +179,7 @@ def monitor_sensor(context: SensorEvaluationContext):
     latest = {r.asset_materialization.partition: r for r in records}  # one run per day, newest record
     requests = [
         RunRequest(run_key=f"monitor:{day}:{r.storage_id}", partition_key=day,
-                   tags={"trigger": "monitor_sensor", "trigger.storage_id": str(r.storage_id)})
+                   tags=RetrainTrigger(kind="monitor_sensor", storage_id=str(r.storage_id)).tags())
         for day, r in sorted(latest.items())
     ]
     return SensorResult(run_requests=requests, cursor=str(records[-1].storage_id))
@@ -233,7 +233,7 @@ def landing_sensor(context: SensorEvaluationContext):
         stamp = ",".join(f"{k}@{v}" for k, v in sorted(files.items()))
         requests.append(RunRequest(
             run_key=f"landing:{day}:{stamp}", partition_key=day,
-            tags={"trigger": "landing_sensor", "trigger.files": ", ".join(sorted(files))},
+            tags=RetrainTrigger(kind="landing_sensor", extra={"files": ", ".join(sorted(files))}).tags(),
         ))
     cursor = json.dumps(seen, sort_keys=True)
     if requests:
@@ -275,7 +275,7 @@ def replay_clock_sensor(context: SensorEvaluationContext):
     if today is None:
         return SkipReason("the replay has reached the end of 2013")
     requests = [RunRequest(run_key=f"replay-ingest:{today}", job_name=ingest_job.name, partition_key=today,
-                           tags={"trigger": "replay_clock_sensor", "replay.today": today})]
+                           tags={**RetrainTrigger(kind="replay_clock_sensor").tags(), "replay.today": today})]
     yesterday, s = previous_day(today), settings()
     if s.replay_periodic_retrain and yesterday and retrain_due(yesterday, last_retrain_day(instance), s.retrain_every_days):
         requests.append(retrain_request(RetrainTrigger(

@@ -66,7 +66,8 @@ class TrainingWindow:
 
 @dataclass(frozen=True)
 class RetrainTrigger:
-    """What started a retrain: a sensor (with the report record), a schedule or a person."""
+    """What started a run: a sensor (for a retrain, with the report record), a schedule or a
+    person; its tags go on the run, and a retrain's candidate copies them onto its version."""
 
     kind: str = "manual"
     reason: str | None = None
