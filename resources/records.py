@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 SPLITS = ("train", "validation", "test")
 
@@ -167,6 +167,3 @@ class ModelRecord:
     @property
     def label(self) -> str:
         return f"{self.name} v{self.version}"
-
-    def as_dict(self) -> dict:
-        return asdict(self)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -186,8 +186,6 @@ def environment_variables() -> list[str]:
     source = Path(__file__).read_text()
     return sorted(set(re.findall(r'env, "([A-Z_]+)"', source)))
 
-
-SETTING_FIELDS = [f.name for f in fields(Settings)]
 
 
 def configure_process() -> None:
