@@ -24,7 +24,7 @@ DEMO_END   ?= 2013-03-07
 DEMO_SCORE_START ?= 2013-03-02
 SERVE_PORT ?= 5001
 
-.PHONY: setup demo test lint test-postgres postgres-up postgres-down broker-up workers ui serve mlflow-ui bench replay lock clean
+.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down broker-up workers ui serve mlflow-ui bench replay lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,15 @@ postgres-up:
 
 postgres-down:
 	@deploy/postgres/local_server.sh stop
+
+## The team profile's MLflow tracking server on loopback (PostgreSQL backend with
+## FLIGHTS_POSTGRES_URL, artifacts proxied, basic-auth): `eval "$$(make -s mlflow-server-up)"`
+## exports MLFLOW_TRACKING_URI (http) and MLFLOW_TRACKING_USERNAME/_PASSWORD
+mlflow-server-up: setup
+	@deploy/mlflow/local_server.sh start
+
+mlflow-server-down:
+	@deploy/mlflow/local_server.sh stop
 
 ## The scale-out profile: a Redis broker on loopback (`eval "$$(make -s broker-up)"` exports
 ## FLIGHTS_CELERY_BROKER) and Celery workers for the steps (`make workers`, in its own terminal);

@@ -17,6 +17,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources.errors import DataProblem
 from resources.records import BuildInfo, GateVerdict, ModelRecord, RetrainTrigger, Tag, TrainingWindow
 from resources.settings import REPO_ROOT, settings
 
@@ -47,7 +48,7 @@ class ModelRegistry(ConfigurableResource):
         return self.tracking_uri or settings().mlflow_tracking_uri
 
     @property
-    def resolved_artifact_root(self) -> str:
+    def resolved_artifact_root(self) -> str | None:
         return self.artifact_root or settings().mlflow_artifact_root
 
     @property
@@ -73,15 +74,28 @@ class ModelRegistry(ConfigurableResource):
         client = self.client
         try:
             exp = client.get_experiment_by_name(self.experiment_name)
-        except Exception as exc:  # unreachable store, bad URI, ...
+        except Exception as exc:  # unreachable store, bad URI, refused credentials ...
+            self._raise_refused(exc)
             raise RegistryUnavailable(f"MLflow tracking store {self.display_tracking_uri} unreachable: {exc}") from exc
         if exp is not None:
             return exp.experiment_id
         root = self.resolved_artifact_root
-        if "://" not in root:  # a local folder; an object-store URI is used as it is
+        if root is not None and "://" not in root:  # a local folder; an object-store URI is used as it is
             Path(root).mkdir(parents=True, exist_ok=True)
             root = Path(root).resolve().as_uri()
         return client.create_experiment(self.experiment_name, artifact_location=root)
+
+    def _raise_refused(self, exc: Exception) -> None:
+        """A tracking server that refuses the credentials: say so (retrying cannot fix it), naming
+        the user, never the password."""
+        text = str(exc)
+        if "401" in text or "not authenticated" in text.lower() or "403" in text or "permission" in text.lower():
+            user = settings().mlflow_tracking_username
+            raise DataProblem(
+                f"MLflow tracking server {self.display_tracking_uri} refused the request "
+                + (f"of user {user!r}: check MLFLOW_TRACKING_PASSWORD" if user else
+                   "without credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+            ) from None
 
     # --- reading versions -------------------------------------------------------------------
 
@@ -93,6 +107,7 @@ class ModelRegistry(ConfigurableResource):
         except MlflowException as exc:
             if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
                 return None
+            self._raise_refused(exc)
             raise RegistryUnavailable(f"MLflow registry {self.display_tracking_uri}: {exc}") from exc
 
     @staticmethod

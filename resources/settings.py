@@ -81,7 +81,8 @@ class Settings:
     postgres_url: str | None  # FLIGHTS_POSTGRES_URL: a server URL; every store on it
     warehouse_url: str  # WAREHOUSE_URL
     mlflow_tracking_uri: str  # MLFLOW_TRACKING_URI
-    mlflow_artifact_root: str  # MLFLOW_ARTIFACT_ROOT
+    mlflow_artifact_root: str | None  # MLFLOW_ARTIFACT_ROOT (None: the tracking server's own, proxied)
+    mlflow_tracking_username: str | None  # MLFLOW_TRACKING_USERNAME (the password: MLflow reads it itself)
     # data quality
     max_quarantine_share: float  # FLIGHTS_MAX_QUARANTINE_SHARE
     min_weather_coverage: float  # FLIGHTS_MIN_WEATHER_COVERAGE
@@ -115,6 +116,8 @@ class Settings:
         def on_server(database: str) -> str | None:
             return f"{server}/{database}" if server else None
 
+        tracking_uri = _text(env, "MLFLOW_TRACKING_URI", None) or on_server("mlflow") or f"sqlite:///{data / 'mlflow.db'}"
+        served = tracking_uri.startswith(("http://", "https://"))
         executor = _choice(env, "FLIGHTS_EXECUTOR", "in_process", ("in_process", "multiprocess", "celery"))
         broker = _text(env, "FLIGHTS_CELERY_BROKER", None)
         if executor == "celery" and broker is None:
@@ -132,9 +135,10 @@ class Settings:
             landing_dir=_path(env, "FLIGHTS_LANDING_DIR", data / "landing"),
             postgres_url=server,
             warehouse_url=_text(env, "WAREHOUSE_URL", None) or on_server("warehouse") or f"sqlite:///{data / 'warehouse.db'}",
-            mlflow_tracking_uri=_text(env, "MLFLOW_TRACKING_URI", None) or on_server("mlflow")
-            or f"sqlite:///{data / 'mlflow.db'}",
-            mlflow_artifact_root=_text(env, "MLFLOW_ARTIFACT_ROOT", None) or str(data / "mlartifacts"),
+            mlflow_tracking_uri=tracking_uri,
+            # a tracking server keeps (proxies) the artifacts itself: clients name no folder
+            mlflow_artifact_root=_text(env, "MLFLOW_ARTIFACT_ROOT", None) or (None if served else str(data / "mlartifacts")),
+            mlflow_tracking_username=_text(env, "MLFLOW_TRACKING_USERNAME", None),
             max_quarantine_share=_number(env, "FLIGHTS_MAX_QUARANTINE_SHARE", 0.10, low=0),
             min_weather_coverage=_number(env, "FLIGHTS_MIN_WEATHER_COVERAGE", 0.90, low=0),
             # 0.3, not Evidently's 0.5, because the column thresholds are calibrated: with them

@@ -197,6 +197,7 @@ def every_setting(folder: Path) -> dict[str, str]:
         "FLIGHTS_REPLAY_PERIODIC_RETRAIN": "true", "FLIGHTS_EXECUTOR": "in_process",
         "FLIGHTS_CELERY_BROKER": "redis://127.0.0.1:9/0", "FLIGHTS_CELERY_BACKEND": "redis://127.0.0.1:9/1",
         "FLIGHTS_STORE_RETRIES": "1", "FLIGHTS_STORE_RETRY_DELAY": "0.1",
+        "MLFLOW_TRACKING_USERNAME": "pipeline",  # unused by a SQLite or PostgreSQL tracking store
     }
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (REPO / "docs" / "settings.md").read_text(), re.M))
     stores = {"WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT", "FLIGHTS_DATA_DIR"}

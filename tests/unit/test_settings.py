@@ -19,6 +19,7 @@ NON_DEFAULT = {
     "WAREHOUSE_URL": ("sqlite:////tmp/w.db", "warehouse_url", "sqlite:////tmp/w.db"),
     "MLFLOW_TRACKING_URI": ("http://127.0.0.1:5000", "mlflow_tracking_uri", "http://127.0.0.1:5000"),
     "MLFLOW_ARTIFACT_ROOT": ("s3://bucket/mlflow", "mlflow_artifact_root", "s3://bucket/mlflow"),
+    "MLFLOW_TRACKING_USERNAME": ("pipeline", "mlflow_tracking_username", "pipeline"),
     "FLIGHTS_MAX_QUARANTINE_SHARE": ("0.2", "max_quarantine_share", 0.2),
     "FLIGHTS_MIN_WEATHER_COVERAGE": ("0.5", "min_weather_coverage", 0.5),
     "FLIGHTS_DRIFT_SHARE": ("0.6", "drift_share", 0.6),
@@ -66,6 +67,8 @@ def test_defaults_and_the_profile():
     both = Settings.from_env({"FLIGHTS_POSTGRES_URL": "postgresql+psycopg2://p@h:1", "WAREHOUSE_URL": "sqlite:///w.db"})
     assert both.warehouse_url == "sqlite:///w.db"  # the store's own variable wins
     assert Settings.from_env({"FLIGHTS_DRIFT_REFERENCE_ROWS": "10"}).drift_reference_rows == 1001
+    served = Settings.from_env({"MLFLOW_TRACKING_URI": "http://127.0.0.1:5050"})
+    assert served.mlflow_artifact_root is None  # the server proxies its own artifact store
 
 
 @pytest.mark.parametrize("env, message", [
