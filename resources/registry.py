@@ -88,8 +88,9 @@ class ModelRegistry(ConfigurableResource):
     def _raise_refused(self, exc: Exception) -> None:
         """A tracking server that refuses the credentials: say so (retrying cannot fix it), naming
         the user, never the password."""
-        text = str(exc)
-        if "401" in text or "not authenticated" in text.lower() or "403" in text or "permission" in text.lower():
+        # the HTTP status as MLflow's client maps it: 401 and 403 (not a message that happens to
+        # mention a permission, like a SQLite file's)
+        if getattr(exc, "error_code", None) in ("UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED", "PERMISSION_DENIED"):
             user = settings().mlflow_tracking_username
             raise DataProblem(
                 f"MLflow tracking server {self.display_tracking_uri} refused the request "

@@ -64,7 +64,10 @@ INI
 }
 
 stop() {
-  [ -s "$DIR/server.pid" ] && pkill -TERM -P "$(cat "$DIR/server.pid")" 2>/dev/null; kill "$(cat "$DIR/server.pid" 2>/dev/null)" 2>/dev/null || true
+  [ -s "$DIR/server.pid" ] || exit 0
+  PID=$(cat "$DIR/server.pid")
+  pkill -TERM -P "$PID" 2>/dev/null || true  # its uvicorn workers
+  kill "$PID" 2>/dev/null || true
   rm -f "$DIR/server.pid"
 }
 
