@@ -24,7 +24,7 @@ DEMO_END   ?= 2013-03-07
 DEMO_SCORE_START ?= 2013-03-02
 SERVE_PORT ?= 5001
 
-.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down broker-up workers ui serve mlflow-ui bench replay lock clean
+.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui broker-up workers ui serve mlflow-ui bench replay lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ serve: setup
 ## The MLflow UI on http://127.0.0.1:5000 (loopback only), over the settings' tracking store
 mlflow-ui: setup
 	python -m pipelines.mlflow_ui --port 5000
+
+## The Evidently UI on http://127.0.0.1:8000 (loopback only), over the local monitoring workspace
+## (data/evidently): the dashboard of daily drift and performance, each day's snapshot
+evidently-ui: setup
+	python -m pipelines.evidently_ui --port 8000
 
 ## The lint (ruff, configured in pyproject.toml); part of `make test`
 lint: setup
@@ -121,4 +126,4 @@ lock:
 		--quiet -o requirements.lock
 
 clean:
-	rm -rf data/warehouse.db* data/gx data/reports data/mlflow.db data/mlartifacts data/model_cards data/replay
+	rm -rf data/warehouse.db* data/gx data/reports data/evidently data/mlflow.db data/mlartifacts data/model_cards data/replay

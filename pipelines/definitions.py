@@ -32,6 +32,7 @@ from pipelines.sensors import (  # noqa: E402
     replay_clock_sensor,
 )
 from resources.data_quality import GreatExpectations  # noqa: E402
+from resources.monitoring_workspace import MonitoringWorkspace  # noqa: E402
 from resources.registry import ModelRegistry  # noqa: E402
 from resources.source import FlightSource  # noqa: E402
 from resources.warehouse import Warehouse  # noqa: E402
@@ -46,6 +47,7 @@ def default_resources() -> dict:
         "warehouse": Warehouse(),
         "great_expectations": GreatExpectations(),
         "model_registry": ModelRegistry(),
+        "monitoring_workspace": MonitoringWorkspace(),
         "io_manager": StoresOnlyIOManager(),
     }
 

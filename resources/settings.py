@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -83,6 +83,11 @@ class Settings:
     mlflow_tracking_uri: str  # MLFLOW_TRACKING_URI
     mlflow_artifact_root: str | None  # MLFLOW_ARTIFACT_ROOT (None: the tracking server's own, proxied)
     mlflow_tracking_username: str | None  # MLFLOW_TRACKING_USERNAME (the password: MLflow reads it itself)
+    mlflow_ui_url: str  # FLIGHTS_MLFLOW_UI_URL: where links to runs, versions and model cards point
+    # monitoring service
+    evidently_url: str | None  # FLIGHTS_EVIDENTLY_URL: an `evidently ui` service (None: a local workspace folder)
+    evidently_secret: str | None = field(repr=False)  # FLIGHTS_EVIDENTLY_SECRET: the service's write secret
+    evidently_ui_url: str  # FLIGHTS_EVIDENTLY_UI_URL: where links to snapshots point
     # data quality
     max_quarantine_share: float  # FLIGHTS_MAX_QUARANTINE_SHARE
     min_weather_coverage: float  # FLIGHTS_MIN_WEATHER_COVERAGE
@@ -118,6 +123,9 @@ class Settings:
 
         tracking_uri = _text(env, "MLFLOW_TRACKING_URI", None) or on_server("mlflow") or f"sqlite:///{data / 'mlflow.db'}"
         served = tracking_uri.startswith(("http://", "https://"))
+        evidently_url = (_text(env, "FLIGHTS_EVIDENTLY_URL", None) or "").rstrip("/") or None
+        if evidently_url and not evidently_url.startswith(("http://", "https://")):
+            raise SettingError(f"FLIGHTS_EVIDENTLY_URL={evidently_url!r}: expected the http(s) URL of an `evidently ui` service")
         executor = _choice(env, "FLIGHTS_EXECUTOR", "in_process", ("in_process", "multiprocess", "celery"))
         broker = _text(env, "FLIGHTS_CELERY_BROKER", None)
         if executor == "celery" and broker is None:
@@ -139,6 +147,12 @@ class Settings:
             # a tracking server keeps (proxies) the artifacts itself: clients name no folder
             mlflow_artifact_root=_text(env, "MLFLOW_ARTIFACT_ROOT", None) or (None if served else str(data / "mlartifacts")),
             mlflow_tracking_username=_text(env, "MLFLOW_TRACKING_USERNAME", None),
+            # the tracking server serves its UI; a local store is shown by `make mlflow-ui` on port 5000
+            mlflow_ui_url=(_text(env, "FLIGHTS_MLFLOW_UI_URL", None) or (tracking_uri if served else "http://127.0.0.1:5000")).rstrip("/"),
+            evidently_url=evidently_url,
+            evidently_secret=_text(env, "FLIGHTS_EVIDENTLY_SECRET", None),
+            # a service serves its own UI; a local workspace is shown by `make evidently-ui` on port 8000
+            evidently_ui_url=(_text(env, "FLIGHTS_EVIDENTLY_UI_URL", None) or evidently_url or "http://127.0.0.1:8000").rstrip("/"),
             max_quarantine_share=_number(env, "FLIGHTS_MAX_QUARANTINE_SHARE", 0.10, low=0),
             min_weather_coverage=_number(env, "FLIGHTS_MIN_WEATHER_COVERAGE", 0.90, low=0),
             # 0.3, not Evidently's 0.5, because the column thresholds are calibrated: with them
@@ -170,8 +184,13 @@ class Settings:
 
     @property
     def reports_dir(self) -> Path:
-        """Evidently HTML reports and cached drift references."""
+        """This host's cache of drift references (rebuilt from the warehouse and the registry)."""
         return self.data_dir / "reports"
+
+    @property
+    def evidently_workspace_dir(self) -> Path:
+        """The local Evidently workspace when no service is set (FLIGHTS_EVIDENTLY_URL)."""
+        return self.data_dir / "evidently"
 
     @property
     def model_cards_dir(self) -> Path:

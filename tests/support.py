@@ -198,8 +198,10 @@ def every_setting(folder: Path) -> dict[str, str]:
         "FLIGHTS_CELERY_BROKER": "redis://127.0.0.1:9/0", "FLIGHTS_CELERY_BACKEND": "redis://127.0.0.1:9/1",
         "FLIGHTS_STORE_RETRIES": "1", "FLIGHTS_STORE_RETRY_DELAY": "0.1",
         "MLFLOW_TRACKING_USERNAME": "pipeline",  # unused by a SQLite or PostgreSQL tracking store
+        "FLIGHTS_MLFLOW_UI_URL": "http://mlflow.internal:5000", "FLIGHTS_EVIDENTLY_UI_URL": "http://monitoring.internal:8000",
+        "FLIGHTS_EVIDENTLY_SECRET": "write-secret",
     }
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (REPO / "docs" / "settings.md").read_text(), re.M))
-    stores = {"WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT", "FLIGHTS_DATA_DIR"}
+    stores = {"WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT", "FLIGHTS_DATA_DIR", "FLIGHTS_EVIDENTLY_URL"}
     assert documented - stores == set(values), documented ^ (set(values) | stores)
     return values

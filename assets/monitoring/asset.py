@@ -12,10 +12,19 @@ Each report records the thresholds it applied and its verdict (`dataset_drift`,
 import json
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from dagster import (
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+)
 from pydantic import Field
 
-from assets.asset_factory import add_partition_metadata, lifecycle_asset
+from assets.asset_factory import add_partition_metadata, lifecycle_asset, partition_check_results
 from assets.common import markdown_table
 from assets.monitoring.logic import (
     DRIFT_COLUMNS_CATEGORICAL,
@@ -28,9 +37,17 @@ from assets.monitoring.logic import (
     trailing_days,
     trailing_performance,
 )
-from assets.monitoring.reports import classification_report, drift_report_for_day
+from assets.monitoring.reports import SnapshotLabels, classification_report, drift_report_for_day
 from assets.training.logic import LABEL
 from resources.errors import DataProblem
+from resources.monitoring_workspace import (
+    DRIFT_TAG,
+    EVALUATION_ROC_AUC,
+    PERFORMANCE_TAG,
+    TRAILING_ROC_AUC,
+    MonitoringUnavailable,
+    MonitoringWorkspace,
+)
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features, predictions
 from resources.settings import settings
@@ -49,6 +66,56 @@ def scored_days(warehouse: Warehouse, days: list[str]) -> pd.DataFrame:
     feats = warehouse.read(flight_features, days)
     preds = warehouse.read(predictions, days, columns=[*KEY, "probability_late", "predicted_late", "threshold", "model_version"])
     return feats.merge(preds, on=KEY, how="inner", validate="one_to_one")
+
+
+UPLOAD_CHECK = "snapshot_uploaded"
+SNAPSHOT_ID = "evidently_snapshot_id"
+
+
+def _upload_check(asset: str) -> AssetCheckSpec:
+    return AssetCheckSpec(UPLOAD_CHECK, asset=asset, description=(
+        "The day's Evidently snapshot reached the monitoring workspace (FLIGHTS_EVIDENTLY_URL, or the local workspace): "
+        "WARN when the upload failed after its retries; the day's verdicts and figures are recorded either way, and "
+        "re-materializing the day uploads it again."))
+
+
+def _previous_snapshots(context: AssetExecutionContext, days: list[str]) -> dict[str, str]:
+    """The snapshot id each day's latest earlier materialization uploaded (replaced on upload)."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(context.asset_key.path), asset_partitions=days), limit=4 * len(days)).records
+    out: dict[str, str] = {}
+    for record in records:  # newest first
+        meta = record.asset_materialization.metadata
+        if record.partition_key not in out and SNAPSHOT_ID in meta:
+            out[record.partition_key] = meta[SNAPSHOT_ID].value
+    return out
+
+
+class _Uploads:
+    """Each day's snapshot to the monitoring workspace; a failed upload is recorded, not raised:
+    the day's verdicts stand without it."""
+
+    def __init__(self, context: AssetExecutionContext, workspace: MonitoringWorkspace, kind: str):
+        self.context, self.workspace, self.kind = context, workspace, kind
+        self.previous = _previous_snapshots(context, context.partition_keys)
+        self.results: dict[str, tuple[bool, dict]] = {}
+        self.failed: str | None = None  # once the workspace is down, later days of the run do not wait again
+
+    def __call__(self, day: str, snapshot) -> dict:
+        if self.failed is None:
+            try:
+                link = self.workspace.upload(snapshot, f"{self.kind} {day}", replaces=self.previous.get(day))
+            except MonitoringUnavailable as exc:
+                self.failed = str(exc)
+                self.context.log.warning(f"partition {day}: {self.kind} snapshot not uploaded: {exc}")
+            else:
+                self.results[day] = (True, {"snapshot": MetadataValue.url(link.url)})
+                return {"report": MetadataValue.url(link.url), SNAPSHOT_ID: MetadataValue.text(link.snapshot_id)}
+        self.results[day] = (False, {"error": MetadataValue.text(self.failed)})
+        return {"report": MetadataValue.text(f"not uploaded: {self.failed}")}
+
+    def checks(self):
+        return partition_check_results(self.context, UPLOAD_CHECK, self.results, severity=AssetCheckSeverity.WARN)
 
 
 def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version: str, rows: int,
@@ -71,6 +138,12 @@ def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version
     return ref, thresholds
 
 
+def _dashboard_link(workspace: MonitoringWorkspace, upload: _Uploads):
+    if upload.failed:
+        return MetadataValue.text(f"unreachable: {upload.failed}")
+    return MetadataValue.url(workspace.project_url())
+
+
 class DriftConfig(Config):
     drift_share: float | None = Field(default=None, description="Dataset drift when at least this share of the monitored "
                                       "columns drifted; unset: FLIGHTS_DRIFT_SHARE (default 0.3).")
@@ -88,12 +161,13 @@ class DriftConfig(Config):
     daily=True,
     deps=["predictions"],
     kinds={"evidently"},
+    check_specs=[_upload_check("drift_report")],
     description="Evidently data drift of the day's features and predicted probabilities against the reference of the "
     "model that scored them (a fixed-seed sample of its training window): dataset drift share, per-column method / "
-    "score / threshold / verdict, and the HTML report.",
+    "score / threshold / verdict, and the day's snapshot in the Evidently workspace (link `report`).",
 )
 def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse: Warehouse,
-                 model_registry: ModelRegistry) -> MaterializeResult:
+                 model_registry: ModelRegistry, monitoring_workspace: MonitoringWorkspace):
     s = settings()
     share = s.drift_share if config.drift_share is None else config.drift_share
     column_threshold = s.column_drift_threshold if config.column_threshold is None else config.column_threshold
@@ -103,6 +177,7 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
     current = scored_days(warehouse, days)
     references: dict[str, tuple] = {}
     per_day, summary = {}, []
+    upload = _Uploads(context, monitoring_workspace, "drift")
     for day in days:
         rows = current[current["partition_date"] == day]
         if rows.empty:
@@ -112,8 +187,8 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
             references[version] = drift_reference(warehouse, model_registry, version, reference_rows, quantile)
         ref, calibrated = references[version]
         result = drift_report_for_day(ref, rows, DRIFT_COLUMNS_NUMERIC, DRIFT_COLUMNS_CATEGORICAL,
-                                      drift_share=share, column_threshold=column_threshold or calibrated)
-        html = atomic_write(s.reports_dir / "drift" / f"drift_{day}.html", result.save_html)
+                                      drift_share=share, column_threshold=column_threshold or calibrated,
+                                      labels=SnapshotLabels(day, (DRIFT_TAG,), {"model_version": version}))
         per_day[day] = {
             "dataset_drift": MetadataValue.bool(result.dataset_drift),
             "drift_share": MetadataValue.float(round(result.share, 4)),
@@ -128,13 +203,15 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
                 f"{column_threshold} for every column" if column_threshold
                 else f"calibrated: q{quantile} of the training days' distances, at least Evidently's default"),
             "current_rows": MetadataValue.int(len(rows)),
-            "report": MetadataValue.path(str(html)),
+            **upload(day, result.snapshot),
         }
         summary.append({"day": day, "drift_share": round(result.share, 3), "dataset_drift": result.dataset_drift,
                         "drifted": ", ".join(c["column"] for c in result.columns if c["drifted"])})
     add_partition_metadata(context, per_day)
-    return MaterializeResult(metadata={
+    yield from upload.checks()
+    yield MaterializeResult(metadata={
         "days": MetadataValue.int(len(days)),
+        "monitoring_dashboard": _dashboard_link(monitoring_workspace, upload),
         "days_with_dataset_drift": MetadataValue.int(sum(r["dataset_drift"] for r in summary)),
         "summary": MetadataValue.md(markdown_table(summary[-31:], ["day", "drift_share", "dataset_drift", "drifted"])),
     })
@@ -152,12 +229,13 @@ class PerformanceConfig(Config):
     daily=True,
     deps=["predictions", "flight_features"],
     kinds={"evidently"},
+    check_specs=[_upload_check("performance_report")],
     description="Once the day's arrivals are known: the deployed model's real ROC AUC, precision, recall and "
-    "calibration on the day (Evidently classification report, HTML), and its ROC AUC over the trailing days "
-    "against the ROC AUC it had at evaluation.",
+    "calibration on the day (an Evidently classification snapshot in the monitoring workspace, link `report`), and "
+    "its ROC AUC over the trailing days against the ROC AUC it had at evaluation.",
 )
 def performance_report(context: AssetExecutionContext, config: PerformanceConfig, warehouse: Warehouse,
-                       model_registry: ModelRegistry) -> MaterializeResult:
+                       model_registry: ModelRegistry, monitoring_workspace: MonitoringWorkspace):
     s = settings()
     drop_threshold = s.roc_auc_drop if config.roc_auc_drop is None else config.roc_auc_drop
     window = s.performance_window_days if config.window_days is None else config.window_days
@@ -166,6 +244,7 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
     labelled = scored[scored[LABEL].notna()].copy()
     labelled[LABEL] = labelled[LABEL].astype(int)
     per_day, summary = {}, []
+    upload = _Uploads(context, monitoring_workspace, "performance")
     for day in days:
         rows = labelled[labelled["partition_date"] == day]
         if rows.empty:
@@ -176,8 +255,9 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
             raise DataProblem(f"{record.label} has no evaluation ROC AUC (tag eval.test_roc_auc): "
                               "nothing to compare its live ROC AUC with")
         trailing = trailing_performance(labelled, day, version, window, record.evaluation_roc_auc, drop_threshold, LABEL)
-        result = classification_report(rows, LABEL)
-        html = atomic_write(s.reports_dir / "performance" / f"performance_{day}.html", result.save_html)
+        result = classification_report(
+            rows, LABEL, labels=SnapshotLabels(day, (PERFORMANCE_TAG,), {"model_version": version}),
+            figures={TRAILING_ROC_AUC: rounded(trailing.roc_auc), EVALUATION_ROC_AUC: record.evaluation_roc_auc})
         per_day[day] = {
             "performance_degraded": MetadataValue.bool(trailing.degraded),
             "roc_auc": _number(result.metrics["roc_auc"]),
@@ -193,13 +273,15 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
             "late_share": MetadataValue.float(round(float(rows[LABEL].mean()), 4)),
             "labelled_rows": MetadataValue.int(len(rows)),
             "model_version": MetadataValue.text(version),
-            "report": MetadataValue.path(str(html)),
+            **upload(day, result.snapshot),
         }
         summary.append({"day": day, "roc_auc": round(result.metrics["roc_auc"], 3), "trailing_roc_auc": round(trailing.roc_auc, 3),
                         "drop": round(trailing.drop, 3), "degraded": trailing.degraded})
     add_partition_metadata(context, per_day)
-    return MaterializeResult(metadata={
+    yield from upload.checks()
+    yield MaterializeResult(metadata={
         "days": MetadataValue.int(len(days)),
+        "monitoring_dashboard": _dashboard_link(monitoring_workspace, upload),
         "days_degraded": MetadataValue.int(sum(r["degraded"] for r in summary)),
         "summary": MetadataValue.md(markdown_table(summary[-31:], ["day", "roc_auc", "trailing_roc_auc", "drop", "degraded"])),
     })

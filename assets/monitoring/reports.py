@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 CHARTED_COLUMNS = 4  # per-column drift charts in the HTML: the most drifted ones
+LATE_COLUMN = "late"  # the outcome as a number in a performance snapshot (its mean: the late share)
 
 
 @dataclass
@@ -115,8 +116,29 @@ def _excess(c: dict) -> float:
     return c["threshold"] - c["score"] if "p_value" in c["method"] else c["score"] - c["threshold"]
 
 
+@dataclass(frozen=True)
+class SnapshotLabels:
+    """How a day's snapshot is filed in an Evidently workspace: its day (the snapshot's
+    timestamp, so dashboards plot replayed days), tags and metadata."""
+
+    day: str
+    tags: tuple[str, ...] = ()
+    metadata: dict = field(default_factory=dict)
+
+    def run_kwargs(self) -> dict:
+        from datetime import datetime
+
+        return {"timestamp": datetime.fromisoformat(self.day), "tags": list(self.tags),
+                "metadata": {"day": self.day, **{k: str(v) for k, v in self.metadata.items()}}}
+
+
+def _run_kwargs(labels: SnapshotLabels | None) -> dict:
+    return labels.run_kwargs() if labels else {}
+
+
 def drift_report_for_day(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
-                         drift_share: float, column_threshold: Thresholds = None) -> DriftResult:
+                         drift_share: float, column_threshold: Thresholds = None,
+                         labels: SnapshotLabels | None = None) -> DriftResult:
     from evidently import Dataset, Report
     from evidently.metrics import DriftedColumnsCount, ValueDrift
 
@@ -134,6 +156,7 @@ def drift_report_for_day(reference: pd.DataFrame, current: pd.DataFrame, numeric
         snapshot = Report(metrics).run(
             Dataset.from_pandas(current[columns], data_definition=definition),
             Dataset.from_pandas(reference[columns], data_definition=definition),
+            **_run_kwargs(labels),
         )
     count = share = None
     for result in snapshot.metric_results.values():
@@ -160,11 +183,17 @@ class ClassificationResult:
 
 
 def classification_report(rows: pd.DataFrame, label: str, probability: str = "probability_late",
-                          predicted: str = "predicted_late", threshold_column: str = "threshold") -> ClassificationResult:
+                          predicted: str = "predicted_late", threshold_column: str = "threshold",
+                          labels: SnapshotLabels | None = None, figures: dict[str, float] | None = None) -> ClassificationResult:
     """Quality of the day's predictions against the day's outcomes. With a single class in the
-    day ROC AUC is undefined (NaN); the other figures remain."""
+    day ROC AUC is undefined (NaN); the other figures remain.
+
+    The snapshot also carries Evidently `MeanValue`s of the probability, of the outcome as a
+    number (`late`, the late share) and of each of `figures` (figures computed outside the
+    day, e.g. the trailing ROC AUC, as constant columns), so a dashboard can plot them over days
+    with Evidently's own metrics."""
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
-    from evidently.metrics import F1Score, LogLoss, Precision, Recall, RocAuc
+    from evidently.metrics import F1Score, LogLoss, MeanValue, Precision, Recall, RocAuc
     from sklearn.metrics import brier_score_loss
 
     from assets.evaluation.logic import calibration_table
@@ -172,18 +201,22 @@ def classification_report(rows: pd.DataFrame, label: str, probability: str = "pr
     threshold = float(rows[threshold_column].iloc[0])
     frame = rows[[label, probability, predicted]].copy()
     frame[label] = frame[label].astype(int)
+    frame[LATE_COLUMN] = frame[label].astype(float)
+    for name, value in (figures or {}).items():
+        frame[name] = float("nan") if value is None else float(value)
+    summaries = [probability, LATE_COLUMN, *(figures or {})]
     definition = DataDefinition(
         classification=[BinaryClassification(target=label, prediction_labels=predicted,
                                              prediction_probas=probability, pos_label=1)],
-        numerical_columns=[probability], categorical_columns=[label, predicted],
+        numerical_columns=summaries, categorical_columns=[label, predicted],
     )
     names = {"RocAuc": "roc_auc", "Precision": "precision", "Recall": "recall", "F1Score": "f1", "LogLoss": "log_loss"}
     # labels follow from the probabilities at the model's own operating threshold
     report = Report([RocAuc(), Precision(probas_threshold=threshold), Recall(probas_threshold=threshold),
-                     F1Score(probas_threshold=threshold), LogLoss()])
+                     F1Score(probas_threshold=threshold), LogLoss(), *(MeanValue(column=c) for c in summaries)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        snapshot = report.run(Dataset.from_pandas(frame, data_definition=definition), None)
+        snapshot = report.run(Dataset.from_pandas(frame, data_definition=definition), None, **_run_kwargs(labels))
     values = {}
     for result in snapshot.metric_results.values():
         kind = result.metric_value_location.metric.params["type"].split(":")[-1]

@@ -3,9 +3,9 @@ file is ingested by the landing sensor, scored and reported on by the monitor se
 drift sensor's retrain run carries the triggering report into the new model's lineage."""
 
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetCheckSeverity, AssetKey, DagsterEventType, DagsterInstance
 
-from tests.support import replay_day, tick, write_landing
+from tests.support import check_evaluations, replay_day, tick, write_landing
 
 pytestmark = pytest.mark.e2e
 HISTORY = [f"2013-06-{d:02d}" for d in range(1, 11)]
@@ -96,7 +96,15 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     assert version.trigger.as_of == DRIFTED_DAY and version.build.dagster_run_id == result.run_id
     metadata = report.asset_materialization.metadata
     assert metadata["dataset_drift"].value is True
-    assert (data / "reports" / "drift" / f"drift_{DRIFTED_DAY}.html").exists()
+    # the day's snapshot is in the (local) Evidently workspace, filed under the replayed day, linked from the metadata
+    from evidently.ui.workspace import Workspace
+
+    assert metadata["report"].value.startswith("http://127.0.0.1:8000/projects/")  # `make evidently-ui`
+    project_id, snapshot_id = metadata["report"].value.split("/projects/")[1].split("/reports/")
+    assert metadata["evidently_snapshot_id"].value == snapshot_id
+    snapshot = Workspace(str(data / "evidently")).get_run(project_id, snapshot_id)
+    assert snapshot.timestamp.date().isoformat() == DRIFTED_DAY and snapshot.tags == ["drift"]
+    assert (DRIFTED_DAY, True) in {(p, passed) for p, passed, _ in check_evaluations(instance, "drift_report", "snapshot_uploaded")}
     assert tick(drift_sensor, instance, cursors[drift_sensor])[0] == []  # nothing twice
 
     # the audit: the new model's provenance chain, and a rebuild from its recorded inputs
@@ -124,3 +132,27 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     rebuilt = reproduce("2", registry=registry, warehouse=Warehouse(url=workdir["warehouse_url"]))
     assert rebuilt["reproduced"], rebuilt
     assert rebuilt["max_abs_prediction_difference"] == 0.0 and rebuilt["rows_compared"] > 5000
+
+    # the Evidently service is down when the day is reported again: the verdicts are recorded all the
+    # same, the upload is retried and then failed as a WARN check, the run succeeds, nothing is lost
+    from tests.support import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("FLIGHTS_EVIDENTLY_URL", down)
+    monkeypatch.setenv("FLIGHTS_STORE_RETRIES", "1")
+    monkeypatch.setenv("FLIGHTS_STORE_RETRY_DELAY", "0.1")
+    again = run(defs, instance, "monitor_job", partition_key=DRIFTED_DAY)
+    assert again.success
+    latest = instance.fetch_materializations(AssetKey("drift_report"), limit=1).records[0]
+    assert latest.run_id == again.run_id
+    meta = latest.asset_materialization.metadata
+    assert meta["dataset_drift"].value is True and meta["drift_share"].value == metadata["drift_share"].value
+    assert meta["report"].value.startswith(f"not uploaded: Evidently UI service {down} unreachable after 2 attempts")
+    failed = [(p, passed) for p, passed, run_id in check_evaluations(instance, "drift_report", "snapshot_uploaded")
+              if run_id == again.run_id]
+    assert failed == [(DRIFTED_DAY, False)]
+    record = instance.get_records_for_run(again.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+    severities = {r.event_log_entry.dagster_event.event_specific_data.check_name:
+                  r.event_log_entry.dagster_event.event_specific_data.severity for r in record}
+    assert severities["snapshot_uploaded"] == AssetCheckSeverity.WARN
+    assert Workspace(str(data / "evidently")).get_run(project_id, snapshot_id) is not None  # the earlier snapshot kept

@@ -20,6 +20,10 @@ NON_DEFAULT = {
     "MLFLOW_TRACKING_URI": ("http://127.0.0.1:5000", "mlflow_tracking_uri", "http://127.0.0.1:5000"),
     "MLFLOW_ARTIFACT_ROOT": ("s3://bucket/mlflow", "mlflow_artifact_root", "s3://bucket/mlflow"),
     "MLFLOW_TRACKING_USERNAME": ("pipeline", "mlflow_tracking_username", "pipeline"),
+    "FLIGHTS_MLFLOW_UI_URL": ("http://mlflow.internal:5000/", "mlflow_ui_url", "http://mlflow.internal:5000"),
+    "FLIGHTS_EVIDENTLY_URL": ("http://127.0.0.1:8001", "evidently_url", "http://127.0.0.1:8001"),
+    "FLIGHTS_EVIDENTLY_SECRET": ("write-secret", "evidently_secret", "write-secret"),
+    "FLIGHTS_EVIDENTLY_UI_URL": ("https://monitoring.example.org/", "evidently_ui_url", "https://monitoring.example.org"),
     "FLIGHTS_MAX_QUARANTINE_SHARE": ("0.2", "max_quarantine_share", 0.2),
     "FLIGHTS_MIN_WEATHER_COVERAGE": ("0.5", "min_weather_coverage", 0.5),
     "FLIGHTS_DRIFT_SHARE": ("0.6", "drift_share", 0.6),
@@ -94,3 +98,15 @@ def test_only_the_settings_module_reads_the_environment():
             if re.search(r"os\.environ|os\.getenv|EnvVar\(", text):
                 readers.append(str(path.relative_to(REPO)))
     assert readers == []
+
+
+def test_links_follow_the_services_and_no_secret_is_shown():
+    default = Settings.from_env({})
+    assert (default.mlflow_ui_url, default.evidently_ui_url, default.evidently_url) == (
+        "http://127.0.0.1:5000", "http://127.0.0.1:8000", None)
+    team = Settings.from_env({"MLFLOW_TRACKING_URI": "http://127.0.0.1:5050", "FLIGHTS_EVIDENTLY_URL": "http://127.0.0.1:8001/",
+                              "FLIGHTS_EVIDENTLY_SECRET": "write-secret"})
+    assert (team.mlflow_ui_url, team.evidently_ui_url) == ("http://127.0.0.1:5050", "http://127.0.0.1:8001")
+    assert "write-secret" not in repr(team)
+    with pytest.raises(SettingError, match="FLIGHTS_EVIDENTLY_URL"):
+        Settings.from_env({"FLIGHTS_EVIDENTLY_URL": "/tmp/workspace"})

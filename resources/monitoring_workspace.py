@@ -1,0 +1,165 @@
+"""The Evidently workspace the daily reports go to: an `evidently ui` service in the team profile
+(`RemoteWorkspace`, FLIGHTS_EVIDENTLY_URL), a local workspace folder by default (data/evidently,
+shown by `make evidently-ui`). One project for the model; each day's drift and performance
+snapshots, timestamped with the replayed day; a dashboard of the daily figures over days.
+
+An upload that fails after its retries raises `MonitoringUnavailable`: the monitoring assets
+record the day's verdicts anyway and report the failed upload as a WARN check.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from resources.settings import settings
+
+PROJECT_NAME = "NYC flights: late arrival"
+PROJECT_DESCRIPTION = ("Daily monitoring of flight_delay_classifier (MLflow registry): data drift of each scored day "
+                       "against the model's training window, and live classification quality once arrivals are known.")
+DRIFT_TAG, PERFORMANCE_TAG = "drift", "performance"
+# columns of a performance snapshot whose MeanValue the dashboard plots: the two ROC AUC figures are
+# constant columns the monitoring asset adds, `late` and the probability come from
+# assets/monitoring/reports.py (classification_report)
+TRAILING_ROC_AUC, EVALUATION_ROC_AUC, LATE, PROBABILITY = "trailing_roc_auc", "evaluation_roc_auc", "late", "probability_late"
+TAB = "Daily monitoring"
+
+
+_PROJECTS: dict[tuple, object] = {}  # the project id per workspace, once its dashboard is in place
+
+
+class MonitoringUnavailable(RuntimeError):
+    """The Evidently workspace could not take a snapshot (service down, refused secret)."""
+
+
+@dataclass(frozen=True)
+class SnapshotLink:
+    snapshot_id: str
+    url: str  # the snapshot's page in the Evidently UI
+
+
+def dashboard_panels() -> list:
+    """The panels of the project's dashboard, each over days: what a person watching the model
+    looks at first."""
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import bar_plot_panel, line_plot_panel
+
+    def metric(name: str, legend: str, tag: str, **labels: str) -> PanelMetric:
+        return PanelMetric(legend=legend, metric=name, metric_labels=labels, tags=[tag])
+
+    return [
+        line_plot_panel("Dataset drift share", [metric("DriftedColumnsCount", "share of drifted columns", DRIFT_TAG,
+                                                       value_type="share")], size="half",
+                        description="Share of the monitored columns that drifted from the model's training window"),
+        bar_plot_panel("Drifted columns", [metric("DriftedColumnsCount", "drifted columns", DRIFT_TAG, value_type="count")],
+                       size="half", description="Number of monitored columns that drifted"),
+        line_plot_panel("Daily ROC AUC", [metric("RocAuc", "ROC AUC of the day", PERFORMANCE_TAG)], size="half",
+                        description="The deployed model on the day's flights, once arrivals are known"),
+        line_plot_panel("Trailing ROC AUC against the evaluation ROC AUC", [
+            metric("MeanValue", "trailing ROC AUC", PERFORMANCE_TAG, column=TRAILING_ROC_AUC),
+            metric("MeanValue", "evaluation ROC AUC", PERFORMANCE_TAG, column=EVALUATION_ROC_AUC),
+        ], size="half", description="Performance is degraded when the trailing figure falls FLIGHTS_ROC_AUC_DROP below "
+                                    "the evaluation figure"),
+        line_plot_panel("Late share", [metric("MeanValue", "share of flights 15+ min late", PERFORMANCE_TAG, column=LATE)],
+                        size="half"),
+        line_plot_panel("Mean predicted probability", [
+            metric("MeanValue", "mean predicted probability of a late arrival", PERFORMANCE_TAG, column=PROBABILITY)],
+            size="half"),
+    ]
+
+
+class MonitoringWorkspace(ConfigurableResource):
+    """Evidently workspace: a service (FLIGHTS_EVIDENTLY_URL) or a local folder under FLIGHTS_DATA_DIR."""
+
+    url: str | None = Field(default=None, description="URL of an `evidently ui` service; unset: the setting "
+                            "FLIGHTS_EVIDENTLY_URL, or a local workspace folder (data/evidently).")
+    project_name: str = PROJECT_NAME
+
+    @property
+    def resolved_url(self) -> str | None:
+        return self.url or settings().evidently_url
+
+    @property
+    def location(self) -> str:
+        """Where snapshots go, for messages (never a secret)."""
+        return f"Evidently UI service {self.resolved_url}" if self.resolved_url else \
+            f"local Evidently workspace {settings().evidently_workspace_dir}"
+
+    def _workspace(self):
+        from evidently.ui.workspace import RemoteWorkspace, Workspace
+
+        if self.resolved_url:
+            return RemoteWorkspace(self.resolved_url, secret=settings().evidently_secret)
+        return Workspace(str(settings().evidently_workspace_dir))
+
+    def _link(self, project_id, snapshot_id) -> SnapshotLink:
+        return SnapshotLink(str(snapshot_id), f"{settings().evidently_ui_url}/projects/{project_id}/reports/{snapshot_id}")
+
+    def _project_id(self, workspace):
+        key = (self.resolved_url or str(settings().evidently_workspace_dir), self.project_name)
+        if key not in _PROJECTS:
+            _PROJECTS[key] = self._project(workspace).id
+        return _PROJECTS[key]
+
+    def _project(self, workspace):
+        """The model's project, created with its dashboard on first use; panels added later to the
+        code are added to an existing project, panels a person added in the UI are kept."""
+        found = [p for p in workspace.search_project(self.project_name) if p.name == self.project_name]
+        project = found[0] if found else workspace.create_project(self.project_name, description=PROJECT_DESCRIPTION)
+        present = {panel.title for panel in project.dashboard.model().panels}
+        for panel in dashboard_panels():
+            if panel.title not in present:
+                project.dashboard.add_panel(panel, tab=TAB)
+        return project
+
+    def project_url(self) -> str:
+        return f"{settings().evidently_ui_url}/projects/{self._call(self._project_id)}"
+
+    def _call(self, action):
+        """`action(workspace)` with FLIGHTS_STORE_RETRIES retries and exponential backoff."""
+        s = settings()
+        delay, attempts = s.store_retry_delay, s.store_retries + 1
+        for attempt in range(attempts):
+            try:
+                return action(self._workspace())
+            except Exception as exc:  # connection refused, 5xx, refused secret, a project deleted meanwhile ...
+                _PROJECTS.clear()
+                if "permission" in str(exc).lower():
+                    raise MonitoringUnavailable(f"{self.location} refused the write: FLIGHTS_EVIDENTLY_SECRET is not "
+                                                "the service's secret") from exc
+                if attempt == attempts - 1:
+                    raise MonitoringUnavailable(f"{self.location} unreachable after {attempts} attempts: "
+                                                f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+                time.sleep(delay * 2**attempt)
+
+    def _delete(self, workspace, project_id, snapshot_id: str) -> None:
+        """Remove a snapshot; one already gone is not an error. `RemoteWorkspace.delete_run` is not
+        implemented in Evidently 0.7.23 while the service has the endpoint: call it with the
+        workspace's own authenticated request."""
+        from evidently.ui.workspace import RemoteWorkspace
+
+        try:
+            if isinstance(workspace, RemoteWorkspace):
+                workspace._request(f"/api/projects/{project_id}/{snapshot_id}", "DELETE")
+            else:
+                workspace.delete_run(project_id, snapshot_id)
+        except Exception as exc:
+            if "404" not in str(exc) and "not found" not in str(exc).lower() and not isinstance(exc, FileNotFoundError):
+                raise
+
+    def upload(self, snapshot, name: str, replaces: str | None = None) -> SnapshotLink:
+        """Store `snapshot` in the model's project; `replaces`: the snapshot id an earlier
+        materialization of the same day uploaded, removed once the new one is stored (the
+        dashboard keeps one point per day and report)."""
+
+        def add(workspace):
+            project_id = self._project_id(workspace)
+            ref = workspace.add_run(project_id, snapshot, name=name)
+            if replaces and replaces != str(ref.id):
+                self._delete(workspace, project_id, replaces)
+            return self._link(project_id, ref.id)
+
+        return self._call(add)

@@ -1,0 +1,153 @@
+"""The monitoring workspace on a real `evidently ui` service (the team profile) and on a local
+folder (the default): snapshots of real days filed under their replayed day, one project with the
+dashboard's panels, every panel fed by the snapshots, a re-uploaded day replaced, and a service that
+is down or refuses the secret answered with a message that names it and never the secret."""
+
+import json
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assets.monitoring.reports import SnapshotLabels, classification_report, drift_report_for_day
+from resources.monitoring_workspace import (
+    DRIFT_TAG,
+    EVALUATION_ROC_AUC,
+    PERFORMANCE_TAG,
+    TRAILING_ROC_AUC,
+    MonitoringUnavailable,
+    MonitoringWorkspace,
+    dashboard_panels,
+)
+from tests.support import feature_days, free_port, start_server, stop_server
+
+DAYS = ["2013-05-06", "2013-05-07", "2013-05-08"]
+SECRET = "evidently-test-secret-4f1c"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def days():
+    frame = feature_days(DAYS)
+    rng = np.random.default_rng(0)
+    frame = frame.dropna(subset=["is_late"]).copy()
+    frame["probability_late"] = np.clip(frame["is_late"] * 0.3 + rng.uniform(0, 0.7, len(frame)), 0, 1)
+    frame["threshold"] = 0.45
+    frame["predicted_late"] = (frame["probability_late"] >= 0.45).astype(int)
+    return {d: part.reset_index(drop=True) for d, part in frame.groupby("partition_date")}
+
+
+def serve(workspace: Path, tmp_path: Path):
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "DO_NOT_TRACK": "1"}
+    return url, start_server([str(BIN / "evidently"), "ui", "--workspace", str(workspace), "--host", "127.0.0.1",
+                              "--port", url.rsplit(":", 1)[1], "--secret", SECRET], env, tmp_path / "evidently.log",
+                             url + "/api/version")
+
+
+def performance_snapshot(rows, day):
+    return classification_report(rows, "is_late", labels=SnapshotLabels(day, (PERFORMANCE_TAG,), {"model_version": "1"}),
+                                 figures={TRAILING_ROC_AUC: 0.7, EVALUATION_ROC_AUC: 0.74}).snapshot
+
+
+def drift_snapshot(days, day):
+    """The last day drifts on two of its three columns (routes three times as long, a new carrier)."""
+    current = days[day] if day != DAYS[-1] else days[day].assign(distance=days[day]["distance"] * 3, carrier="ZZ")
+    return drift_report_for_day(days[DAYS[0]], current, ["distance", "sched_hour"], ["carrier"], drift_share=0.5,
+                                labels=SnapshotLabels(day, (DRIFT_TAG,), {"model_version": "1"})).snapshot
+
+
+def series(url: str, project_id: str, panel) -> dict[str, list]:
+    """What the service plots for a panel: per legend, the days that have a point."""
+    body = {"series_filter": [{"tags": v.tags, "metadata": v.metadata, "metric": v.metric, "metric_labels": v.metric_labels}
+                              for v in panel.values]}
+    request = urllib.request.Request(f"{url}/api/v2/snapshots/{project_id}/data_series_batch", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    answer = json.load(urllib.request.urlopen(request, timeout=10))
+    days = [source["timestamp"][:10] for source in answer["sources"]]
+    return {line["params"].get("column") or line["metric_type"]: {d: v for d, v in zip(days, line["values"]) if v is not None}
+            for line in answer["series"]}
+
+
+def test_daily_snapshots_feed_every_panel_of_the_dashboard_on_the_service(days, tmp_path, monkeypatch):
+    url, (proc, log) = serve(tmp_path / "service", tmp_path)
+    monkeypatch.setenv("FLIGHTS_EVIDENTLY_URL", url)
+    monkeypatch.setenv("FLIGHTS_EVIDENTLY_SECRET", SECRET)
+    try:
+        workspace = MonitoringWorkspace()
+        links = {}
+        for day in DAYS:
+            links[day] = workspace.upload(performance_snapshot(days[day], day), f"performance {day}")
+            workspace.upload(drift_snapshot(days, day), f"drift {day}")
+        # a day reported again replaces its earlier snapshot: one point per day and report
+        again = workspace.upload(performance_snapshot(days[DAYS[1]], DAYS[1]), f"performance {DAYS[1]}",
+                                 replaces=links[DAYS[1]].snapshot_id)
+        project_id = again.url.split("/projects/")[1].split("/")[0]
+        assert again.url == f"{url}/projects/{project_id}/reports/{again.snapshot_id}"
+        assert urllib.request.urlopen(again.url, timeout=10).status == 200  # the UI's page of the snapshot
+        reports = json.load(urllib.request.urlopen(f"{url}/api/projects/{project_id}/reports", timeout=10))
+        by_kind = {}
+        for report in reports:
+            by_kind.setdefault(report["tags"][0], []).append(report["timestamp"][:10])
+        assert sorted(by_kind[PERFORMANCE_TAG]) == DAYS and sorted(by_kind[DRIFT_TAG]) == DAYS
+        assert links[DAYS[1]].snapshot_id not in {r["id"] for r in reports}
+
+        dashboard = json.load(urllib.request.urlopen(f"{url}/api/v2/dashboards/{project_id}", timeout=10))
+        titles = {p["title"] for p in dashboard["panels"]}
+        assert titles == {p.title for p in dashboard_panels()}
+        for panel in dashboard_panels():  # every line of every panel has one point per day
+            plotted = series(url, project_id, panel)
+            assert len(plotted) == len(panel.values), (panel.title, plotted)
+            for points in plotted.values():
+                assert sorted(points) == DAYS, (panel.title, plotted)
+            if panel.title == "Dataset drift share":
+                assert list(plotted.values())[0][DAYS[-1]] == pytest.approx(2 / 3)
+            if panel.title == "Drifted columns":
+                assert list(plotted.values())[0] == {DAYS[0]: 0, DAYS[1]: 0, DAYS[2]: 2}
+            if panel.title.startswith("Trailing"):
+                assert plotted[TRAILING_ROC_AUC][DAYS[0]] == pytest.approx(0.7)
+                assert plotted[EVALUATION_ROC_AUC][DAYS[0]] == pytest.approx(0.74)
+        # a second process finds the same project and does not add its panels twice
+        workspace.project_url()
+        again = json.load(urllib.request.urlopen(f"{url}/api/v2/dashboards/{project_id}", timeout=10))
+        assert len(again["panels"]) == len(dashboard["panels"])
+
+        # a wrong secret: refused, named by its setting, the value of neither secret in the message
+        monkeypatch.setenv("FLIGHTS_EVIDENTLY_SECRET", "not-the-secret")
+        with pytest.raises(MonitoringUnavailable, match="FLIGHTS_EVIDENTLY_SECRET") as refused:
+            MonitoringWorkspace().upload(performance_snapshot(days[DAYS[0]], DAYS[0]), "refused")
+        assert SECRET not in str(refused.value) and "not-the-secret" not in str(refused.value)
+    finally:
+        stop_server(proc, log)
+    assert SECRET not in (tmp_path / "evidently.log").read_text(errors="replace")
+
+    # the service is down: the upload is retried, then named
+    monkeypatch.setenv("FLIGHTS_EVIDENTLY_SECRET", SECRET)
+    monkeypatch.setenv("FLIGHTS_STORE_RETRIES", "1")
+    monkeypatch.setenv("FLIGHTS_STORE_RETRY_DELAY", "0.1")
+    with pytest.raises(MonitoringUnavailable, match=f"Evidently UI service {url} unreachable after 2 attempts"):
+        MonitoringWorkspace().upload(performance_snapshot(days[DAYS[0]], DAYS[0]), "down")
+
+
+def test_the_local_workspace_is_what_evidently_ui_serves(days, tmp_path, monkeypatch):
+    monkeypatch.delenv("FLIGHTS_EVIDENTLY_URL", raising=False)
+    monkeypatch.setenv("FLIGHTS_DATA_DIR", str(tmp_path / "data"))
+    port = free_port()
+    monkeypatch.setenv("FLIGHTS_EVIDENTLY_UI_URL", f"http://127.0.0.1:{port}")
+    link = MonitoringWorkspace().upload(performance_snapshot(days[DAYS[0]], DAYS[0]), f"performance {DAYS[0]}")
+    assert (tmp_path / "data" / "evidently").is_dir()
+    assert link.url.startswith(f"http://127.0.0.1:{port}/projects/")
+    # `make evidently-ui` serves that folder: the link opens the snapshot there
+    url = f"http://127.0.0.1:{port}"
+    proc, log = start_server([str(BIN / "evidently"), "ui", "--workspace", str(tmp_path / "data" / "evidently"),
+                              "--host", "127.0.0.1", "--port", str(port)], {**os.environ, "DO_NOT_TRACK": "1"},
+                             tmp_path / "local-ui.log", url + "/api/version")
+    try:
+        project_id = link.url.split("/projects/")[1].split("/")[0]
+        reports = json.load(urllib.request.urlopen(f"{url}/api/projects/{project_id}/reports", timeout=10))
+        assert [(r["id"], r["timestamp"][:10]) for r in reports] == [(link.snapshot_id, DAYS[0])]
+    finally:
+        stop_server(proc, log)
