@@ -24,7 +24,7 @@ DEMO_END   ?= 2013-03-07
 DEMO_SCORE_START ?= 2013-03-02
 SERVE_PORT ?= 5001
 
-.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui broker-up workers ui serve mlflow-ui bench replay lock clean
+.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui team-up team-down test-team broker-up workers ui serve mlflow-ui bench replay lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,7 @@ lint: setup
 ## The test suite: lint, then unit, integration and end-to-end tests (tests/unit, tests/integration,
 ## tests/e2e); CI runs exactly this, then `make test-postgres`
 test: setup lint
-	python -m pytest -q
+	python -m pytest -q -m "not team"
 
 ## The end-to-end tests again with every store on PostgreSQL: a server on loopback (the OS
 ## package, installed if missing), a fresh database per store and test; CI runs this after `test`
@@ -94,6 +94,20 @@ mlflow-server-up: setup
 
 mlflow-server-down:
 	@deploy/mlflow/local_server.sh stop
+
+## The team profile on this machine, all on loopback: PostgreSQL, Redis, the MLflow tracking server,
+## the Evidently UI service, the Dagster webserver (:3000, read-only for audits :3001) and daemon,
+## two Celery workers with their own data folders; secrets generated into /tmp/flights-team/team.env
+team-up: setup
+	@deploy/team/team.sh up
+
+team-down:
+	@deploy/team/team.sh down
+
+## The team profile's end-to-end tests (tests/team): the lifecycle on two workers started from two
+## copies of the repository, sharing no folder, and the read-only audit UI; CI runs this last
+test-team: setup
+	python -m pytest -q -m team
 
 ## The scale-out profile: a Redis broker on loopback (`eval "$$(make -s broker-up)"` exports
 ## FLIGHTS_CELERY_BROKER) and Celery workers for the steps (`make workers`, in its own terminal);

@@ -102,7 +102,7 @@ def provenance(version: str, instance: DagsterInstance | None = None, registry: 
         found = _of_run(instance, "model_evaluation", dagster_run.run_id)
         evaluation = found and {k: found.get(k) for k in ("decision", "reasons", "metrics", "test_days")}
         found = _of_run(instance, "champion_model", dagster_run.run_id)
-        deployment = found and {k: found.get(k) for k in ("promoted", "champion", "previous", "reasons", "model_card_path")}
+        deployment = found and {k: found.get(k) for k in ("promoted", "champion", "previous", "reasons", "model_card_url")}
 
     try:
         requirements = registry.pinned_requirements(record.version)
@@ -164,7 +164,7 @@ def as_text(p: dict[str, Any]) -> str:
     lines += [f"  test metrics: {ev['mlflow_metrics']}"]
     if dep:
         lines += ["", "DEPLOYMENT", f"  promoted: {dep['promoted']}; champion after the run: {dep['champion']}; previous: {dep['previous']}",
-                  f"  model card: {dep['model_card_path']}"]
+                  f"  model card: {dep['model_card_url']}"]
     lines += ["", "WHAT WOULD REBUILD IT", f"  git commit: {rb['git_commit']}", f"  requirements.lock sha256: {rb['requirements_lock_sha256']}",
               f"  pinned requirements: {', '.join(rb['pinned_requirements'] or [])}",
               f"  hyperparameters: {rb['hyperparameters']}", f"  command: {rb['command']}"]

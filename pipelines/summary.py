@@ -12,7 +12,6 @@ import pandas as pd
 
 from assets.common import partition_days
 from assets.validation.logic import parse_reasons
-from resources.data_quality import GreatExpectations
 from resources.registry import PREVIOUS, ModelRegistry
 from resources.schemas import flight_features, predictions, quarantine, raw_tables, validated_tables
 from resources.settings import configure_process, settings
@@ -61,11 +60,12 @@ def summarize(start: str, end: str) -> str:
     if reasons:
         lines.append("quarantine reasons: " + "; ".join(f"{k} ×{n}" for k, n in reasons.most_common(8)))
     lines += ["", *model_lines(wh, days)]
+    s = settings()
     lines += [
         "",
-        f"Great Expectations Data Docs: {GreatExpectations().docs_index()}",
-        "Dagster UI (runs, lineage, checks, metadata): make ui  ->  http://127.0.0.1:3000",
-        "MLflow UI (runs, registry, model card artifacts): make mlflow-ui  ->  http://127.0.0.1:5000",
+        "Dagster UI (runs, lineage, checks, metadata with the links below): make ui  ->  http://127.0.0.1:3000",
+        f"MLflow UI (runs, registry, model cards, Great Expectations Data Docs): make mlflow-ui  ->  {s.mlflow_ui_url}",
+        f"Evidently UI (monitoring dashboard, daily snapshots): make evidently-ui  ->  {s.evidently_ui_url}",
         "Serve the champion: make serve  ->  POST http://127.0.0.1:5001/invocations",
     ]
     return "\n".join(lines)
@@ -83,7 +83,7 @@ def model_lines(wh, days) -> list[str]:
     auc = champion.evaluation_roc_auc
     preds = wh.count_by_partition(predictions, days)
     scored = {d: n for d, n in preds.items() if n}
-    card = settings().model_cards_dir / f"v{champion.version}" / "model_card.md"
+    card = registry.artifact_url(champion.run_id, "model_card/model_card.md")
     return [
         f"Champion: {champion.label} (test ROC AUC {auc:.4f}; "
         f"previous: {previous.version if previous else 'none'}; trained on {champion.window.label})",

@@ -26,6 +26,7 @@ EXPERIMENT = "flight-delay"
 CHAMPION, PREVIOUS = "champion", "previous"
 EVALUATION_ARTIFACT = "evaluation/evaluation.json"
 MODEL_CARD_FOLDER = "model_card"
+DATA_VALIDATION_EXPERIMENT = "data-validation"  # the Data Docs page of each validation step
 SERVED_MODEL_PACKAGE = REPO_ROOT / "served_model"
 
 
@@ -70,10 +71,12 @@ class ModelRegistry(ConfigurableResource):
         mlflow = self._setup()
         return mlflow.MlflowClient(tracking_uri=self.resolved_tracking_uri)
 
-    def experiment_id(self) -> str:
+    def experiment_id(self, name: str | None = None) -> str:
+        """The id of the pipeline's experiment (or of experiment `name`), created on first use."""
+        name = name or self.experiment_name
         client = self.client
         try:
-            exp = client.get_experiment_by_name(self.experiment_name)
+            exp = client.get_experiment_by_name(name)
         except Exception as exc:  # unreachable store, bad URI, refused credentials ...
             self._raise_refused(exc)
             raise RegistryUnavailable(f"MLflow tracking store {self.display_tracking_uri} unreachable: {exc}") from exc
@@ -83,7 +86,7 @@ class ModelRegistry(ConfigurableResource):
         if root is not None and "://" not in root:  # a local folder; an object-store URI is used as it is
             Path(root).mkdir(parents=True, exist_ok=True)
             root = Path(root).resolve().as_uri()
-        return client.create_experiment(self.experiment_name, artifact_location=root)
+        return client.create_experiment(name, artifact_location=root)
 
     def _raise_refused(self, exc: Exception) -> None:
         """A tracking server that refuses the credentials: say so (retrying cannot fix it), naming
@@ -97,6 +100,36 @@ class ModelRegistry(ConfigurableResource):
                 + (f"of user {user!r}: check MLFLOW_TRACKING_PASSWORD" if user else
                    "without credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
             ) from None
+
+    # --- links into the MLflow UI (FLIGHTS_MLFLOW_UI_URL): what the Dagster metadata shows --------
+
+    @staticmethod
+    def _ui(fragment: str) -> str:
+        return f"{settings().mlflow_ui_url}/#/{fragment}"
+
+    def run_url(self, run_id: str, experiment_id: str | None = None) -> str:
+        return self._ui(f"experiments/{experiment_id or self.experiment_id()}/runs/{run_id}")
+
+    def version_url(self, version: str) -> str:
+        return self._ui(f"models/{self.model_name}/versions/{version}")
+
+    def artifact_url(self, run_id: str, path: str, experiment_id: str | None = None) -> str:
+        """The artifact's page in the MLflow UI (served by the tracking server from its store)."""
+        return self._ui(f"experiments/{experiment_id or self.experiment_id()}/runs/{run_id}/artifacts/{path}")
+
+    def store_data_docs(self, asset: str, days: list[str], dagster_run_id: str, page_html: str) -> str:
+        """Keep a validation's Data Docs page in the artifact store, in a run of experiment
+        `data-validation` tagged with the asset, the days and the Dagster run; the page's URL."""
+        client = self.client
+        experiment = self.experiment_id(DATA_VALIDATION_EXPERIMENT)
+        span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+        run = client.create_run(experiment, run_name=f"{asset} {span}", tags={
+            "dagster.run_id": dagster_run_id, "dagster.asset": asset, "partition.first": days[0],
+            "partition.last": days[-1], "partition.count": str(len(days))})
+        path = f"data_docs/{asset}.html"
+        client.log_text(run.info.run_id, page_html, path)
+        client.set_terminated(run.info.run_id)
+        return self.artifact_url(run.info.run_id, path, experiment)
 
     # --- reading versions -------------------------------------------------------------------
 

@@ -178,11 +178,6 @@ class Settings:
         )
 
     @property
-    def gx_project_dir(self) -> Path:
-        """Great Expectations file context (validation results and Data Docs)."""
-        return self.data_dir / "gx"
-
-    @property
     def reports_dir(self) -> Path:
         """This host's cache of drift references (rebuilt from the warehouse and the registry)."""
         return self.data_dir / "reports"

@@ -2,12 +2,15 @@
 
 Tests are in three folders, marked by folder: `unit` (plain functions, no Dagster instance),
 `integration` (in-process Dagster, real GX, real SQLite), `e2e` (the dagster CLI, the daemon,
-servers, the browser; `-m e2e`, also run on PostgreSQL by `make test-postgres`). Helpers shared
+servers, the browser; `-m e2e`, also run on PostgreSQL by `make test-postgres`) and `team` (the
+team profile: every store a service, steps on two workers; `make test-team`). Helpers shared
 by tests are in tests/support.py."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,12 +21,12 @@ configure_process()
 # retries of an unreachable store: fast in tests (the policy is read when the assets are defined)
 os.environ.setdefault("FLIGHTS_STORE_RETRY_DELAY", "0.2")
 
-from tests.support import make_dagster_home, store_url  # noqa: E402
+from tests.support import REPO, make_dagster_home, store_url  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        for kind in ("unit", "integration", "e2e"):
+        for kind in ("unit", "integration", "e2e", "team"):
             if f"{os.sep}tests{os.sep}{kind}{os.sep}" in str(item.fspath):
                 item.add_marker(getattr(pytest.mark, kind))
 
@@ -41,7 +44,6 @@ def workdir(tmp_path: Path) -> dict:
         "landing": landing,
         "warehouse_url": store_url(data, "warehouse"),
         "mlflow_uri": store_url(data, "mlflow"),
-        "gx": data / "gx",
     }
 
 
@@ -49,13 +51,16 @@ def workdir(tmp_path: Path) -> dict:
 def resources(workdir):
     """Resources of the in-process tests, reading landing files from the temporary folder."""
     from resources.data_quality import GreatExpectations
+    from resources.registry import ModelRegistry
     from resources.source import FlightSource
     from resources.warehouse import Warehouse
 
     return {
         "source": FlightSource(mode="landing", landing_dir=str(workdir["landing"])),
         "warehouse": Warehouse(url=workdir["warehouse_url"]),
-        "great_expectations": GreatExpectations(project_dir=str(workdir["gx"])),
+        "great_expectations": GreatExpectations(),
+        # where the validations keep their Data Docs pages
+        "model_registry": ModelRegistry(tracking_uri=workdir["mlflow_uri"], artifact_root=str(workdir["data"] / "mlartifacts")),
     }
 
 
@@ -73,3 +78,20 @@ def landing_day(workdir):
         return workdir["landing"] / f"flights_{day}.csv"
 
     return _write
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # part of the set-up on a fresh machine: Chromium and its driver from the OS packages
+    subprocess.run(["bash", str(REPO / "deploy" / "browser" / "install_chromium.sh")], check=True)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+        options.add_argument(arg)
+    options.binary_location = shutil.which("chromium")
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver.set_page_load_timeout(120)
+    yield driver
+    driver.quit()

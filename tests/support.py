@@ -161,8 +161,11 @@ def warehouse_snapshot(warehouse) -> dict[str, list]:
 
 
 def dagster_cli_env(workdir: dict, **extra) -> dict:
-    """The environment of a `dagster` CLI run against one test's stores."""
-    return {**os.environ, "DAGSTER_HOME": str(workdir["home"]), "FLIGHTS_DATA_DIR": str(workdir["data"]),
+    """The environment of a `dagster` CLI run against one test's stores. A tracking URI left in
+    this process's environment by an earlier test (`mlflow.set_tracking_uri` exports it) is
+    dropped: the CLI's MLflow store is the test's own (under FLIGHTS_DATA_DIR) unless given."""
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT")}
+    return {**inherited, "DAGSTER_HOME": str(workdir["home"]), "FLIGHTS_DATA_DIR": str(workdir["data"]),
             "WAREHOUSE_URL": workdir["warehouse_url"], "FLIGHTS_LANDING_DIR": str(workdir["landing"]), **extra}
 
 
@@ -205,3 +208,22 @@ def every_setting(folder: Path) -> dict[str, str]:
     stores = {"WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT", "FLIGHTS_DATA_DIR", "FLIGHTS_EVIDENTLY_URL"}
     assert documented - stores == set(values), documented ^ (set(values) | stores)
     return values
+
+
+def wait_for_text(driver, texts, timeout=120):
+    deadline = time.time() + timeout
+    body = ""
+    while time.time() < deadline:
+        body = driver.find_element("tag name", "body").text
+        if all(t in body for t in texts):
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"not on the page after {timeout} s: {[t for t in texts if t not in body]}\n{body[:3000]}")
+
+
+def dismiss_welcome(driver):
+    """The UI greets a new instance with a community dialog: skip it so the page is visible."""
+    for button in driver.find_elements("xpath", "//button[normalize-space()='Skip']"):
+        if button.is_displayed():
+            button.click()
+            time.sleep(0.5)

@@ -2,6 +2,9 @@
 and the rollback job."""
 
 
+import tempfile
+from pathlib import Path
+
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, OpExecutionContext, job, op
 
 from assets.asset_factory import latest_materialization, lifecycle_asset
@@ -9,7 +12,6 @@ from assets.common import bullet_list
 from assets.deployment.logic import CARD_FILE, model_card, plots
 from assets.evaluation.logic import Evaluation
 from resources.registry import EVALUATION_ARTIFACT, MODEL_CARD_FOLDER, PREVIOUS, ModelRegistry
-from resources.settings import settings
 
 
 @lifecycle_asset(
@@ -28,10 +30,10 @@ def champion_model(context: AssetExecutionContext, model_registry: ModelRegistry
     previous = model_registry.promote(version) if verdict.promote else None
     champion = model_registry.champion()
     card = model_card(candidate, evaluation, verdict.promote, context.run_id)
-    folder = settings().model_cards_dir / f"v{version}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / CARD_FILE).write_text(card)
-    model_registry.log_files(candidate.run_id, [folder / CARD_FILE, *plots(evaluation, folder)], MODEL_CARD_FOLDER)
+    with tempfile.TemporaryDirectory() as scratch:  # the card lives in the artifact store, not on this host
+        folder = Path(scratch)
+        (folder / CARD_FILE).write_text(card)
+        model_registry.log_files(candidate.run_id, [folder / CARD_FILE, *plots(evaluation, folder)], MODEL_CARD_FOLDER)
     # what monitoring compares the live ROC AUC against (performance_report), and the decision
     model_registry.record_verdict(version, verdict, evaluation.candidate.roc_auc)
     return MaterializeResult(metadata={
@@ -41,8 +43,9 @@ def champion_model(context: AssetExecutionContext, model_registry: ModelRegistry
         "previous": MetadataValue.text(previous or "unchanged"),
         "reasons": MetadataValue.md(bullet_list(verdict.reasons)),
         "model_card": MetadataValue.md(card),
-        "model_card_path": MetadataValue.path(str(folder / CARD_FILE)),
-        "mlflow_run": MetadataValue.text(candidate.run_id),
+        "model_card_url": MetadataValue.url(model_registry.artifact_url(candidate.run_id, f"{MODEL_CARD_FOLDER}/{CARD_FILE}")),
+        "model_version_url": MetadataValue.url(model_registry.version_url(version)),
+        "mlflow_run": MetadataValue.url(model_registry.run_url(candidate.run_id)),
         # provenance, reachable from this page (the full chain: `python -m pipelines.provenance`)
         "trigger": MetadataValue.json(candidate.trigger.tags()),
         "training_window": MetadataValue.json(candidate.window.splits),

@@ -70,4 +70,5 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehou
         "by_origin": MetadataValue.md(markdown_table(evaluation.by_origin, ["origin", *SEGMENT_COLUMNS])),
         "by_carrier": MetadataValue.md(markdown_table(evaluation.by_carrier, ["carrier", *SEGMENT_COLUMNS])),
         "mlflow_run_id": MetadataValue.text(candidate.run_id),
+        "evaluation_artifact": MetadataValue.url(model_registry.artifact_url(candidate.run_id, EVALUATION_ARTIFACT)),
     })

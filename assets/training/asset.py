@@ -86,6 +86,7 @@ def training_set(context: AssetExecutionContext, config: TrainingSetConfig, ware
         "partitions": MetadataValue.json({"flight_features": days}),
         "data_versions": MetadataValue.json(window.data_versions),
         "mlflow_run_id": MetadataValue.text(run_id),
+        "mlflow_run": MetadataValue.url(model_registry.run_url(run_id)),
     })
 
 
@@ -127,6 +128,8 @@ def candidate_model(context: AssetExecutionContext, config: ModelConfig, warehou
         "model_version": MetadataValue.text(record.version),
         "model": MetadataValue.text(record.label),
         "mlflow_run_id": MetadataValue.text(run_id),
+        "mlflow_run": MetadataValue.url(model_registry.run_url(run_id)),
+        "model_version_url": MetadataValue.url(model_registry.version_url(record.version)),
         "mlflow_tracking_uri": MetadataValue.text(model_registry.display_tracking_uri),
         "validation_roc_auc": MetadataValue.float(fitted.validation_roc_auc),
         "threshold": MetadataValue.float(fitted.threshold),

@@ -29,6 +29,7 @@ from assets.validation.logic import (
     warnings_of,
 )
 from resources.data_quality import GreatExpectations
+from resources.registry import ModelRegistry
 from resources.schemas import FLIGHTS, WEATHER, DatasetContract, quarantine, raw_tables, validated_tables
 from resources.settings import settings
 from resources.warehouse import Warehouse
@@ -60,6 +61,20 @@ def _check_specs(name: str, dataset: str) -> list[AssetCheckSpec]:
             for c in CHECKS[dataset]]
 
 
+def _stored_data_docs(context: AssetExecutionContext, model_registry: ModelRegistry, asset: str, days: list[str],
+                      page_html: str | None):
+    """The link to the validation's Data Docs page, kept in the MLflow artifact store (the one
+    artifact service every host of the team profile reaches). A store that cannot take it does
+    not undo the validated days: the metadata says so and the log warns."""
+    if page_html is None:
+        return MetadataValue.text("no rows to validate")
+    try:
+        return MetadataValue.url(model_registry.store_data_docs(asset, days, context.run_id, page_html))
+    except Exception as exc:  # the tracking store down or refusing: the day stands without its page
+        context.log.warning(f"{asset}: Data Docs page not stored ({type(exc).__name__}: {str(exc)[:200]})")
+        return MetadataValue.text(f"not stored: {type(exc).__name__}: {str(exc)[:200]}")
+
+
 def build_validated_asset(contract: DatasetContract):
     name = f"validated_{contract.name}"
 
@@ -77,7 +92,7 @@ def build_validated_asset(contract: DatasetContract):
         ),
     )
     def _validated(context: AssetExecutionContext, config: ValidationConfig, warehouse: Warehouse,
-                   great_expectations: GreatExpectations):
+                   great_expectations: GreatExpectations, model_registry: ModelRegistry):
         partitions = context.partition_keys
         limit = settings().max_quarantine_share if config.max_quarantine_share is None else config.max_quarantine_share
         raw = warehouse.read(raw_tables[contract.name], partitions)
@@ -85,7 +100,7 @@ def build_validated_asset(contract: DatasetContract):
         outcomes, docs = [], None
         if len(frame):
             run = great_expectations.validate(frame, f"{name}_rows", ROW_SUITES[contract.name])
-            outcomes, docs = run.outcomes, run.docs_path
+            outcomes, docs = run.outcomes, run.page_html
         reasons = row_reasons(outcomes, frame) if outcomes else pd.Series([], dtype=object)
         valid, quarantined = split_rows(raw, frame, reasons, contract)
         summary = day_summary(partitions, raw, reasons, frame)
@@ -138,7 +153,7 @@ def build_validated_asset(contract: DatasetContract):
             "rows_quarantined": MetadataValue.int(int(summary["rows_quarantined"].sum())),
             "quarantine_reasons": MetadataValue.md(markdown_table(
                 [{"reason": k, "rows": n} for k, n in total.most_common()], ["reason", "rows"])),
-            "data_docs": MetadataValue.path(docs or great_expectations.docs_index()),
+            "data_docs": _stored_data_docs(context, model_registry, name, partitions, docs),
             "gx_suite": MetadataValue.text(f"{contract.name}_rows (assets/validation/expectations.py)"),
             "days": MetadataValue.md(markdown_table(summary.to_dict("records"), [
                 "partition_date", "rows_in", "rows_valid", "rows_quarantined", "quarantine_share"])),

@@ -76,9 +76,20 @@ def test_cli_backfill_of_two_days_is_one_run_with_tables_checks_and_metadata(wor
         assert {h[1] for h in history} == {True}, history
         assert {h[2] for h in history} == {runs[0].run_id}
 
-    # the GX Data Docs page of the validation is on disk, its path in the metadata
+    # the GX Data Docs page of the validation is in the MLflow artifact store, the metadata links to it
+    from resources.registry import DATA_VALIDATION_EXPERIMENT, ModelRegistry
+    from resources.settings import settings
+
     meta = instance.fetch_materializations(AssetKey("validated_flights"), limit=1).records[0].asset_materialization.metadata
-    assert meta["data_docs"].value.endswith(".html") and Path(meta["data_docs"].value).exists()
+    url = meta["data_docs"].value
+    assert url.startswith("http://127.0.0.1:5000/#/experiments/") and url.endswith("/artifacts/data_docs/validated_flights.html")
+    registry = ModelRegistry(tracking_uri=settings(dagster_cli_env(workdir)).mlflow_tracking_uri)
+    run = registry.client.get_run(url.split("/runs/")[1].split("/")[0])
+    assert run.info.experiment_id == registry.experiment_id(DATA_VALIDATION_EXPERIMENT) == url.split("/experiments/")[1].split("/")[0]
+    assert (run.data.tags["dagster.run_id"], run.data.tags["partition.first"], run.data.tags["partition.last"]) == (
+        runs[0].run_id, DAYS[0], DAYS[1])
+    page = registry._setup().artifacts.load_text(f"runs:/{run.info.run_id}/data_docs/validated_flights.html")
+    assert "flights_rows" in page and "Unsuccessful Expectations" in page  # the Data Docs validation page
 
     summary = subprocess.run(
         [sys.executable, "-m", "pipelines.summary", *DAYS], capture_output=True, text=True,

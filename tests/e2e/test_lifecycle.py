@@ -99,7 +99,13 @@ def test_lifecycle(env, tmp_path):
     assert not [p for p in storage.rglob("*") if p.is_file() and "compute_logs" not in p.parts]
     card = instance.fetch_materializations(AssetKey("champion_model"), limit=1).records[0].asset_materialization.metadata
     assert card["promoted"].value is True and "first deployment" in card["reasons"].value
-    assert "Model card" in card["model_card"].value and Path(card["model_card_path"].value).exists()
+    assert "Model card" in card["model_card"].value
+    # the card is an artifact of the version's MLflow run, linked into the MLflow UI
+    version_run = _registry(env).record("1").run_id
+    assert card["model_card_url"].value.endswith(f"/runs/{version_run}/artifacts/model_card/model_card.md")
+    assert card["model_version_url"].value == "http://127.0.0.1:5000/#/models/flight_delay_classifier/versions/1"
+    stored = _registry(env)._setup().artifacts.load_text(f"runs:/{version_run}/model_card/model_card.md")
+    assert stored == card["model_card"].value
 
     # 2. a failed retrain (too few rows) moves no alias
     proc = _retrain(env, tmp_path, min_rows=10**7)

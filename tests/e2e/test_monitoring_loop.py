@@ -47,7 +47,7 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     defs = build_definitions({
         "source": FlightSource(mode="landing", landing_dir=str(workdir["landing"])),
         "warehouse": Warehouse(url=workdir["warehouse_url"]),
-        "great_expectations": GreatExpectations(project_dir=str(workdir["gx"])),
+        "great_expectations": GreatExpectations(),
         "model_registry": registry,
     })
     instance = DagsterInstance.from_config(str(workdir["home"]))

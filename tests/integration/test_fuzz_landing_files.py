@@ -82,6 +82,7 @@ def malformed_file(folder: Path, edits, shape: str, pick: int) -> tuple[Path, in
 def pipeline():
     from pipelines.definitions import defs
     from resources.data_quality import GreatExpectations
+    from resources.registry import ModelRegistry
     from resources.source import FlightSource
     from resources.warehouse import Warehouse
 
@@ -91,7 +92,8 @@ def pipeline():
         resources = {
             "source": FlightSource(mode="landing", landing_dir=str(root / "landing")),
             "warehouse": Warehouse(url=f"sqlite:///{root / 'warehouse.db'}"),
-            "great_expectations": GreatExpectations(project_dir=str(root / "gx")),
+            "great_expectations": GreatExpectations(),
+            "model_registry": ModelRegistry(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts")),
         }
         assets = [defs.get_assets_def(k) for k in ("raw_flights", "validated_flights")]
         yield root / "landing", resources, assets

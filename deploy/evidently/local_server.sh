@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The Evidently UI service of the team profile, on loopback (tests, CI, a laptop).
+#
+#   eval "$(deploy/evidently/local_server.sh start)"   # exports FLIGHTS_EVIDENTLY_URL and
+#                                                       # FLIGHTS_EVIDENTLY_SECRET
+#   deploy/evidently/local_server.sh stop
+#
+# `evidently ui` on 127.0.0.1:$FLIGHTS_EVIDENTLY_PORT (default 8001) over the workspace folder
+# $FLIGHTS_EVIDENTLY_DIR/workspace (default /tmp/flights-evidently) on this host: clients reach it
+# over http only (RemoteWorkspace). Writes need the service's secret: $FLIGHTS_EVIDENTLY_SECRET, or
+# one generated at the first start and kept beside the service, readable by its owner only; it is
+# printed only inside the export line. Reads (the UI, the dashboard) are open on loopback.
+set -euo pipefail
+DIR=${FLIGHTS_EVIDENTLY_DIR:-/tmp/flights-evidently}
+PORT=${FLIGHTS_EVIDENTLY_PORT:-8001}
+EVIDENTLY=${EVIDENTLY_BIN:-$(dirname "$0")/../../.venv/bin/evidently}
+
+start() {
+  mkdir -p "$DIR/workspace"
+  SECRET_FILE="$DIR/write.secret"
+  if [ -n "${FLIGHTS_EVIDENTLY_SECRET:-}" ]; then
+    SECRET=$FLIGHTS_EVIDENTLY_SECRET
+  elif [ -s "$SECRET_FILE" ]; then
+    SECRET=$(cat "$SECRET_FILE")
+  else
+    SECRET=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    (umask 077; printf '%s' "$SECRET" > "$SECRET_FILE")
+  fi
+  if ! curl -s -o /dev/null "http://127.0.0.1:$PORT/api/version"; then
+    # the secret goes in through the environment (EVIDENTLY_SECRET), not the command line, which ps shows
+    EVIDENTLY_SECRET="$SECRET" DO_NOT_TRACK=1 nohup "$EVIDENTLY" ui --workspace "$DIR/workspace" \
+      --host 127.0.0.1 --port "$PORT" > "$DIR/server.log" 2>&1 &
+    echo $! > "$DIR/server.pid"
+    for _ in $(seq 120); do
+      curl -s -o /dev/null "http://127.0.0.1:$PORT/api/version" && break
+      kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null || break
+      sleep 0.5
+    done
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/api/version" || { echo "evidently ui did not start: $DIR/server.log" >&2; tail -20 "$DIR/server.log" >&2; exit 1; }
+  fi
+  echo "export FLIGHTS_EVIDENTLY_URL=http://127.0.0.1:$PORT FLIGHTS_EVIDENTLY_SECRET=$SECRET"
+}
+
+stop() {
+  [ -s "$DIR/server.pid" ] || exit 0
+  kill "$(cat "$DIR/server.pid")" 2>/dev/null || true
+  rm -f "$DIR/server.pid"
+}
+
+case "${1:-start}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
