@@ -8,6 +8,7 @@ What the pipeline records on a version goes through the typed records of resourc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tempfile
@@ -32,6 +33,54 @@ SERVED_MODEL_PACKAGE = REPO_ROOT / "served_model"
 
 class RegistryUnavailable(RuntimeError):
     """The tracking store cannot be reached: transient, the step's retry policy tries again."""
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A tracking server that does not answer (down, wrong port), as MLflow's http client reports
+    it once its own retries are spent; not an answer such as "not found"."""
+    import requests
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return any(s in text for s in ("Max retries exceeded", "Connection refused", "Failed to establish a new connection"))
+
+
+@contextlib.contextmanager
+def _naming_the_store(registry: ModelRegistry, what: str):
+    """Failures to reach the tracking store, or its refusal of the credentials, said as such."""
+    try:
+        yield
+    except (RegistryUnavailable, DataProblem):
+        raise
+    except Exception as exc:
+        registry._raise_refused(exc)
+        if _unreachable(exc):
+            raise RegistryUnavailable(f"MLflow tracking store {registry.display_tracking_uri} unreachable ({what}): "
+                                      f"{str(exc)[:300]}") from exc
+        raise
+
+
+class _Client:
+    """`MlflowClient` whose calls name the tracking store when it cannot be reached (a transient
+    `RegistryUnavailable`, retried by the step's policy) or when it refuses the credentials."""
+
+    def __init__(self, registry: ModelRegistry, client):
+        self._registry, self._client = registry, client
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            with _naming_the_store(self._registry, name):
+                return attr(*args, **kwargs)
+
+        return call
 
 
 class ModelRegistry(ConfigurableResource):
@@ -69,7 +118,7 @@ class ModelRegistry(ConfigurableResource):
     @property
     def client(self):
         mlflow = self._setup()
-        return mlflow.MlflowClient(tracking_uri=self.resolved_tracking_uri)
+        return _Client(self, mlflow.MlflowClient(tracking_uri=self.resolved_tracking_uri))
 
     def experiment_id(self, name: str | None = None) -> str:
         """The id of the pipeline's experiment (or of experiment `name`), created on first use."""
@@ -216,7 +265,8 @@ class ModelRegistry(ConfigurableResource):
 
         signature = infer_signature(sample, model.predict_proba(sample))
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id) as run:
+        with _naming_the_store(self, "registering the candidate"), tempfile.TemporaryDirectory() as tmp, \
+                mlflow.start_run(run_id=run_id) as run:
             mlflow.log_params(params)
             mlflow.log_metrics(metrics)
             # the training data stays in the warehouse: a reference to it (source, window, a digest
@@ -234,8 +284,9 @@ class ModelRegistry(ConfigurableResource):
             tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
         # the version and all its tags in one registry call (a tag per call costs a round trip
         # each through a tracking server)
-        registered = mlflow.register_model(info.model_uri, self.model_name,
-                                           tags={Tag.THRESHOLD: f"{threshold:.6f}", **tags})
+        with _naming_the_store(self, "registering the candidate"):
+            registered = mlflow.register_model(info.model_uri, self.model_name,
+                                               tags={Tag.THRESHOLD: f"{threshold:.6f}", **tags})
         return self.record(str(registered.version)), time.perf_counter() - started
 
     def set_version_tags(self, version: str, tags: dict[str, str]) -> None:
@@ -260,6 +311,10 @@ class ModelRegistry(ConfigurableResource):
         try:
             return json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{artifact_file}"))
         except Exception as exc:
+            self._raise_refused(exc)
+            if _unreachable(exc):
+                raise RegistryUnavailable(f"MLflow tracking store {self.display_tracking_uri} unreachable (reading "
+                                          f"{artifact_file}): {str(exc)[:300]}") from exc
             raise RuntimeError(f"MLflow run {run_id}: artifact {artifact_file} missing or unreadable ({exc})") from exc
 
     def log_files(self, run_id: str, paths: list[Path], folder: str) -> None:

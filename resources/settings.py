@@ -30,6 +30,12 @@ TELEMETRY_OFF = {
 }
 
 
+# MLflow's http client retries an unreachable server 7 times with exponential backoff (minutes);
+# the step's retry policy (FLIGHTS_STORE_RETRIES) is the pipeline's retry layer, so the client
+# gives up after two quick tries and the failure names the server. Set either to override.
+STORE_CLIENT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
 class SettingError(ValueError):
     """An environment variable holds a value the pipeline cannot use."""
 
@@ -210,7 +216,7 @@ def configure_process() -> None:
     """Telemetry off and the known warnings of the libraries filtered, for this process and the
     processes it starts. Called where a process of the pipeline begins: the Definitions, the
     operator CLIs, the benchmarks and the tests."""
-    for name, value in TELEMETRY_OFF.items():
+    for name, value in {**TELEMETRY_OFF, **STORE_CLIENT_RETRIES}.items():
         os.environ.setdefault(name, value)
     for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
