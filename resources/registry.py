@@ -126,7 +126,9 @@ class ModelRegistry(ConfigurableResource):
         client = self.client
         try:
             exp = client.get_experiment_by_name(name)
-        except Exception as exc:  # unreachable store, bad URI, refused credentials ...
+        except (DataProblem, RegistryUnavailable):  # refused credentials, an unreachable server: said by the client
+            raise
+        except Exception as exc:  # a bad URI, an unreachable database ...
             self._raise_refused(exc)
             raise RegistryUnavailable(f"MLflow tracking store {self.display_tracking_uri} unreachable: {exc}") from exc
         if exp is not None:
