@@ -24,7 +24,7 @@ DEMO_END   ?= 2013-03-07
 DEMO_SCORE_START ?= 2013-03-02
 SERVE_PORT ?= 5001
 
-.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui team-up team-down test-team broker-up workers ui serve mlflow-ui bench replay lock clean
+.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui team-up team-down test-team broker-up workers ui serve mlflow-ui bench bench-team replay lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -128,6 +128,11 @@ bench: setup
 	python bench/bench_data_foundation.py
 	python bench/bench_model.py
 	python bench/bench_monitoring.py
+
+## The team profile against the embedded default: the same lifecycle, one run each (services on
+## loopback: PostgreSQL, Redis, MLflow server, Evidently UI, two Celery workers)
+bench-team: setup
+	python bench/bench_team.py
 
 ## The closed-loop replay of 2013 under three retraining policies (never / weekly / sensors):
 ## a table, a PNG of daily ROC AUC per policy and a JSON in bench/results/

@@ -10,6 +10,7 @@ Each report records the thresholds it applied and its verdict (`dataset_drift`,
 """
 
 import json
+import time
 
 import pandas as pd
 from dagster import (
@@ -103,6 +104,7 @@ class _Uploads:
 
     def __call__(self, day: str, snapshot) -> dict:
         if self.failed is None:
+            started = time.perf_counter()
             try:
                 link = self.workspace.upload(snapshot, f"{self.kind} {day}", replaces=self.previous.get(day))
             except MonitoringUnavailable as exc:
@@ -110,7 +112,8 @@ class _Uploads:
                 self.context.log.warning(f"partition {day}: {self.kind} snapshot not uploaded: {exc}")
             else:
                 self.results[day] = (True, {"snapshot": MetadataValue.url(link.url)})
-                return {"report": MetadataValue.url(link.url), SNAPSHOT_ID: MetadataValue.text(link.snapshot_id)}
+                return {"report": MetadataValue.url(link.url), SNAPSHOT_ID: MetadataValue.text(link.snapshot_id),
+                        "snapshot_upload_seconds": MetadataValue.float(round(time.perf_counter() - started, 3))}
         self.results[day] = (False, {"error": MetadataValue.text(self.failed)})
         return {"report": MetadataValue.text(f"not uploaded: {self.failed}")}
 
