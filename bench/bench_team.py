@@ -104,7 +104,11 @@ def figures(home: Path, env: dict) -> dict:
             value = record.asset_materialization.metadata.get("snapshot_upload_seconds")
             if value is not None:
                 uploads.append(value.value)
-    return {"mlflow_logging_and_registration_s": candidate.metadata["mlflow_logging_seconds"].value,
+    steps = {}
+    for run in reversed(instance.get_runs()):
+        for stat in instance.get_run_step_stats(run.run_id):
+            steps[stat.step_key] = round(stat.end_time - stat.start_time, 2)
+    return {"step_seconds": steps, "mlflow_logging_and_registration_s": candidate.metadata["mlflow_logging_seconds"].value,
             "snapshot_uploads": len(uploads),
             "snapshot_upload_mean_s": round(statistics.mean(uploads), 3) if uploads else None,
             "snapshot_upload_max_s": round(max(uploads), 3) if uploads else None}

@@ -70,9 +70,12 @@ def _insert(conn, table: Table, frame: pd.DataFrame) -> None:
     for hundreds of thousands of rows.
     """
     cols = [c.name for c in table.columns if c.name in frame.columns]
-    compiled = table.insert().compile(dialect=conn.dialect, column_keys=cols)
     sub = frame[cols].astype(object)
     sub = sub.where(sub.notna(), None)
+    if conn.dialect.driver == "psycopg2":
+        _insert_values_pages(conn, table, cols, sub)
+        return
+    compiled = table.insert().compile(dialect=conn.dialect, column_keys=cols)
     if compiled.positiontup is not None:
         order = [cols.index(name) for name in compiled.positiontup]
         rows = [tuple(r[i] for i in order) for r in sub.itertuples(index=False, name=None)]
@@ -80,6 +83,22 @@ def _insert(conn, table: Table, frame: pd.DataFrame) -> None:
         rows = sub.to_dict("records")
     for start in range(0, len(rows), 50_000):
         conn.exec_driver_sql(str(compiled), rows[start : start + 50_000])
+
+
+def _insert_values_pages(conn, table: Table, cols: list[str], sub: pd.DataFrame) -> None:
+    """PostgreSQL: psycopg2's `executemany` sends one statement per row (a round trip each);
+    `execute_values` sends pages of rows in one multi-row INSERT, with the values bound by the
+    driver and the identifiers quoted by it, in the connection's transaction."""
+    from psycopg2 import sql
+    from psycopg2.extras import execute_values
+
+    statement = sql.SQL("INSERT INTO {} ({}) VALUES %s").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in cols))
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        execute_values(cursor, statement, list(sub.itertuples(index=False, name=None)), page_size=5000)
+    finally:
+        cursor.close()
 
 
 def _fetch_frame(conn, stmt) -> pd.DataFrame:
