@@ -43,8 +43,11 @@ start() {
 
 stop() {
   [ -s "$DIR/server.pid" ] || exit 0
-  kill "$(cat "$DIR/server.pid")" 2>/dev/null || true
+  PID=$(cat "$DIR/server.pid")
+  kill "$PID" 2>/dev/null || true
   rm -f "$DIR/server.pid"
+  for _ in $(seq 60); do kill -0 "$PID" 2>/dev/null || return 0; sleep 0.5; done  # gone before a restart
+  kill -KILL "$PID" 2>/dev/null || true
 }
 
 case "${1:-start}" in

@@ -53,9 +53,11 @@ auth_cache_ttl_seconds = $AUTH_CACHE_SECONDS
 INI
   )
   if ! curl -s -o /dev/null "http://127.0.0.1:$PORT/health"; then
+    # the backend URI (it may hold the database password) goes in through the environment, not the
+    # command line, which `ps` shows to every local user
     MLFLOW_AUTH_CONFIG_PATH="$DIR/basic_auth.ini" MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$KEY")" MLFLOW_DISABLE_TELEMETRY=true \
-      nohup "$MLFLOW" server --app-name basic-auth -h 127.0.0.1 -p "$PORT" --workers 1 \
-      --backend-store-uri "$BACKEND" --serve-artifacts --artifacts-destination "$ARTIFACTS" \
+      MLFLOW_BACKEND_STORE_URI="$BACKEND" nohup "$MLFLOW" server --app-name basic-auth -h 127.0.0.1 -p "$PORT" --workers 1 \
+      --serve-artifacts --artifacts-destination "$ARTIFACTS" \
       > "$DIR/server.log" 2>&1 &
     echo $! > "$DIR/server.pid"
     for _ in $(seq 240); do
@@ -74,6 +76,8 @@ stop() {
   pkill -TERM -P "$PID" 2>/dev/null || true  # its uvicorn workers
   kill "$PID" 2>/dev/null || true
   rm -f "$DIR/server.pid"
+  for _ in $(seq 60); do kill -0 "$PID" 2>/dev/null || return 0; sleep 0.5; done  # gone before a restart
+  kill -KILL "$PID" 2>/dev/null || true
 }
 
 case "${1:-start}" in

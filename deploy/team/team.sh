@@ -80,11 +80,21 @@ MSG
 }
 
 down() {
+  local pids=()
   for pidfile in "$DIR"/*.pid; do
     [ -e "$pidfile" ] || continue
+    pids+=("$(cat "$pidfile")")
     kill -TERM -- "-$(cat "$pidfile")" 2>/dev/null || kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
     rm -f "$pidfile"
   done
+  # a graceful stop (workers finish their task, servers close connections), then no more waiting
+  for _ in $(seq 60); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.5
+  done
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   "$REPO/deploy/evidently/local_server.sh" stop
   "$REPO/deploy/mlflow/local_server.sh" stop
   "$REPO/deploy/celery/local_broker.sh" stop
