@@ -288,3 +288,4 @@ def test_the_read_only_ui_shows_lineage_and_the_champion_and_offers_no_launch(te
         assert "Materialize all" in buttons and not any(buttons.values()), buttons
     finally:
         stop_server(server, log)
+
