@@ -255,7 +255,8 @@ class ModelRegistry(ConfigurableResource):
                            dataset, pip_requirements: list[str]) -> tuple[ModelRecord, float]:
         """Log the fitted Pipeline into the retrain's MLflow run and register it as a new version
         (the served model with the Pipeline inside); the run's tags (window, trigger, build) are
-        copied onto the version. Returns the version and the seconds logging and registering took."""
+        copied onto the version. Returns the version and the seconds logging and registering took.
+        Idempotent per MLflow run: a version already registered from `run_id` is returned as it is."""
         import mlflow.pyfunc  # noqa: F401  (modules load before the logging is timed)
         import mlflow.sklearn  # noqa: F401
         import skops.io  # noqa: F401
@@ -264,6 +265,11 @@ class ModelRegistry(ConfigurableResource):
         from served_model.files import PIPELINE_ARTIFACT, save_pipeline
 
         mlflow = self._setup()
+        # a step run again for the same MLflow run (a retry, or a task a dead worker left to
+        # another one) gets the version already registered from it, not a second one
+        done = self.client.search_model_versions(f"name='{self.model_name}' and run_id='{run_id}'")
+        if done:
+            return self.record(str(max(int(v.version) for v in done))), 0.0
 
         signature = infer_signature(sample, model.predict_proba(sample))
         started = time.perf_counter()

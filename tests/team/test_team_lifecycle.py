@@ -104,7 +104,10 @@ def team(tmp_path_factory):
         copy = _copy_of_the_repository(root / f"host-{i}" / "repo")
         data = root / f"host-{i}" / "data"
         data.mkdir()
-        env = {**base, **services, "FLIGHTS_DATA_DIR": str(data), "PYTHONPATH": f"{copy}{os.pathsep}{copy / 'deploy/celery'}"}
+        # a dead worker's unfinished task goes to the other worker after 90 s (default 600 s; the
+        # longest step of these tests takes well under that)
+        env = {**base, **services, "FLIGHTS_DATA_DIR": str(data), "PYTHONPATH": f"{copy}{os.pathsep}{copy / 'deploy/celery'}",
+               "FLIGHTS_CELERY_VISIBILITY_TIMEOUT": "90"}
         log = open(root / f"worker-{i}.log", "w")
         workers.append(subprocess.Popen(
             [str(BIN / "celery"), "-A", "dagster_celery.app", "worker", "-Q", "dagster", "--pool", "solo",
@@ -116,7 +119,8 @@ def team(tmp_path_factory):
     yield {"root": root, "env": launcher, "services": services, "workers": workers, "copies": copies, "home": home,
            "secrets": [services["MLFLOW_TRACKING_PASSWORD"], services["FLIGHTS_EVIDENTLY_SECRET"]]}
     for w in workers:
-        os.killpg(w.pid, 15)
+        if w.poll() is None:  # a worker a test killed is gone already
+            os.killpg(w.pid, 15)
     for w in workers:
         try:
             w.wait(timeout=30)
@@ -289,3 +293,52 @@ def test_the_read_only_ui_shows_lineage_and_the_champion_and_offers_no_launch(te
     finally:
         stop_server(server, log)
 
+
+
+def test_a_worker_killed_in_the_middle_of_a_step_costs_a_rerun_not_a_day(team):
+    """SIGKILL of the worker running `flight_features`: its task goes to the other worker once its
+    visibility timeout has passed, the step runs again from the start, the run succeeds, and every
+    day is whole (each flight once, as many as were validated)."""
+    import signal
+
+    from dagster import DagsterEventType, DagsterRunStatus
+    from sqlalchemy import create_engine, text
+
+    instance = _instance(team)
+    known = {r.run_id for r in instance.get_runs()}
+    days = ("2013-07-01", "2013-07-05")
+    cli = subprocess.Popen([str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select",
+                            "*flight_features", "--partition-range", f"{days[0]}...{days[1]}"],
+                           env=team["env"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def started():
+        runs = [r for r in instance.get_runs() if r.run_id not in known]
+        if not runs:
+            return None
+        records = instance.get_records_for_run(runs[0].run_id, of_type=DagsterEventType.STEP_START).records
+        found = [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event.step_key == "flight_features"]
+        return (runs[0].run_id, found[0].pid) if found else None
+
+    run_id, pid = _wait(started, 300, "flight_features to start on a worker")
+    killed = next(w for w in team["workers"] if w.pid == pid)
+    os.killpg(killed.pid, signal.SIGKILL)
+    output, _ = cli.communicate(timeout=900)
+    assert cli.returncode == 0, output[-4000:]
+    assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
+    starts = [r.event_log_entry.dagster_event.pid for r in
+              instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_START).records
+              if r.event_log_entry.dagster_event.step_key == "flight_features"]
+    survivor = next(w.pid for w in team["workers"] if w.pid != pid)
+    assert starts == [pid, survivor]  # started on the killed worker, run again on the other one
+    engine = create_engine(team["env"]["WAREHOUSE_URL"])
+    with engine.connect() as conn:
+        counts = conn.execute(text(
+            "SELECT partition_date, count(*), count(DISTINCT row_number) FROM flight_features "
+            "WHERE partition_date BETWEEN :a AND :b GROUP BY partition_date"), {"a": days[0], "b": days[1]}).all()
+        valid = dict(conn.execute(text(
+            "SELECT partition_date, count(*) FROM validated_flights WHERE partition_date BETWEEN :a AND :b "
+            "GROUP BY partition_date"), {"a": days[0], "b": days[1]}).all())
+    engine.dispose()
+    assert len(counts) == 5
+    for day, rows, distinct in counts:  # every day whole, each flight once
+        assert rows == distinct == valid[day], (day, rows, distinct, valid[day])
