@@ -152,13 +152,13 @@ def _registry(team):
     return ModelRegistry(tracking_uri=team["services"]["MLFLOW_TRACKING_URI"])
 
 
-def _wait(predicate, timeout: float, what: str):
+def _wait(predicate, timeout: float, what: str, interval: float = 2):
     deadline = time.time() + timeout
     while time.time() < deadline:
         found = predicate()
         if found:
             return found
-        time.sleep(2)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
@@ -296,7 +296,7 @@ def test_the_read_only_ui_shows_lineage_and_the_champion_and_offers_no_launch(te
 
 
 def test_a_worker_killed_in_the_middle_of_a_step_costs_a_rerun_not_a_day(team):
-    """SIGKILL of the worker running `flight_features`: its task goes to the other worker once its
+    """SIGKILL of the worker running `flight_features` (a month of days): its task goes to the other worker once its
     visibility timeout has passed, the step runs again from the start, the run succeeds, and every
     day is whole (each flight once, as many as were validated)."""
     import signal
@@ -306,7 +306,7 @@ def test_a_worker_killed_in_the_middle_of_a_step_costs_a_rerun_not_a_day(team):
 
     instance = _instance(team)
     known = {r.run_id for r in instance.get_runs()}
-    days = ("2013-07-01", "2013-07-05")
+    days = ("2013-07-01", "2013-07-31")  # a month: the feature step runs for seconds, long enough to be killed in
     cli = subprocess.Popen([str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select",
                             "*flight_features", "--partition-range", f"{days[0]}...{days[1]}"],
                            env=team["env"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -319,9 +319,12 @@ def test_a_worker_killed_in_the_middle_of_a_step_costs_a_rerun_not_a_day(team):
         found = [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event.step_key == "flight_features"]
         return (runs[0].run_id, found[0].pid) if found else None
 
-    run_id, pid = _wait(started, 300, "flight_features to start on a worker")
+    run_id, pid = _wait(started, 300, "flight_features to start on a worker", interval=0.1)
     killed = next(w for w in team["workers"] if w.pid == pid)
     os.killpg(killed.pid, signal.SIGKILL)
+    finished = [r for r in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_SUCCESS).records
+                if r.event_log_entry.dagster_event.step_key == "flight_features"]
+    assert not finished, "the step ended before the kill: the test did not kill it mid-step"
     output, _ = cli.communicate(timeout=900)
     assert cli.returncode == 0, output[-4000:]
     assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
@@ -339,6 +342,6 @@ def test_a_worker_killed_in_the_middle_of_a_step_costs_a_rerun_not_a_day(team):
             "SELECT partition_date, count(*) FROM validated_flights WHERE partition_date BETWEEN :a AND :b "
             "GROUP BY partition_date"), {"a": days[0], "b": days[1]}).all())
     engine.dispose()
-    assert len(counts) == 5
+    assert len(counts) == 31
     for day, rows, distinct in counts:  # every day whole, each flight once
         assert rows == distinct == valid[day], (day, rows, distinct, valid[day])
