@@ -14,7 +14,7 @@ configure_process()
 
 from assets.asset_factory import StoresOnlyIOManager  # noqa: E402
 from assets.deployment import asset as deployment  # noqa: E402
-from assets.deployment.asset import rollback_job  # noqa: E402
+from assets.deployment.jobs import approve_challenger_job, reject_challenger_job, rollback_job  # noqa: E402
 from assets.evaluation import asset as evaluation  # noqa: E402
 from assets.features import asset as features  # noqa: E402
 from assets.ingestion import asset as ingestion  # noqa: E402
@@ -75,7 +75,8 @@ def build_definitions(resources: dict | None = None) -> Definitions:
     """Everything of the code location; `resources` replaces some or all of the default ones."""
     return Definitions(
         assets=load_assets_from_modules(STAGES),
-        jobs=[ingest_job, retrain_job, score_job, monitor_job, rollback_job],
+        jobs=[ingest_job, retrain_job, score_job, monitor_job, rollback_job, approve_challenger_job,
+              reject_challenger_job],
         schedules=[daily_ingestion_schedule, periodic_retrain_schedule],
         sensors=[drift_sensor, performance_sensor, monitor_sensor, landing_sensor, replay_clock_sensor],
         resources={**default_resources(), **(resources or {})},

@@ -34,6 +34,9 @@ class Tag:
     GATE_DECISION = "gate.decision"
     GATE_REASONS = "gate.reasons"
     EVAL_TEST_ROC_AUC = "eval.test_roc_auc"
+    DEPLOY_EVENTS = "deploy.events"  # JSON list of DeployEvent: every alias move of the version
+    CHALLENGER_MODE = "challenger.mode"  # approve | shadow, while the version is the challenger
+    CHALLENGER_SINCE = "challenger.since_day"  # the day the challenger was trained up to
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,31 @@ class GateVerdict:
 
 
 @dataclass(frozen=True)
+class DeployEvent:
+    """One alias move of a version, who made it and why (an audit record on the version).
+
+    `kind`: promoted (champion by the gate), challenger (waiting: approve or shadow), approved
+    (champion by a person or the shadow verdict), rejected, expired, dropped (shadow lost),
+    superseded (a newer challenger replaced it), rolled_back (champion no more, never again by a
+    rollback), restored (champion again by a rollback)."""
+
+    kind: str
+    at: str  # UTC, ISO
+    by: str
+    reason: str
+    dagster_run_id: str = ""
+
+    BECAME_CHAMPION = ("promoted", "approved", "restored")
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "at": self.at, "by": self.by, "reason": self.reason, "dagster_run_id": self.dagster_run_id}
+
+    @classmethod
+    def parse(cls, tags: Mapping[str, str]) -> tuple[DeployEvent, ...]:
+        return tuple(cls(**e) for e in json.loads(tags.get(Tag.DEPLOY_EVENTS) or "[]"))
+
+
+@dataclass(frozen=True)
 class ModelRecord:
     """A registered model version, as the steps and the operator CLIs read it."""
 
@@ -153,6 +181,19 @@ class ModelRecord:
     evaluation_roc_auc: float | None  # the candidate's test ROC AUC at evaluation
     source: str = ""
     created_ms: int = 0
+    events: tuple[DeployEvent, ...] = ()
+    challenger_mode: str | None = None
+    challenger_since: str | None = None
+
+    @property
+    def rolled_back(self) -> DeployEvent | None:
+        """The rollback that took this version off, if one did (it is never restored by a rollback)."""
+        return next((e for e in reversed(self.events) if e.kind == "rolled_back"), None)
+
+    @property
+    def champion_since(self) -> str:
+        """When the version last became champion ('' if never, as its events say)."""
+        return next((e.at for e in reversed(self.events) if e.kind in DeployEvent.BECAME_CHAMPION), "")
 
     @classmethod
     def from_tags(cls, name: str, version: str, run_id: str, tags: Mapping[str, str], aliases=(),
@@ -162,7 +203,8 @@ class ModelRecord:
                    threshold=float(tags.get(Tag.THRESHOLD, 0.5)), window=TrainingWindow.from_tags(tags),
                    trigger=RetrainTrigger.from_tags(tags), build=BuildInfo.from_tags(tags),
                    verdict=GateVerdict.from_tags(tags), evaluation_roc_auc=None if auc is None else float(auc),
-                   source=source, created_ms=created_ms)
+                   source=source, created_ms=created_ms, events=DeployEvent.parse(tags),
+                   challenger_mode=tags.get(Tag.CHALLENGER_MODE), challenger_since=tags.get(Tag.CHALLENGER_SINCE))
 
     @property
     def label(self) -> str:

@@ -36,6 +36,9 @@ TELEMETRY_OFF = {
 STORE_CLIENT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
+PROMOTION_MODES = ("auto", "approve", "shadow")
+
+
 class SettingError(ValueError):
     """An environment variable holds a value the pipeline cannot use."""
 
@@ -58,8 +61,8 @@ def _number(env: Mapping[str, str], name: str, default: float, kind=float, low: 
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = (_text(env, name, "false") or "").lower()
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = (_text(env, name, "true" if default else "false") or "").lower()
     if raw not in ("1", "true", "yes", "0", "false", "no"):
         raise SettingError(f"{name}={raw!r}: expected true or false")
     return raw in ("1", "true", "yes")
@@ -117,6 +120,32 @@ class Settings:
     celery_backend: str | None  # FLIGHTS_CELERY_BACKEND (default: the broker)
     store_retries: int  # FLIGHTS_STORE_RETRIES
     store_retry_delay: float  # FLIGHTS_STORE_RETRY_DELAY (seconds)
+    # deployment
+    promotion_mode: Literal["auto", "approve", "shadow"]  # FLIGHTS_PROMOTION_MODE
+    challenger_expiry_days: int  # FLIGHTS_CHALLENGER_EXPIRY_DAYS (replayed days a challenger may wait)
+    shadow_days: int  # FLIGHTS_SHADOW_DAYS (labelled days a shadow challenger is judged on)
+    # serving
+    serve_poll_seconds: float  # FLIGHTS_SERVE_POLL_SECONDS: how often serving checks the `champion` alias
+    serve_record: bool  # FLIGHTS_SERVE_RECORD: served requests go to the warehouse
+    serve_record_seconds: float  # FLIGHTS_SERVE_RECORD_SECONDS: the recorder's batch interval
+    # alerts
+    dagster_ui_url: str  # FLIGHTS_DAGSTER_UI_URL: where alerts' links to runs point
+    alert_webhook_url: str | None = field(repr=False)  # FLIGHTS_ALERT_WEBHOOK_URL (a Slack URL holds a secret)
+    smtp_host: str | None  # FLIGHTS_SMTP_HOST (unset: no email)
+    smtp_port: int  # FLIGHTS_SMTP_PORT
+    smtp_username: str | None  # FLIGHTS_SMTP_USERNAME
+    smtp_password: str | None = field(repr=False)  # FLIGHTS_SMTP_PASSWORD
+    smtp_starttls: bool  # FLIGHTS_SMTP_STARTTLS
+    alert_email_from: str  # FLIGHTS_ALERT_EMAIL_FROM
+    alert_email_to: tuple[str, ...]  # FLIGHTS_ALERT_EMAIL_TO (comma-separated)
+    alert_retries: int  # FLIGHTS_ALERT_RETRIES
+    alert_retry_delay: float  # FLIGHTS_ALERT_RETRY_DELAY (seconds, doubled each retry)
+
+    def __post_init__(self):
+        if self.smtp_host and not self.alert_email_to:
+            raise SettingError("FLIGHTS_SMTP_HOST is set but FLIGHTS_ALERT_EMAIL_TO names no recipient")
+        if self.alert_webhook_url and not self.alert_webhook_url.startswith(("http://", "https://")):
+            raise SettingError("FLIGHTS_ALERT_WEBHOOK_URL: expected an http(s) URL")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -181,6 +210,23 @@ class Settings:
             celery_backend=_text(env, "FLIGHTS_CELERY_BACKEND", None) or broker,
             store_retries=_number(env, "FLIGHTS_STORE_RETRIES", 3, int, low=0),
             store_retry_delay=_number(env, "FLIGHTS_STORE_RETRY_DELAY", 2.0, low=0),
+            promotion_mode=_choice(env, "FLIGHTS_PROMOTION_MODE", "auto", PROMOTION_MODES),
+            challenger_expiry_days=_number(env, "FLIGHTS_CHALLENGER_EXPIRY_DAYS", 7, int, low=1),
+            shadow_days=_number(env, "FLIGHTS_SHADOW_DAYS", 3, int, low=1),
+            serve_poll_seconds=_number(env, "FLIGHTS_SERVE_POLL_SECONDS", 2.0, low=0.1),
+            serve_record=_flag(env, "FLIGHTS_SERVE_RECORD", default=True),
+            serve_record_seconds=_number(env, "FLIGHTS_SERVE_RECORD_SECONDS", 1.0, low=0.05),
+            dagster_ui_url=(_text(env, "FLIGHTS_DAGSTER_UI_URL", None) or "http://127.0.0.1:3000").rstrip("/"),
+            alert_webhook_url=_text(env, "FLIGHTS_ALERT_WEBHOOK_URL", None),
+            smtp_host=_text(env, "FLIGHTS_SMTP_HOST", None),
+            smtp_port=_number(env, "FLIGHTS_SMTP_PORT", 25, int, low=1),
+            smtp_username=_text(env, "FLIGHTS_SMTP_USERNAME", None),
+            smtp_password=_text(env, "FLIGHTS_SMTP_PASSWORD", None),
+            smtp_starttls=_flag(env, "FLIGHTS_SMTP_STARTTLS"),
+            alert_email_from=_text(env, "FLIGHTS_ALERT_EMAIL_FROM", "flights-pipeline@localhost"),
+            alert_email_to=tuple(a.strip() for a in (_text(env, "FLIGHTS_ALERT_EMAIL_TO", "") or "").split(",") if a.strip()),
+            alert_retries=_number(env, "FLIGHTS_ALERT_RETRIES", 3, int, low=0),
+            alert_retry_delay=_number(env, "FLIGHTS_ALERT_RETRY_DELAY", 1.0, low=0),
         )
 
     @property

@@ -203,6 +203,14 @@ def every_setting(folder: Path) -> dict[str, str]:
         "MLFLOW_TRACKING_USERNAME": "pipeline",  # unused by a SQLite or PostgreSQL tracking store
         "FLIGHTS_MLFLOW_UI_URL": "http://mlflow.internal:5000", "FLIGHTS_EVIDENTLY_UI_URL": "http://monitoring.internal:8000",
         "FLIGHTS_EVIDENTLY_SECRET": "write-secret",
+        "FLIGHTS_PROMOTION_MODE": "approve", "FLIGHTS_CHALLENGER_EXPIRY_DAYS": "5", "FLIGHTS_SHADOW_DAYS": "2",
+        "FLIGHTS_SERVE_POLL_SECONDS": "1", "FLIGHTS_SERVE_RECORD": "false", "FLIGHTS_SERVE_RECORD_SECONDS": "0.5",
+        "FLIGHTS_DAGSTER_UI_URL": "http://dagster.internal:3000",
+        # alerts to nowhere: an operator CLI sends none
+        "FLIGHTS_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook", "FLIGHTS_SMTP_HOST": "127.0.0.1", "FLIGHTS_SMTP_PORT": "9",
+        "FLIGHTS_SMTP_USERNAME": "alerts", "FLIGHTS_SMTP_PASSWORD": "mail-secret", "FLIGHTS_SMTP_STARTTLS": "false",
+        "FLIGHTS_ALERT_EMAIL_FROM": "pipeline@example.org", "FLIGHTS_ALERT_EMAIL_TO": "ops@example.org",
+        "FLIGHTS_ALERT_RETRIES": "0", "FLIGHTS_ALERT_RETRY_DELAY": "0.1",
     }
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (REPO / "docs" / "settings.md").read_text(), re.M))
     stores = {"WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT", "FLIGHTS_DATA_DIR", "FLIGHTS_EVIDENTLY_URL"}

@@ -1,17 +1,28 @@
-"""Deployment: the `champion` alias of the MLflow registry (`champion_model`), the model card,
-and the rollback job."""
+"""Deployment: the `champion` (or `challenger`) alias of the MLflow registry (`champion_model`)
+and the model card. The jobs that move aliases by hand (approve, reject, roll back):
+assets/deployment/jobs.py."""
 
 
 import tempfile
 from pathlib import Path
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, OpExecutionContext, job, op
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from pydantic import Field
 
 from assets.asset_factory import latest_materialization, lifecycle_asset
 from assets.common import bullet_list
 from assets.deployment.logic import CARD_FILE, model_card, plots
 from assets.evaluation.logic import Evaluation
-from resources.registry import EVALUATION_ARTIFACT, MODEL_CARD_FOLDER, PREVIOUS, ModelRegistry
+from resources.errors import DataProblem
+from resources.registry import EVALUATION_ARTIFACT, MODEL_CARD_FOLDER, ModelRegistry
+from resources.settings import PROMOTION_MODES, settings
+
+
+class DeploymentConfig(Config):
+    promotion_mode: str | None = Field(default=None, description="What a candidate that passes the gate becomes: "
+                                       "`auto` the champion, `approve` the challenger waiting for approve_challenger_job, "
+                                       "`shadow` the challenger scoring beside the champion until its shadow days decide; "
+                                       "unset: FLIGHTS_PROMOTION_MODE (default auto).")
 
 
 @lifecycle_asset(
@@ -19,17 +30,33 @@ from resources.registry import EVALUATION_ARTIFACT, MODEL_CARD_FOLDER, PREVIOUS,
     deps=["model_evaluation"],
     kinds={"mlflow"},
     description="The deployed model: when the gate passes, the registry alias `champion` moves to the candidate "
-    "(the old champion keeps `previous`); otherwise nothing changes and the metadata says why. A model card "
-    "with ROC and calibration plots is stored with the version's MLflow run.",
+    "(the old champion keeps `previous`), or, with promotion mode approve or shadow, `challenger` does and the "
+    "candidate waits; otherwise nothing changes and the metadata says why. A model card with ROC and calibration "
+    "plots is stored with the version's MLflow run. Approvals, rejections and rollbacks (their jobs) are recorded "
+    "here too (metadata `event`).",
 )
-def champion_model(context: AssetExecutionContext, model_registry: ModelRegistry) -> MaterializeResult:
+def champion_model(context: AssetExecutionContext, config: DeploymentConfig, model_registry: ModelRegistry) -> MaterializeResult:
+    mode = config.promotion_mode or settings().promotion_mode
+    if mode not in PROMOTION_MODES:
+        raise DataProblem(f"promotion_mode {mode!r}: expected one of {', '.join(PROMOTION_MODES)}")
     version = latest_materialization(context, "model_evaluation").metadata["model_version"].value
     candidate = model_registry.record(version)
     evaluation = Evaluation.from_json(model_registry.read_json(candidate.run_id, EVALUATION_ARTIFACT))
     verdict = evaluation.verdict
-    previous = model_registry.promote(version) if verdict.promote else None
+    previous, superseded, event = None, None, "rejected"
+    if verdict.promote and mode == "auto":
+        previous = model_registry.promote(version, by="gate", reason="; ".join(verdict.reasons), dagster_run_id=context.run_id)
+        event = "promoted"
+    elif verdict.promote:
+        superseded = model_registry.set_challenger(version, mode, candidate.window.days[-1], by="gate",
+                                                   reason="passed the gate", dagster_run_id=context.run_id)
+        event = "challenger"
     champion = model_registry.champion()
-    card = model_card(candidate, evaluation, verdict.promote, context.run_id)
+    waiting = ("waiting for approval: approve_challenger_job or reject_challenger_job" if mode == "approve" else
+               f"scoring beside the champion for {settings().shadow_days} labelled days")
+    decision = {"promoted": "deployed as champion", "rejected": "not deployed",
+                "challenger": f"challenger ({mode}), {waiting}"}[event]
+    card = model_card(candidate, evaluation, decision, context.run_id)
     with tempfile.TemporaryDirectory() as scratch:  # the card lives in the artifact store, not on this host
         folder = Path(scratch)
         (folder / CARD_FILE).write_text(card)
@@ -37,8 +64,12 @@ def champion_model(context: AssetExecutionContext, model_registry: ModelRegistry
     # what monitoring compares the live ROC AUC against (performance_report), and the decision
     model_registry.record_verdict(version, verdict, evaluation.candidate.roc_auc)
     return MaterializeResult(metadata={
+        "event": MetadataValue.text(event),
         "champion": MetadataValue.text(champion.label if champion else "none"),
-        "promoted": MetadataValue.bool(verdict.promote),
+        "promoted": MetadataValue.bool(event == "promoted"),
+        "promotion_mode": MetadataValue.text(mode),
+        "challenger": MetadataValue.text(version if event == "challenger" else "none"),
+        **({"superseded_challenger": MetadataValue.text(superseded)} if superseded else {}),
         "candidate_version": MetadataValue.text(version),
         "previous": MetadataValue.text(previous or "unchanged"),
         "reasons": MetadataValue.md(bullet_list(verdict.reasons)),
@@ -52,16 +83,3 @@ def champion_model(context: AssetExecutionContext, model_registry: ModelRegistry
         "data_versions": MetadataValue.json(candidate.window.data_versions),
         "provenance": MetadataValue.text(f"python -m pipelines.provenance {version}"),
     })
-
-
-# no retry: a rollback is two alias writes, and repeating it after the first succeeded would
-# leave both aliases on one version; a failed rollback is for a person to look at and re-run
-@op(description="Move `champion` back to the `previous` model version.")
-def rollback_champion(context: OpExecutionContext, model_registry: ModelRegistry) -> None:
-    rolled_back, restored = model_registry.rollback()
-    context.log.info(f"champion: v{rolled_back} -> v{restored} (v{rolled_back} is now `{PREVIOUS}`)")
-
-
-@job(description="Roll the deployed model back: `champion` moves to `previous`.", tags={"stage": "deployment"})
-def rollback_job():
-    rollback_champion()

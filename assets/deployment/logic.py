@@ -39,13 +39,13 @@ def plots(evaluation: Evaluation, folder: Path) -> list[Path]:
     return [roc, cal]
 
 
-def model_card(candidate: ModelRecord, evaluation: Evaluation, deployed: bool, dagster_run_id: str) -> str:
+def model_card(candidate: ModelRecord, evaluation: Evaluation, decision: str, dagster_run_id: str) -> str:
     d = candidate.window.splits
     segment = ["rows", "late_share", "roc_auc", "f1"]
     lines = [
         f"# Model card: {candidate.label}",
         "",
-        f"**Decision:** {'deployed as champion' if deployed else 'not deployed'}",
+        f"**Decision:** {decision}",
         "",
         *[f"- {r}" for r in evaluation.verdict.reasons],
         "",

@@ -80,6 +80,14 @@ def _upload_check(asset: str) -> AssetCheckSpec:
         "re-materializing the day uploads it again."))
 
 
+DRIFT_CHECK = "no_dataset_drift"
+PERFORMANCE_CHECK = "performance_not_degraded"
+
+
+def _verdict_check(asset: str, name: str, description: str) -> AssetCheckSpec:
+    return AssetCheckSpec(name, asset=asset, description=description)
+
+
 def _previous_snapshots(context: AssetExecutionContext, days: list[str]) -> dict[str, str]:
     """The snapshot id each day's latest earlier materialization uploaded (replaced on upload)."""
     records = context.instance.fetch_materializations(
@@ -164,7 +172,10 @@ class DriftConfig(Config):
     daily=True,
     deps=["predictions"],
     kinds={"evidently"},
-    check_specs=[_upload_check("drift_report")],
+    check_specs=[_upload_check("drift_report"), _verdict_check(
+        "drift_report", DRIFT_CHECK, "WARN when the day's features and predictions drifted from the model's reference "
+        "(dataset drift: the drifted share of the monitored columns reached the threshold), or when the traffic the "
+        "scoring server served for the day did. drift_sensor requests a retrain on the same verdict.")],
     description="Evidently data drift of the day's features and predicted probabilities against the reference of the "
     "model that scored them (a fixed-seed sample of its training window): dataset drift share, per-column method / "
     "score / threshold / verdict, and the day's snapshot in the Evidently workspace (link `report`).",
@@ -179,7 +190,7 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
     days = context.partition_keys
     current = scored_days(warehouse, days)
     references: dict[str, tuple] = {}
-    per_day, summary = {}, []
+    per_day, summary, verdicts = {}, [], {}
     upload = _Uploads(context, monitoring_workspace, "drift")
     for day in days:
         rows = current[current["partition_date"] == day]
@@ -208,10 +219,14 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
             "current_rows": MetadataValue.int(len(rows)),
             **upload(day, result.snapshot),
         }
+        verdicts[day] = (not result.dataset_drift, {
+            "drift_share": MetadataValue.float(round(result.share, 4)), "threshold": MetadataValue.float(share),
+            "drifted": MetadataValue.text(", ".join(c["column"] for c in result.columns if c["drifted"]) or "none")})
         summary.append({"day": day, "drift_share": round(result.share, 3), "dataset_drift": result.dataset_drift,
                         "drifted": ", ".join(c["column"] for c in result.columns if c["drifted"])})
     add_partition_metadata(context, per_day)
     yield from upload.checks()
+    yield from partition_check_results(context, DRIFT_CHECK, verdicts, severity=AssetCheckSeverity.WARN)
     yield MaterializeResult(metadata={
         "days": MetadataValue.int(len(days)),
         "monitoring_dashboard": _dashboard_link(monitoring_workspace, upload),
@@ -232,7 +247,10 @@ class PerformanceConfig(Config):
     daily=True,
     deps=["predictions", "flight_features"],
     kinds={"evidently"},
-    check_specs=[_upload_check("performance_report")],
+    check_specs=[_upload_check("performance_report"), _verdict_check(
+        "performance_report", PERFORMANCE_CHECK, "WARN when the model's ROC AUC over the trailing days fell "
+        "FLIGHTS_ROC_AUC_DROP or more below its evaluation ROC AUC. performance_sensor requests a retrain on the same "
+        "verdict.")],
     description="Once the day's arrivals are known: the deployed model's real ROC AUC, precision, recall and "
     "calibration on the day (an Evidently classification snapshot in the monitoring workspace, link `report`), and "
     "its ROC AUC over the trailing days against the ROC AUC it had at evaluation.",
@@ -246,7 +264,7 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
     scored = scored_days(warehouse, sorted({d for day in days for d in trailing_days(day, window)}))
     labelled = scored[scored[LABEL].notna()].copy()
     labelled[LABEL] = labelled[LABEL].astype(int)
-    per_day, summary = {}, []
+    per_day, summary, verdicts = {}, [], {}
     upload = _Uploads(context, monitoring_workspace, "performance")
     for day in days:
         rows = labelled[labelled["partition_date"] == day]
@@ -278,10 +296,14 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
             "model_version": MetadataValue.text(version),
             **upload(day, result.snapshot),
         }
+        verdicts[day] = (not trailing.degraded, {
+            "trailing_roc_auc": _number(trailing.roc_auc), "evaluation_roc_auc": MetadataValue.float(round(record.evaluation_roc_auc, 4)),
+            "roc_auc_drop": _number(trailing.drop), "threshold": MetadataValue.float(drop_threshold)})
         summary.append({"day": day, "roc_auc": round(result.metrics["roc_auc"], 3), "trailing_roc_auc": round(trailing.roc_auc, 3),
                         "drop": round(trailing.drop, 3), "degraded": trailing.degraded})
     add_partition_metadata(context, per_day)
     yield from upload.checks()
+    yield from partition_check_results(context, PERFORMANCE_CHECK, verdicts, severity=AssetCheckSeverity.WARN)
     yield MaterializeResult(metadata={
         "days": MetadataValue.int(len(days)),
         "monitoring_dashboard": _dashboard_link(monitoring_workspace, upload),

@@ -43,6 +43,23 @@ NON_DEFAULT = {
     "FLIGHTS_CELERY_BACKEND": ("redis://127.0.0.1:6380/1", "celery_backend", "redis://127.0.0.1:6380/1"),
     "FLIGHTS_STORE_RETRIES": ("5", "store_retries", 5),
     "FLIGHTS_STORE_RETRY_DELAY": ("0.5", "store_retry_delay", 0.5),
+    "FLIGHTS_PROMOTION_MODE": ("approve", "promotion_mode", "approve"),
+    "FLIGHTS_CHALLENGER_EXPIRY_DAYS": ("3", "challenger_expiry_days", 3),
+    "FLIGHTS_SHADOW_DAYS": ("5", "shadow_days", 5),
+    "FLIGHTS_SERVE_POLL_SECONDS": ("0.5", "serve_poll_seconds", 0.5),
+    "FLIGHTS_SERVE_RECORD": ("false", "serve_record", False),
+    "FLIGHTS_SERVE_RECORD_SECONDS": ("2.5", "serve_record_seconds", 2.5),
+    "FLIGHTS_DAGSTER_UI_URL": ("http://dagster.internal:3000/", "dagster_ui_url", "http://dagster.internal:3000"),
+    "FLIGHTS_ALERT_WEBHOOK_URL": ("https://hooks.example.org/T/B/x", "alert_webhook_url", "https://hooks.example.org/T/B/x"),
+    "FLIGHTS_SMTP_HOST": ("smtp.example.org", "smtp_host", "smtp.example.org"),
+    "FLIGHTS_SMTP_PORT": ("587", "smtp_port", 587),
+    "FLIGHTS_SMTP_USERNAME": ("alerts", "smtp_username", "alerts"),
+    "FLIGHTS_SMTP_PASSWORD": ("mail-secret", "smtp_password", "mail-secret"),
+    "FLIGHTS_SMTP_STARTTLS": ("true", "smtp_starttls", True),
+    "FLIGHTS_ALERT_EMAIL_FROM": ("mlops@example.org", "alert_email_from", "mlops@example.org"),
+    "FLIGHTS_ALERT_EMAIL_TO": ("a@example.org, b@example.org", "alert_email_to", ("a@example.org", "b@example.org")),
+    "FLIGHTS_ALERT_RETRIES": ("1", "alert_retries", 1),
+    "FLIGHTS_ALERT_RETRY_DELAY": ("0.2", "alert_retry_delay", 0.2),
 }
 
 
@@ -59,7 +76,9 @@ def test_each_setting_reaches_its_field(name):
     value, field, expected = NON_DEFAULT[name]
     default = getattr(Settings.from_env({}), field)
     assert default != expected  # the test value is not the default: the variable is what changed it
-    assert getattr(Settings.from_env({name: value}), field) == expected
+    # the SMTP host needs a recipient: given with every SMTP variable
+    needs = {"FLIGHTS_ALERT_EMAIL_TO": "ops@example.org"} if name == "FLIGHTS_SMTP_HOST" else {}
+    assert getattr(Settings.from_env({name: value, **needs}), field) == expected
 
 
 def test_defaults_and_the_profile():
