@@ -126,6 +126,9 @@ def provenance(version: str, instance: DagsterInstance | None = None, registry: 
                                           if k.startswith("test_")},
                        "dagster": evaluation},
         "deployment": deployment,
+        # every alias move of the version: who, why, which Dagster run (promotion, approval,
+        # rejection, expiry, rollback)
+        "alias_moves": [e.as_dict() for e in record.events],
         "rebuild": {"git_commit": build.git_commit, "requirements_lock_sha256": build.lock_sha256,
                     "pinned_requirements": requirements, "hyperparameters": registry.run_params(record.run_id),
                     "command": f"python -m pipelines.reproduce {record.version}"},
@@ -165,6 +168,10 @@ def as_text(p: dict[str, Any]) -> str:
     if dep:
         lines += ["", "DEPLOYMENT", f"  promoted: {dep['promoted']}; champion after the run: {dep['champion']}; previous: {dep['previous']}",
                   f"  model card: {dep['model_card_url']}"]
+    labels = {"rolled_back": "rolled back", "restored": "restored by a rollback", "challenger": "challenger"}
+    lines += ["", "ALIAS MOVES" + ("" if p["alias_moves"] else "  none")]
+    lines += [f"  {e['at']}  {labels.get(e['kind'], e['kind'])} by {e['by']}: {e['reason']}"
+              + (f"  (Dagster run {e['dagster_run_id']})" if e["dagster_run_id"] else "") for e in p["alias_moves"]]
     lines += ["", "WHAT WOULD REBUILD IT", f"  git commit: {rb['git_commit']}", f"  requirements.lock sha256: {rb['requirements_lock_sha256']}",
               f"  pinned requirements: {', '.join(rb['pinned_requirements'] or [])}",
               f"  hyperparameters: {rb['hyperparameters']}", f"  command: {rb['command']}"]

@@ -1,21 +1,26 @@
-"""Serve the current champion with MLflow's own scoring server, on loopback only.
+"""Serve the champion, following the registry's `champion` alias, on loopback only.
 
-    python -m pipelines.serve [--port 5001] [--host 127.0.0.1]
+    python -m pipelines.serve [--port 5001] [--host 127.0.0.1] [--no-record]
 
-Runs `mlflow models serve -m models:/<name>@champion --env-manager local`; POST
-{"inputs": [{<feature>: value, ...}, ...]} to /invocations, get [P(on time), P(late)] per flight
-(the request schema and the scoring: served_model/model.py).
+POST {"inputs": [{<feature>: value, ...}, ...]} to /invocations and get [P(on time), P(late)] per
+flight (the request schema and the scoring: served_model/model.py); each response names the
+version that produced it (`X-Model-Version`). A promotion, an approval or a rollback is served
+within FLIGHTS_SERVE_POLL_SECONDS plus the new version's load and warm-up, with no failed or
+mixed request (pipelines/serving_app.py). `GET /serving` shows the served version, the swaps,
+the versions that could not be loaded and the recorder's counts. Every served flight is
+recorded in the warehouse (`served_predictions`) unless --no-record or FLIGHTS_SERVE_RECORD=false.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
 
-from resources.registry import CHAMPION, ModelRegistry
-from resources.settings import configure_process, subprocess_env
+from resources.registry import ModelRegistry
+from resources.settings import configure_process, settings, subprocess_env
 
 
 def servable(registry: ModelRegistry) -> str:
@@ -31,39 +36,59 @@ def servable(registry: ModelRegistry) -> str:
     return champion.version
 
 
-def serve_command(registry: ModelRegistry, host: str, port: int, workers: int = 2) -> tuple[list[str], dict]:
+def serve_command(registry: ModelRegistry, host: str, port: int, record: bool = True) -> tuple[list[str], dict]:
+    """The command (and its environment) that starts this server for `registry`."""
     env = subprocess_env({"MLFLOW_TRACKING_URI": registry.resolved_tracking_uri})
-    # requests are single rows or small batches: OpenMP threads in the boosted trees cost more
-    # than they save there (11 ms -> 2 ms per row measured); concurrency comes from the workers
-    env["OMP_NUM_THREADS"] = "1"
-    env["UVICORN_ACCESS_LOG"] = "false"  # a log line per request costs more than the request
-    # `mlflow models serve` starts uvicorn from PATH: put this environment's bin first
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    cmd = [
-        str(Path(bin_dir) / "mlflow"), "models", "serve",
-        "-m", f"models:/{registry.model_name}@{CHAMPION}",
-        "--env-manager", "local", "-h", host, "-p", str(port), "--workers", str(workers),
-    ]
-    return cmd, env
+    cmd = [sys.executable, "-m", "pipelines.serve", "--host", host, "--port", str(port)]
+    return cmd + ([] if record else ["--no-record"]), env
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--no-record", action="store_true", help="do not record served requests in the warehouse")
     return parser.parse_args(argv)
 
 
-def main() -> None:
+def _alert_unservable(version: str, serving: str, why: str) -> None:
+    from resources.alerts import Alert, send
+
+    send(Alert(kind="serving_failed", severity="error",
+               title=f"Serving: champion v{version} cannot be served; v{serving} keeps serving",
+               lines=(why,), fields={"model_version": version, "serving": serving}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    # requests are single rows or small batches: OpenMP threads in the boosted trees cost more
+    # than they save there (11 ms -> 2 ms per row measured); concurrency comes from MLflow's threads
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     configure_process()
-    args = arguments()
+    args = arguments(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    import uvicorn
+    from threadpoolctl import threadpool_limits
+
+    from pipelines.served_traffic import ServedTrafficRecorder
+    from pipelines.serving_app import ChampionFollower, FollowingApp, ServingRefused
+    from resources.warehouse import Warehouse
+
+    s = settings()
     registry = ModelRegistry()
     servable(registry)
-    cmd, env = serve_command(registry, args.host, args.port)
-    print(" ".join(cmd), flush=True)
-    os.execvpe(cmd[0], cmd, env)
+    follower = ChampionFollower(registry, s.serve_poll_seconds, on_failure=_alert_unservable)
+    try:
+        follower.start()
+    except ServingRefused as exc:
+        raise SystemExit(str(exc)) from None
+    threadpool_limits(1)
+    recorder = None if args.no_record or not s.serve_record else ServedTrafficRecorder(Warehouse(), s.serve_record_seconds)
+    print(f"serving {registry.model_name} v{follower.current.version} on http://{args.host}:{args.port} "
+          f"(follows @champion every {s.serve_poll_seconds:g} s; recording {'on' if recorder else 'off'})", flush=True)
+    uvicorn.run(FollowingApp(follower, recorder), host=args.host, port=args.port, log_level="warning",
+                access_log=False, lifespan="on")
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     main()

@@ -179,3 +179,31 @@ predictions = Table(
     Column("model_version", String(16), nullable=False),
     Index("ix_predictions_partition", "partition_date"),
 )
+
+# Every flight the scoring server (`make serve`) scored, recorded off the request path in
+# batches: the features it was sent, the probability it answered, the version that answered.
+# `partition_date` is the flight's day as its features say (day_of_year in the partitions' year).
+served_predictions = Table(
+    "served_predictions",
+    metadata,
+    _PARTITION(),
+    Column("served_at", String(32), nullable=False),  # UTC, ISO
+    Column("request_id", String(36), nullable=False),
+    Column("row_in_request", Integer, nullable=False),
+    Column("model_version", String(16), nullable=False),
+    Column("probability_late", Float, nullable=False),
+    *[Column(name, Float) for name in FEATURE_COLUMNS_NUMERIC],
+    *[Column(name, Text) for name in FEATURE_COLUMNS_CATEGORICAL],
+    Index("ix_served_predictions_partition", "partition_date"),
+)
+
+# A shadow challenger's score of each flight of a day, beside the champion's (`predictions`).
+shadow_predictions = Table(
+    "shadow_predictions",
+    metadata,
+    _PARTITION(),
+    Column("row_number", Integer, nullable=False),
+    Column("probability_late", Float, nullable=False),
+    Column("model_version", String(16), nullable=False),
+    Index("ix_shadow_predictions_partition", "partition_date"),
+)

@@ -217,6 +217,11 @@ class Warehouse(ConfigurableResource):
         with self._reachable(), self.engine.begin() as conn:
             yield PartitionWriter(conn)
 
+    def append(self, table: Table, frame: pd.DataFrame) -> None:
+        """Insert rows in one transaction (an append-only table such as `served_predictions`)."""
+        with self._reachable(), self.engine.begin() as conn:
+            _insert(conn, table, frame)
+
     def read(
         self,
         table: Table,

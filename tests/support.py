@@ -235,3 +235,65 @@ def dismiss_welcome(driver):
         if button.is_displayed():
             button.click()
             time.sleep(0.5)
+
+
+class WebhookReceiver:
+    """A local HTTP server that takes JSON POSTs (an alert webhook): `received` holds the bodies;
+    the first `refuse` requests get a 500."""
+
+    def __init__(self, refuse: int = 0):
+        import http.server
+        import threading
+
+        self.received: list[dict] = []
+        self.refused = 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if owner.refused < refuse:
+                    owner.refused += 1
+                    self.send_response(500)
+                else:
+                    owner.received.append(json.loads(body))
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T000/B000/secret-token"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def texts(self) -> list[str]:
+        return [m["text"] for m in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SmtpServer:
+    """A local SMTP server (aiosmtpd): `messages` holds each email received."""
+
+    def __init__(self):
+        from email import message_from_bytes
+
+        from aiosmtpd.controller import Controller
+
+        owner = self
+        self.messages: list = []
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+                owner.messages.append(message_from_bytes(envelope.original_content))
+                return "250 OK"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+        self.controller.start()
+        self.port = self.controller.port
+
+    def close(self) -> None:
+        self.controller.stop()

@@ -63,17 +63,17 @@ def _refusals_said():
         raise DataFailure(str(exc)) from exc
 
 
-@op(description="The waiting challenger becomes the champion; the old champion keeps `previous`.")
+@op(out={}, description="The waiting challenger becomes the champion; the old champion keeps `previous`.")
 def approve_challenger(context: OpExecutionContext, config: ChallengerDecision, model_registry: ModelRegistry):
     with _refusals_said():
         approved, old = model_registry.approve_challenger(by=config.approver, reason=config.reason,
                                                           dagster_run_id=context.run_id, expected=config.version)
     context.log.info(f"champion: v{old} -> v{approved}, approved by {config.approver}: {config.reason}")
-    yield _deployment_record(context, model_registry, "approved", approved, {
-        "approver": config.approver, "reason": config.reason, "previous": old or "none"})
+    context.log_event(_deployment_record(context, model_registry, "approved", approved, {
+        "approver": config.approver, "reason": config.reason, "previous": old or "none"}))
 
 
-@op(description="The waiting challenger loses its alias (rejected, expired or dropped).")
+@op(out={}, description="The waiting challenger loses its alias (rejected, expired or dropped).")
 def reject_challenger(context: OpExecutionContext, config: ChallengerDecision, model_registry: ModelRegistry):
     if config.outcome not in ("rejected", "expired", "dropped"):
         raise DataFailure(f"outcome {config.outcome!r}: expected rejected, expired or dropped (nothing was moved)")
@@ -81,19 +81,19 @@ def reject_challenger(context: OpExecutionContext, config: ChallengerDecision, m
         rejected = model_registry.reject_challenger(by=config.approver, reason=config.reason, kind=config.outcome,
                                                     dagster_run_id=context.run_id, expected=config.version)
     context.log.info(f"challenger v{rejected} {config.outcome} by {config.approver}: {config.reason}")
-    yield _deployment_record(context, model_registry, f"challenger_{config.outcome}", rejected, {
-        "approver": config.approver, "reason": config.reason})
+    context.log_event(_deployment_record(context, model_registry, f"challenger_{config.outcome}", rejected, {
+        "approver": config.approver, "reason": config.reason}))
 
 
-@op(description="Move `champion` back to a version (default `previous`), with a reason.")
+@op(out={}, description="Move `champion` back to a version (default `previous`), with a reason.")
 def rollback_champion(context: OpExecutionContext, config: RollbackRequest, model_registry: ModelRegistry):
     with _refusals_said():
         rolled_back, restored, previous = model_registry.rollback(
             config.target_version, by=config.requested_by, reason=config.reason, dagster_run_id=context.run_id)
     context.log.info(f"champion: v{rolled_back} -> v{restored} ({config.reason}); `previous`: {previous or 'none'}")
-    yield _deployment_record(context, model_registry, "rolled_back", restored, {
+    context.log_event(_deployment_record(context, model_registry, "rolled_back", restored, {
         "rolled_back_from": rolled_back, "requested_by": config.requested_by, "reason": config.reason,
-        "previous": previous or "none"})
+        "previous": previous or "none"}))
 
 
 @job(description="Approve the waiting challenger (config: approver, reason): it becomes the champion.",

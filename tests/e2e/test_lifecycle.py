@@ -1,5 +1,5 @@
 """The model half end to end through the Dagster CLI: retrain on a short window, the gate,
-deployment through registry aliases, rollback, batch scoring and MLflow's scoring server."""
+deployment through registry aliases, rollback with a reason, batch scoring and the scoring server."""
 
 import json
 import os
@@ -124,10 +124,23 @@ def test_lifecycle(env, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _aliases(env) == {"champion": "3", "previous": "1"}
 
-    # 5. rollback: champion back to previous
-    proc = _dagster(env, "job", "execute", "-j", "rollback_job")
+    # 5. rollback: champion back to previous, with a reason; v3 is never restored by a rollback
+    def rollback(**config):
+        path = tmp_path / "rollback.yaml"
+        path.write_text(json.dumps({"ops": {"rollback_champion": {"config": config}}}))
+        return _dagster(env, "job", "execute", "-j", "rollback_job", "-c", str(path))
+
+    proc = rollback(reason="late share doubled after the override", requested_by="on-call")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _aliases(env) == {"champion": "1", "previous": "3"}
+    assert _aliases(env) == {"champion": "1", "previous": None}
+    for config, said in (({"reason": "again"}, "no `previous` version to roll back to"),
+                         ({"reason": "undo", "target_version": "3"}, "v3 was rolled back"),
+                         ({"reason": "typo", "target_version": "42"}, "version '42' of flight_delay_classifier does not exist")):
+        proc = rollback(**config)
+        assert proc.returncode != 0 and said in proc.stdout + proc.stderr, (config, proc.stderr[-2000:])
+        assert _aliases(env) == {"champion": "1", "previous": None}
+    event = instance.fetch_materializations(AssetKey("champion_model"), limit=1).records[0].asset_materialization.metadata
+    assert (event["event"].value, event["rolled_back_from"].value, event["requested_by"].value) == ("rolled_back", "3", "on-call")
 
     # 6. batch scoring of the days after the window, the model version on every row
     proc = _dagster(env, "asset", "materialize", "--select", "predictions", "--partition-range", f"2013-06-11...{DAYS[1]}")
@@ -143,6 +156,10 @@ def test_lifecycle(env, tmp_path):
     assert summary.returncode == 0 and "Champion: flight_delay_classifier v1" in summary.stdout, summary.stderr[-3000:]
     chain = _python(cli_env, "pipelines.provenance", "1", "--json")
     assert chain.returncode == 0 and json.loads(chain.stdout)["model"]["version"] == "1", chain.stderr[-3000:]
+    rolled = json.loads(_python(cli_env, "pipelines.provenance", "3", "--json").stdout)["alias_moves"]
+    assert [e["kind"] for e in rolled] == ["promoted", "rolled_back"]
+    assert rolled[-1]["by"] == "on-call" and rolled[-1]["reason"] == "late share doubled after the override"
+    assert "rolled back" in _python(cli_env, "pipelines.provenance", "3").stdout
     rebuilt = _python(cli_env, "pipelines.reproduce", "1")
     assert rebuilt.returncode == 0 and "REPRODUCED" in rebuilt.stdout, rebuilt.stdout + rebuilt.stderr[-3000:]
 
@@ -152,6 +169,7 @@ def test_lifecycle(env, tmp_path):
 
     port = free_port()
     cmd, serve_env = serve_command(_registry(env), "127.0.0.1", port)
+    serve_env["WAREHOUSE_URL"] = env["WAREHOUSE_URL"]
     url = f"http://127.0.0.1:{port}"
     server, log = start_server(cmd, serve_env, tmp_path / "serve.log", url + "/ping")
     try:
@@ -159,6 +177,7 @@ def test_lifecycle(env, tmp_path):
         answer = _post(url, {"inputs": rows})  # a large request: through the Pipeline
         got = [p[1] for p in answer["predictions"]]
         assert got == pytest.approx(preds.head(100)["probability_late"].tolist(), abs=1e-9)
+        assert _served_version(url, rows[:1]) == "1"
         small = _post(url, {"inputs": rows[:25]})  # small requests: the fast path, same answers
         assert [p[1] for p in small["predictions"]] == pytest.approx(got[:25], abs=1e-12)
         assert _post(url, {"inputs": rows[3:4]})["predictions"][0][1] == pytest.approx(got[3], abs=1e-12)
@@ -187,7 +206,7 @@ def test_lifecycle(env, tmp_path):
                    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
     proc = _retrain(unreachable, tmp_path)
     assert proc.returncode != 0 and "unreachable" in proc.stdout + proc.stderr
-    assert _aliases(env) == {"champion": "1", "previous": "3"}
+    assert _aliases(env) == {"champion": "1", "previous": None}
 
     # 8b. the retrain process killed (SIGKILL) during training, then during evaluation, of a
     # candidate the gate would promote (manual override): no alias moves
@@ -216,7 +235,7 @@ def test_lifecycle(env, tmp_path):
         proc.wait(timeout=30)
         (killed_run,) = step_starts(step) - before
         assert killed_run not in step_starts("champion_model")  # killed before deployment began
-        assert _aliases(env) == {"champion": "1", "previous": "3"}
+        assert _aliases(env) == {"champion": "1", "previous": None}
 
     # 9. a champion whose artifacts are missing: evaluation fails clearly, nothing changes
     champion = _registry(env).champion()
@@ -227,13 +246,19 @@ def test_lifecycle(env, tmp_path):
     proc = _retrain(env, tmp_path)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "champion cannot be evaluated" in out and "artifacts missing" in out
-    assert _aliases(env) == {"champion": "1", "previous": "3"}
+    assert _aliases(env) == {"champion": "1", "previous": None}
 
 
 def _post(url, body):
     req = urllib.request.Request(url + "/invocations", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
     return json.loads(urllib.request.urlopen(req, timeout=30).read())
+
+
+def _served_version(url, rows):
+    req = urllib.request.Request(url + "/invocations", data=json.dumps({"inputs": rows}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    return urllib.request.urlopen(req, timeout=30).headers["X-Model-Version"]
 
 
 def _post_error(url, body):
