@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -57,7 +57,7 @@ def served_rows(body: bytes, response: bytes, version: str, at: float) -> list[d
     predictions = answer.get("predictions") if isinstance(answer, dict) else None
     if records is None or not isinstance(predictions, list) or len(predictions) != len(records):
         return None
-    served_at = datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds")
+    served_at = datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
     request_id = str(uuid.uuid4())
     rows = []
     for i, (features, p) in enumerate(zip(records, predictions)):

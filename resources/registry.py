@@ -16,7 +16,7 @@ import json
 import re
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import ConfigurableResource
@@ -354,7 +354,7 @@ class ModelRegistry(ConfigurableResource):
 
     def _log_event(self, version: str, kind: str, by: str, reason: str, dagster_run_id: str = "") -> None:
         record = self.record(version)
-        event = DeployEvent(kind, datetime.now(timezone.utc).isoformat(timespec="seconds"), by, reason, dagster_run_id)
+        event = DeployEvent(kind, datetime.now(UTC).isoformat(timespec="seconds"), by, reason, dagster_run_id)
         events = [e.as_dict() for e in record.events] + [event.as_dict()]
         self.set_version_tags(version, {Tag.DEPLOY_EVENTS: json.dumps(events)})
 
