@@ -22,9 +22,11 @@ from assets.monitoring import asset as monitoring  # noqa: E402
 from assets.scoring import asset as scoring  # noqa: E402
 from assets.training import asset as training  # noqa: E402
 from assets.validation import asset as validation  # noqa: E402
+from pipelines.alerts import ALERT_SENSORS  # noqa: E402
 from pipelines.jobs import ingest_job, monitor_job, retrain_job, score_job  # noqa: E402
 from pipelines.schedules import daily_ingestion_schedule, periodic_retrain_schedule  # noqa: E402
 from pipelines.sensors import (  # noqa: E402
+    challenger_sensor,
     drift_sensor,
     landing_sensor,
     monitor_sensor,
@@ -78,7 +80,8 @@ def build_definitions(resources: dict | None = None) -> Definitions:
         jobs=[ingest_job, retrain_job, score_job, monitor_job, rollback_job, approve_challenger_job,
               reject_challenger_job],
         schedules=[daily_ingestion_schedule, periodic_retrain_schedule],
-        sensors=[drift_sensor, performance_sensor, monitor_sensor, landing_sensor, replay_clock_sensor],
+        sensors=[drift_sensor, performance_sensor, monitor_sensor, landing_sensor, replay_clock_sensor, challenger_sensor,
+                 *ALERT_SENSORS],
         resources={**default_resources(), **(resources or {})},
         executor=executor_for(settings()),
     )

@@ -69,6 +69,7 @@ def champion_model(context: AssetExecutionContext, config: DeploymentConfig, mod
         "promoted": MetadataValue.bool(event == "promoted"),
         "promotion_mode": MetadataValue.text(mode),
         "challenger": MetadataValue.text(version if event == "challenger" else "none"),
+        **({"challenger_since": MetadataValue.text(candidate.window.days[-1])} if event == "challenger" else {}),
         **({"superseded_challenger": MetadataValue.text(superseded)} if superseded else {}),
         "candidate_version": MetadataValue.text(version),
         "previous": MetadataValue.text(previous or "unchanged"),

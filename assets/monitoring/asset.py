@@ -26,7 +26,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.asset_factory import add_partition_metadata, lifecycle_asset, partition_check_results
-from assets.common import markdown_table
+from assets.common import markdown_table, partition_days
 from assets.monitoring.logic import (
     DRIFT_COLUMNS_CATEGORICAL,
     DRIFT_COLUMNS_NUMERIC,
@@ -35,6 +35,7 @@ from assets.monitoring.logic import (
     day_version,
     reference_and_thresholds,
     rounded,
+    shadow_comparison,
     trailing_days,
     trailing_performance,
 )
@@ -50,7 +51,7 @@ from resources.monitoring_workspace import (
     MonitoringWorkspace,
 )
 from resources.registry import ModelRegistry
-from resources.schemas import flight_features, predictions
+from resources.schemas import flight_features, predictions, shadow_predictions
 from resources.settings import settings
 from resources.warehouse import Warehouse
 from served_model.features import model_input
@@ -147,6 +148,26 @@ def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version
     atomic_write(sample_path, lambda p: ref.to_parquet(p, index=False))
     atomic_write(thresholds_path, lambda p: p.write_text(json.dumps(thresholds, indent=1)))
     return ref, thresholds
+
+
+def _shadow_metadata(warehouse: Warehouse, challenger, day: str) -> dict:
+    """The shadow challenger against the champion on the labelled days since it became the challenger."""
+    from assets.evaluation.logic import GatePolicy
+
+    days = [d for d in partition_days() if challenger.challenger_since < d <= day]
+    shadow = warehouse.read(shadow_predictions, days)
+    labelled = scored_days(warehouse, sorted(set(shadow["partition_date"])))
+    labelled = labelled[labelled[LABEL].notna()].copy()
+    labelled[LABEL] = labelled[LABEL].astype(int)
+    compared = shadow_comparison(labelled, shadow, challenger.version, settings().shadow_days, GatePolicy().min_margin, LABEL)
+    return {
+        "shadow_challenger": MetadataValue.text(challenger.version),
+        "shadow_days": MetadataValue.int(compared.days),
+        "shadow_champion_roc_auc": _number(compared.champion_roc_auc),
+        "shadow_challenger_roc_auc": _number(compared.challenger_roc_auc),
+        "shadow_verdict": MetadataValue.text(compared.verdict),
+        "shadow_reason": MetadataValue.text(compared.reason),
+    }
 
 
 def _dashboard_link(workspace: MonitoringWorkspace, upload: _Uploads):
@@ -266,6 +287,9 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
     labelled[LABEL] = labelled[LABEL].astype(int)
     per_day, summary, verdicts = {}, [], {}
     upload = _Uploads(context, monitoring_workspace, "performance")
+    challenger = model_registry.challenger()
+    if challenger is not None and challenger.challenger_mode != "shadow":
+        challenger = None
     for day in days:
         rows = labelled[labelled["partition_date"] == day]
         if rows.empty:
@@ -296,6 +320,8 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
             "model_version": MetadataValue.text(version),
             **upload(day, result.snapshot),
         }
+        if challenger is not None and challenger.challenger_since and day > challenger.challenger_since:
+            per_day[day].update(_shadow_metadata(warehouse, challenger, day))
         verdicts[day] = (not trailing.degraded, {
             "trailing_roc_auc": _number(trailing.roc_auc), "evaluation_roc_auc": MetadataValue.float(round(record.evaluation_roc_auc, 4)),
             "roc_auc_drop": _number(trailing.drop), "threshold": MetadataValue.float(drop_threshold)})

@@ -91,3 +91,50 @@ def trailing_performance(labelled: pd.DataFrame, day: str, version: str, window_
 def rounded(value: float, digits: int = 4) -> float | None:
     """A figure for a report, or None when it is undefined (e.g. ROC AUC of a one-class day)."""
     return round(value, digits) if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class ShadowComparison:
+    """A shadow challenger against the champion on the labelled days both scored since it became
+    the challenger (pooled): promote when it is ahead by the margin after `needed` days, drop
+    when it is not; wait before that."""
+
+    challenger: str
+    days: int
+    needed: int
+    flights: int
+    champion_roc_auc: float
+    challenger_roc_auc: float
+    margin: float
+
+    @property
+    def verdict(self) -> str:
+        if self.days < self.needed:
+            return "waiting"
+        ahead = self.challenger_roc_auc - self.champion_roc_auc
+        return "promote" if math.isfinite(ahead) and ahead >= self.margin else "drop"
+
+    @property
+    def reason(self) -> str:
+        figures = (f"on {self.days} labelled day(s), {self.flights} flights: challenger v{self.challenger} ROC AUC "
+                   f"{self.challenger_roc_auc:.4f} vs champion {self.champion_roc_auc:.4f} (margin {self.margin:.4f})")
+        return {"waiting": f"waiting for {self.needed} labelled days; so far {figures}",
+                "promote": f"beats the champion {figures}",
+                "drop": f"does not beat the champion by the margin {figures}"}[self.verdict]
+
+
+def shadow_comparison(labelled: pd.DataFrame, shadow: pd.DataFrame, challenger: str, needed: int, margin: float,
+                      label: str) -> ShadowComparison:
+    """`labelled`: the champion's scored, labelled rows (partition_date, row_number,
+    probability_late, label) of the shadow days; `shadow`: the challenger's scores of them."""
+    from sklearn.metrics import roc_auc_score
+
+    both = labelled.merge(shadow[shadow["model_version"] == challenger][KEY + ["probability_late"]],
+                          on=KEY, suffixes=("", "_challenger"), validate="one_to_one")
+
+    def auc(column: str) -> float:
+        return float(roc_auc_score(both[label], both[column])) if both[label].nunique() == 2 else float("nan")
+
+    return ShadowComparison(challenger=challenger, days=int(both["partition_date"].nunique()), needed=needed,
+                            flights=len(both), champion_roc_auc=auc("probability_late"),
+                            challenger_roc_auc=auc("probability_late_challenger"), margin=margin)

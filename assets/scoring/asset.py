@@ -6,7 +6,7 @@ from assets.asset_factory import add_partition_metadata, lifecycle_asset
 from assets.scoring.logic import score
 from resources.errors import DataProblem
 from resources.registry import ModelRegistry
-from resources.schemas import flight_features
+from resources.schemas import flight_features, shadow_predictions
 from resources.schemas import predictions as predictions_table
 from resources.warehouse import Warehouse
 
@@ -17,7 +17,8 @@ from resources.warehouse import Warehouse
     deps=["flight_features", "champion_model"],
     kinds={"sklearn", "sql"},
     description="Each day's flights scored by the current champion (registry alias), written to `predictions` "
-    "with the model version on every row.",
+    "with the model version on every row; a shadow challenger (promotion mode shadow) scores them too, beside it "
+    "(`shadow_predictions`).",
 )
 def predictions(context: AssetExecutionContext, warehouse: Warehouse, model_registry: ModelRegistry):
     champion = model_registry.champion()
@@ -27,8 +28,16 @@ def predictions(context: AssetExecutionContext, warehouse: Warehouse, model_regi
     partitions = context.partition_keys
     scored = score(warehouse.read(flight_features, partitions), model, champion.threshold, champion.name,
                    champion.version)
+    challenger = model_registry.challenger()
+    shadow = None
+    if challenger is not None and challenger.challenger_mode == "shadow":
+        shadow = score(warehouse.read(flight_features, partitions), model_registry.load(challenger.version),
+                       challenger.threshold, challenger.name, challenger.version)
     with warehouse.replace_partitions() as tx:
         tx.replace(predictions_table, partitions, scored)
+        if shadow is not None:
+            tx.replace(shadow_predictions, partitions, shadow[["partition_date", "row_number", "probability_late",
+                                                               "model_version"]])
     per_day = scored.groupby("partition_date").agg(rows=("row_number", "size"), predicted_late=("predicted_late", "mean"))
     add_partition_metadata(context, {
         p: {"rows": int(per_day["rows"].get(p, 0)), "predicted_late_share": float(per_day["predicted_late"].get(p, 0.0)),
@@ -39,4 +48,5 @@ def predictions(context: AssetExecutionContext, warehouse: Warehouse, model_regi
         "rows": MetadataValue.int(len(scored)),
         "model": MetadataValue.text(champion.label),
         "threshold": MetadataValue.float(champion.threshold),
+        "shadow_challenger": MetadataValue.text(challenger.label if shadow is not None else "none"),
     })

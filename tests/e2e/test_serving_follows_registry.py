@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine
 
-from tests.support import WebhookReceiver, free_port, json_records, start_server, stop_server
+from tests.support import WebhookReceiver, free_port, json_records, start_server, stop_server, store_url
 
 pytestmark = pytest.mark.e2e
 CLIENTS, SECONDS = 4, 24
@@ -37,7 +37,7 @@ def stores(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serving")
     days = [f"2013-05-{d:02d}" for d in range(1, 11)]
     ts = training_set_of(feature_days(days), days)
-    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_root=str(tmp / "artifacts"))
+    registry = ModelRegistry(tracking_uri=store_url(tmp, "mlflow"), artifact_root=str(tmp / "artifacts"))
     build = BuildInfo("dagster-run", "retrain_job", "commit", "lock", "1")
     rows = model_input(ts.split("test").head(300))
     expected = {}
@@ -51,7 +51,7 @@ def stores(tmp_path_factory):
         expected[version] = fitted.model.predict_proba(rows)[:, 1]
     registry.promote("1", by="test", reason="start")
     return {"registry": registry, "rows": json_records(rows), "expected": expected, "tmp": tmp,
-            "warehouse": f"sqlite:///{tmp / 'warehouse.db'}"}
+            "warehouse": store_url(tmp, "warehouse")}
 
 
 def _post(url: str, rows: list[dict]):
