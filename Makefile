@@ -128,6 +128,7 @@ bench: setup
 	python bench/bench_data_foundation.py
 	python bench/bench_model.py
 	python bench/bench_monitoring.py
+	python bench/bench_serving.py
 
 ## The team profile against the embedded default: the same lifecycle, one run each (services on
 ## loopback: PostgreSQL, Redis, MLflow server, Evidently UI, two Celery workers)

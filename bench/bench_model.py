@@ -184,7 +184,7 @@ def serving(env: dict, results: dict) -> None:
     reg = ModelRegistry(tracking_uri=env["MLFLOW_TRACKING_URI"], artifact_root=env["MLFLOW_ARTIFACT_ROOT"])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
-    cmd, senv = serve_command(reg, "127.0.0.1", port)
+    cmd, senv = serve_command(reg, "127.0.0.1", port, record=False)
     server = subprocess.Popen(cmd, env=senv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -60,10 +59,7 @@ def _alert_unservable(version: str, serving: str, why: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # requests are single rows or small batches: OpenMP threads in the boosted trees cost more
-    # than they save there (11 ms -> 2 ms per row measured); concurrency comes from MLflow's threads
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    configure_process()
+    configure_process(serving=True)
     args = arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import uvicorn

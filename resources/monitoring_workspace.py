@@ -21,6 +21,7 @@ PROJECT_NAME = "NYC flights: late arrival"
 PROJECT_DESCRIPTION = ("Daily monitoring of flight_delay_classifier (MLflow registry): data drift of each scored day "
                        "against the model's training window, and live classification quality once arrivals are known.")
 DRIFT_TAG, PERFORMANCE_TAG = "drift", "performance"
+SERVED_DRIFT_TAG = "served_drift"  # the drift of what the scoring server served for the day
 # columns of a performance snapshot whose MeanValue the dashboard plots: the two ROC AUC figures are
 # constant columns the monitoring asset adds, `late` and the probability come from
 # assets/monitoring/reports.py (classification_report)
@@ -54,6 +55,10 @@ def dashboard_panels() -> list:
         line_plot_panel("Dataset drift share", [metric("DriftedColumnsCount", "share of drifted columns", DRIFT_TAG,
                                                        value_type="share")], size="half",
                         description="Share of the monitored columns that drifted from the model's training window"),
+        # its own panel: the service merges two lines of one metric with the same parameters
+        line_plot_panel("Served traffic drift share", [metric("DriftedColumnsCount", "served flights", SERVED_DRIFT_TAG,
+                                                              value_type="share")], size="half",
+                        description="The same, for the flights the scoring server served for the day (make serve)"),
         bar_plot_panel("Drifted columns", [metric("DriftedColumnsCount", "drifted columns", DRIFT_TAG, value_type="count")],
                        size="half", description="Number of monitored columns that drifted"),
         line_plot_panel("Daily ROC AUC", [metric("RocAuc", "ROC AUC of the day", PERFORMANCE_TAG)], size="half",

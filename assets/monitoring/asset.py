@@ -46,12 +46,13 @@ from resources.monitoring_workspace import (
     DRIFT_TAG,
     EVALUATION_ROC_AUC,
     PERFORMANCE_TAG,
+    SERVED_DRIFT_TAG,
     TRAILING_ROC_AUC,
     MonitoringUnavailable,
     MonitoringWorkspace,
 )
 from resources.registry import ModelRegistry
-from resources.schemas import flight_features, predictions, shadow_predictions
+from resources.schemas import flight_features, predictions, served_predictions, shadow_predictions
 from resources.settings import settings
 from resources.warehouse import Warehouse
 from served_model.features import model_input
@@ -82,6 +83,7 @@ def _upload_check(asset: str) -> AssetCheckSpec:
 
 
 DRIFT_CHECK = "no_dataset_drift"
+MIN_SERVED_ROWS = 50  # served flights of a day below which their drift is not judged
 PERFORMANCE_CHECK = "performance_not_degraded"
 
 
@@ -89,15 +91,15 @@ def _verdict_check(asset: str, name: str, description: str) -> AssetCheckSpec:
     return AssetCheckSpec(name, asset=asset, description=description)
 
 
-def _previous_snapshots(context: AssetExecutionContext, days: list[str]) -> dict[str, str]:
+def _previous_snapshots(context: AssetExecutionContext, days: list[str], id_key: str = SNAPSHOT_ID) -> dict[str, str]:
     """The snapshot id each day's latest earlier materialization uploaded (replaced on upload)."""
     records = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey(context.asset_key.path), asset_partitions=days), limit=4 * len(days)).records
     out: dict[str, str] = {}
     for record in records:  # newest first
         meta = record.asset_materialization.metadata
-        if record.partition_key not in out and SNAPSHOT_ID in meta:
-            out[record.partition_key] = meta[SNAPSHOT_ID].value
+        if record.partition_key not in out and id_key in meta:
+            out[record.partition_key] = meta[id_key].value
     return out
 
 
@@ -105,9 +107,10 @@ class _Uploads:
     """Each day's snapshot to the monitoring workspace; a failed upload is recorded, not raised:
     the day's verdicts stand without it."""
 
-    def __init__(self, context: AssetExecutionContext, workspace: MonitoringWorkspace, kind: str):
-        self.context, self.workspace, self.kind = context, workspace, kind
-        self.previous = _previous_snapshots(context, context.partition_keys)
+    def __init__(self, context: AssetExecutionContext, workspace: MonitoringWorkspace, kind: str, prefix: str = ""):
+        """`prefix` names a second snapshot of the same days (e.g. `served_`)."""
+        self.context, self.workspace, self.kind, self.prefix = context, workspace, kind, prefix
+        self.previous = _previous_snapshots(context, context.partition_keys, prefix + SNAPSHOT_ID)
         self.results: dict[str, tuple[bool, dict]] = {}
         self.failed: str | None = None  # once the workspace is down, later days of the run do not wait again
 
@@ -121,10 +124,11 @@ class _Uploads:
                 self.context.log.warning(f"partition {day}: {self.kind} snapshot not uploaded: {exc}")
             else:
                 self.results[day] = (True, {"snapshot": MetadataValue.url(link.url)})
-                return {"report": MetadataValue.url(link.url), SNAPSHOT_ID: MetadataValue.text(link.snapshot_id),
-                        "snapshot_upload_seconds": MetadataValue.float(round(time.perf_counter() - started, 3))}
+                p = self.prefix
+                return {f"{p}report": MetadataValue.url(link.url), p + SNAPSHOT_ID: MetadataValue.text(link.snapshot_id),
+                        f"{p}snapshot_upload_seconds": MetadataValue.float(round(time.perf_counter() - started, 3))}
         self.results[day] = (False, {"error": MetadataValue.text(self.failed)})
-        return {"report": MetadataValue.text(f"not uploaded: {self.failed}")}
+        return {f"{self.prefix}report": MetadataValue.text(f"not uploaded: {self.failed}")}
 
     def checks(self):
         return partition_check_results(self.context, UPLOAD_CHECK, self.results, severity=AssetCheckSeverity.WARN)
@@ -210,17 +214,23 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
     reference_rows = s.drift_reference_rows if config.reference_rows is None else max(1001, config.reference_rows)
     days = context.partition_keys
     current = scored_days(warehouse, days)
+    served = warehouse.read(served_predictions, days)
     references: dict[str, tuple] = {}
     per_day, summary, verdicts = {}, [], {}
     upload = _Uploads(context, monitoring_workspace, "drift")
+    served_upload = _Uploads(context, monitoring_workspace, "served drift", prefix="served_")
+
+    def reference_of(version: str):
+        if version not in references:
+            references[version] = drift_reference(warehouse, model_registry, version, reference_rows, quantile)
+        return references[version]
+
     for day in days:
         rows = current[current["partition_date"] == day]
         if rows.empty:
             raise DataProblem(f"partition {day}: no scored flights to monitor (table predictions); run score_job for the day first")
         version = day_version(rows, day)
-        if version not in references:
-            references[version] = drift_reference(warehouse, model_registry, version, reference_rows, quantile)
-        ref, calibrated = references[version]
+        ref, calibrated = reference_of(version)
         result = drift_report_for_day(ref, rows, DRIFT_COLUMNS_NUMERIC, DRIFT_COLUMNS_CATEGORICAL,
                                       drift_share=share, column_threshold=column_threshold or calibrated,
                                       labels=SnapshotLabels(day, (DRIFT_TAG,), {"model_version": version}))
@@ -240,9 +250,32 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
             "current_rows": MetadataValue.int(len(rows)),
             **upload(day, result.snapshot),
         }
-        verdicts[day] = (not result.dataset_drift, {
+        # what the scoring server served for the day, against the reference of the version that served it
+        served_day = served[served["partition_date"] == day]
+        served_drift = None
+        per_day[day]["served_rows"] = MetadataValue.int(len(served_day))
+        if len(served_day) >= MIN_SERVED_ROWS:
+            served_version = served_day["model_version"].mode().iloc[0]
+            served_day = served_day[served_day["model_version"] == served_version]
+            s_ref, s_calibrated = reference_of(served_version)
+            served_drift = drift_report_for_day(
+                s_ref, served_day, DRIFT_COLUMNS_NUMERIC, DRIFT_COLUMNS_CATEGORICAL, drift_share=share,
+                column_threshold=column_threshold or s_calibrated,
+                labels=SnapshotLabels(day, (SERVED_DRIFT_TAG,), {"model_version": served_version, "source": "served"}))
+            per_day[day].update({
+                "served_dataset_drift": MetadataValue.bool(served_drift.dataset_drift),
+                "served_drift_share": MetadataValue.float(round(served_drift.share, 4)),
+                "served_drifted_columns": MetadataValue.text(
+                    ", ".join(c["column"] for c in served_drift.columns if c["drifted"]) or "none"),
+                "served_model_version": MetadataValue.text(served_version),
+                **served_upload(day, served_drift.snapshot),
+            })
+        drifted = result.dataset_drift or bool(served_drift and served_drift.dataset_drift)
+        verdicts[day] = (not drifted, {
             "drift_share": MetadataValue.float(round(result.share, 4)), "threshold": MetadataValue.float(share),
-            "drifted": MetadataValue.text(", ".join(c["column"] for c in result.columns if c["drifted"]) or "none")})
+            "drifted": MetadataValue.text(", ".join(c["column"] for c in result.columns if c["drifted"]) or "none"),
+            "served_drift_share": (MetadataValue.float(round(served_drift.share, 4)) if served_drift
+                                   else MetadataValue.text(f"{len(served_day)} served flights (< {MIN_SERVED_ROWS})"))})
         summary.append({"day": day, "drift_share": round(result.share, 3), "dataset_drift": result.dataset_drift,
                         "drifted": ", ".join(c["column"] for c in result.columns if c["drifted"])})
     add_partition_metadata(context, per_day)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
@@ -74,7 +74,9 @@ def malformed_file(folder: Path, edits, shape: str, pick: int) -> tuple[Path, in
         lines = body.splitlines()
         body = "\n\n".join(lines) + "\n"
     path.write_text(body)
-    rows = [r for r in csv.reader(io.StringIO(body)) if r]
+    # newline="": a bare carriage return inside a field ends the line, as for every CSV reader
+    # (pandas writes such a field unquoted); found by this test
+    rows = [r for r in csv.reader(io.StringIO(body, newline="")) if r]
     return path, len(rows) - 1
 
 
@@ -112,6 +114,7 @@ def counts(warehouse) -> tuple[int, int, int, list]:
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(edits=cell_edits, shape=structure, pick=st.integers(0, 10_000))
+@example(edits=[(4, "hour", "line\nbreak"), (28, "arr_delay", "\rk\x9bO}")], shape="shuffle_columns", pick=360)
 def test_every_row_of_a_malformed_file_is_stored_or_the_day_fails_clearly(pipeline, edits, shape, pick):
     landing, resources, assets = pipeline
     wh = resources["warehouse"]

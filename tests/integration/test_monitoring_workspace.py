@@ -15,6 +15,7 @@ import pytest
 from assets.monitoring.reports import SnapshotLabels, classification_report, drift_report_for_day
 from resources.monitoring_workspace import (
     DRIFT_TAG,
+    SERVED_DRIFT_TAG,
     EVALUATION_ROC_AUC,
     PERFORMANCE_TAG,
     TRAILING_ROC_AUC,
@@ -53,11 +54,11 @@ def performance_snapshot(rows, day):
                                  figures={TRAILING_ROC_AUC: 0.7, EVALUATION_ROC_AUC: 0.74}).snapshot
 
 
-def drift_snapshot(days, day):
+def drift_snapshot(days, day, tag=DRIFT_TAG):
     """The last day drifts on two of its three columns (routes three times as long, a new carrier)."""
     current = days[day] if day != DAYS[-1] else days[day].assign(distance=days[day]["distance"] * 3, carrier="ZZ")
     return drift_report_for_day(days[DAYS[0]], current, ["distance", "sched_hour"], ["carrier"], drift_share=0.5,
-                                labels=SnapshotLabels(day, (DRIFT_TAG,), {"model_version": "1"})).snapshot
+                                labels=SnapshotLabels(day, (tag,), {"model_version": "1"})).snapshot
 
 
 def series(url: str, project_id: str, panel) -> dict[str, list]:
@@ -82,6 +83,7 @@ def test_daily_snapshots_feed_every_panel_of_the_dashboard_on_the_service(days, 
         for day in DAYS:
             links[day] = workspace.upload(performance_snapshot(days[day], day), f"performance {day}")
             workspace.upload(drift_snapshot(days, day), f"drift {day}")
+            workspace.upload(drift_snapshot(days, day, SERVED_DRIFT_TAG), f"served drift {day}")
         # a day reported again replaces its earlier snapshot: one point per day and report
         again = workspace.upload(performance_snapshot(days[DAYS[1]], DAYS[1]), f"performance {DAYS[1]}",
                                  replaces=links[DAYS[1]].snapshot_id)
@@ -103,7 +105,7 @@ def test_daily_snapshots_feed_every_panel_of_the_dashboard_on_the_service(days, 
             assert len(plotted) == len(panel.values), (panel.title, plotted)
             for points in plotted.values():
                 assert sorted(points) == DAYS, (panel.title, plotted)
-            if panel.title == "Dataset drift share":
+            if panel.title in ("Dataset drift share", "Served traffic drift share"):
                 assert list(plotted.values())[0][DAYS[-1]] == pytest.approx(2 / 3)
             if panel.title == "Drifted columns":
                 assert list(plotted.values())[0] == {DAYS[0]: 0, DAYS[1]: 0, DAYS[2]: 2}

@@ -33,7 +33,7 @@ def test_every_server_binds_to_loopback_by_default():
     default = arguments([])
     assert default.host == "127.0.0.1"
     cmd, _ = serve_command(ModelRegistry(tracking_uri="sqlite:///x.db"), default.host, default.port)
-    assert cmd[cmd.index("-h") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
     cmd, env = ui_command("127.0.0.1", 5000)
     assert cmd[cmd.index("-h") + 1] == "127.0.0.1" and env["MLFLOW_DISABLE_TELEMETRY"] == "true"
 

@@ -1,0 +1,61 @@
+"""Served traffic is monitored: the flights the scoring server answered (recorded by
+`ServedTrafficRecorder`, as the server records them) are in the day's drift report beside the
+batch-scored flights, in their own Evidently snapshot; served traffic that drifted turns the
+day's `no_dataset_drift` check to a WARN failure even when the batch-scored flights did not."""
+
+import json
+
+from dagster import AssetCheckSeverity, AssetKey, DagsterEventType, DagsterInstance
+
+from tests.support import check_evaluations, replay_day, write_landing
+
+HISTORY = [f"2013-06-{d:02d}" for d in range(1, 11)]
+DAY = "2013-06-11"
+
+
+def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
+    from pipelines.definitions import build_definitions
+    from pipelines.served_traffic import ServedTrafficRecorder
+    from resources.schemas import flight_features
+    from served_model.features import model_input
+    from tests.support import json_records
+
+    monkeypatch.setenv("FLIGHTS_DATA_DIR", str(workdir["data"]))
+    registry, warehouse = resources["model_registry"], resources["warehouse"]
+    defs = build_definitions(resources)
+    instance = DagsterInstance.from_config(str(workdir["home"]))
+    for day in [*HISTORY, DAY]:
+        write_landing(workdir["landing"], "flights", day, replay_day("flights", day))
+        write_landing(workdir["landing"], "weather", day, replay_day("weather", day))
+    defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, tags={
+        "dagster/asset_partition_range_start": HISTORY[0], "dagster/asset_partition_range_end": DAY})
+    defs.resolve_job_def("retrain_job").execute_in_process(instance=instance, run_config={"ops": {"training_set": {
+        "config": {"end_day": HISTORY[-1], "window_days": 10, "min_rows": 500}}}})
+    champion = registry.champion()
+
+    # the day's flights as clients sent them, in a heat wave the batch data does not have
+    rows = model_input(warehouse.read(flight_features, [DAY]))
+    rows[["temp", "dewp"]] += 40
+    rows["visib"] = 0.0
+    model = registry.load(champion.version)
+    recorder = ServedTrafficRecorder(warehouse)
+    for start in range(0, len(rows), 25):  # requests of 25 flights, answered as the server answers
+        chunk = rows.iloc[start:start + 25]
+        answer = {"predictions": model.predict_proba(chunk).tolist()}
+        recorder.offer(champion.version, json.dumps({"inputs": json_records(chunk)}).encode(),
+                       json.dumps(answer).encode(), 1.0e9)
+    recorder.offer(champion.version, b"not json", b"{}", 1.0e9)  # counted, never raised
+    assert recorder.flush() == len(rows) and recorder.unreadable == 1
+
+    result = defs.resolve_job_def("monitor_job").execute_in_process(instance=instance, partition_key=DAY)
+    assert result.success
+    meta = {k: v.value for k, v in instance.get_latest_materialization_event(
+        AssetKey("drift_report")).asset_materialization.metadata.items()}
+    assert meta["served_rows"] == len(rows) and meta["served_model_version"] == champion.version
+    assert meta["served_dataset_drift"] is True and "temp" in meta["served_drifted_columns"]
+    assert str(meta["served_report"]).startswith("http") and meta["served_evidently_snapshot_id"] != meta["evidently_snapshot_id"]
+    ((partition, passed, _),) = check_evaluations(instance, "drift_report", "no_dataset_drift")
+    assert partition == DAY and passed is False
+    (event,) = [r for r in instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+                if r.event_log_entry.dagster_event.event_specific_data.check_name == "no_dataset_drift"]
+    assert event.event_log_entry.dagster_event.event_specific_data.severity == AssetCheckSeverity.WARN
