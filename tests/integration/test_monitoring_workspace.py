@@ -15,9 +15,9 @@ import pytest
 from assets.monitoring.reports import SnapshotLabels, classification_report, drift_report_for_day
 from resources.monitoring_workspace import (
     DRIFT_TAG,
-    SERVED_DRIFT_TAG,
     EVALUATION_ROC_AUC,
     PERFORMANCE_TAG,
+    SERVED_DRIFT_TAG,
     TRAILING_ROC_AUC,
     MonitoringUnavailable,
     MonitoringWorkspace,
