@@ -1,12 +1,12 @@
 """Serve the champion, following the registry's `champion` alias, on loopback only.
 
-    python -m pipelines.serve [--port 5001] [--host 127.0.0.1] [--no-record]
+    python -m pipelines.serve [--port 5001] [--host 127.0.0.1] [--workers 2] [--no-record]
 
 POST {"inputs": [{<feature>: value, ...}, ...]} to /invocations and get [P(on time), P(late)] per
 flight (the request schema and the scoring: served_model/model.py); each response names the
 version that produced it (`X-Model-Version`). A promotion, an approval or a rollback is served
 within FLIGHTS_SERVE_POLL_SECONDS plus the new version's load and warm-up, with no failed or
-mixed request (pipelines/serving_app.py). `GET /serving` shows the served version, the swaps,
+mixed request; the worker processes switch at one instant (pipelines/serving_app.py). `GET /serving` shows the served version, the swaps,
 the versions that could not be loaded and the recorder's counts. Every served flight is
 recorded in the warehouse (`served_predictions`) unless --no-record or FLIGHTS_SERVE_RECORD=false.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 from resources.registry import ModelRegistry
@@ -47,6 +48,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--no-record", action="store_true", help="do not record served requests in the warehouse")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2); they switch versions "
+                        "at one instant")
     return parser.parse_args(argv)
 
 
@@ -58,10 +61,10 @@ def _alert_unservable(version: str, serving: str, why: str) -> None:
                lines=(why,), fields={"model_version": version, "serving": serving}))
 
 
-def main(argv: list[str] | None = None) -> None:
+def _worker(sock, board, args: argparse.Namespace) -> None:
+    """One worker process: its own follower, recorder and uvicorn server on the shared socket."""
     configure_process(serving=True)
-    args = arguments(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(name)s %(levelname)s %(message)s")
     import uvicorn
     from threadpoolctl import threadpool_limits
 
@@ -70,19 +73,59 @@ def main(argv: list[str] | None = None) -> None:
     from resources.warehouse import Warehouse
 
     s = settings()
-    registry = ModelRegistry()
-    servable(registry)
-    follower = ChampionFollower(registry, s.serve_poll_seconds, on_failure=_alert_unservable)
+    follower = ChampionFollower(ModelRegistry(), s.serve_poll_seconds, board, on_failure=_alert_unservable)
     try:
         follower.start()
     except ServingRefused as exc:
         raise SystemExit(str(exc)) from None
     threadpool_limits(1)
     recorder = None if args.no_record or not s.serve_record else ServedTrafficRecorder(Warehouse(), s.serve_record_seconds)
-    print(f"serving {registry.model_name} v{follower.current.version} on http://{args.host}:{args.port} "
-          f"(follows @champion every {s.serve_poll_seconds:g} s; recording {'on' if recorder else 'off'})", flush=True)
-    uvicorn.run(FollowingApp(follower, recorder), host=args.host, port=args.port, log_level="warning",
-                access_log=False, lifespan="on")
+    config = uvicorn.Config(FollowingApp(follower, recorder), log_level="warning", access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def main(argv: list[str] | None = None) -> None:
+    configure_process(serving=True)
+    args = arguments(argv)
+    import multiprocessing
+    import signal
+    import socket
+
+    from pipelines.serving_app import SwapBoard
+
+    s = settings()
+    registry = ModelRegistry()
+    version = servable(registry)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(2048)
+    ctx = multiprocessing.get_context("spawn")  # each worker imports and connects on its own
+    board = SwapBoard(ctx, args.workers)
+    workers = [ctx.Process(target=_worker, args=(sock, board, args), name=f"serve-{i}") for i in range(args.workers)]
+    for w in workers:
+        w.start()
+
+    def stop(*_):
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
+        for w in workers:
+            w.join(timeout=30)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"serving {registry.model_name} v{version} on http://{args.host}:{args.port} with {args.workers} worker(s) "
+          f"(follows @champion every {s.serve_poll_seconds:g} s, all workers switch at one instant; recording "
+          f"{'off' if args.no_record or not s.serve_record else 'on'})", flush=True)
+    while all(w.is_alive() for w in workers):
+        time.sleep(0.5)
+    failed = [w for w in workers if not w.is_alive()]
+    for w in workers:
+        if w.is_alive():
+            w.terminate()
+    raise SystemExit(f"worker {failed[0].name} exited ({failed[0].exitcode}): the server stops")
 
 
 if __name__ == "__main__":

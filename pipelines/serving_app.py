@@ -13,14 +13,17 @@ holds `champion` now, swapped when the alias moves.
   (served_model/model.py) are unchanged.
 - Served requests go to the warehouse through `ServedTrafficRecorder` (off the request path).
 
-One process: two worker processes would each swap at their own moment, and a client could see
-the versions alternate during a move. Scoring runs in MLflow's thread pool inside it.
+Worker processes (`--workers`, default 2) share a listening socket and a `SwapBoard`: each
+loads and warms the new version on its own, and all of them switch at one instant, set once the
+last one is ready. Without that, each would switch at its own moment and a client could see the
+versions alternate during a move.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -80,12 +83,83 @@ def load_version(registry: ModelRegistry, version: str) -> Served:
     return Served(version, scoring_server.init(model), time.time(), time.perf_counter() - started)
 
 
-class ChampionFollower:
-    """Holds the served version and moves it when the `champion` alias moves."""
+SETTLE_SECONDS = 1.0  # after a switch instant, before another move may begin
+SWITCH_MARGIN = 0.2  # from the last worker ready to the switch instant
 
-    def __init__(self, registry: ModelRegistry, poll_seconds: float, on_failure=None):
-        self.registry, self.poll_seconds, self.on_failure = registry, poll_seconds, on_failure
+
+class SwapBoard:
+    """What the worker processes share about the move in progress: which version it is to, how
+    many workers have loaded and warmed it, and the instant at which all of them switch.
+
+    Every worker loads the new version on its own; the last one to be ready sets the switch
+    instant. From that instant every request, in every worker, is served by the new version
+    (each checks the clock on the request path): a later request never gets an older version
+    than an earlier one, so a client sees at most one change per alias move. A worker that
+    cannot load the version marks the move failed: no worker switches, the old version keeps
+    serving, and the move is tried again after RETRY_FAILED_SECONDS."""
+
+    def __init__(self, ctx, workers: int):
+        self.workers = workers
+        self.lock = ctx.Lock()
+        self.gen = ctx.RawValue("q", 0)  # the move's number
+        self.target = ctx.RawValue("q", 0)  # the version it moves to
+        self.ready = ctx.RawValue("q", 0)
+        self.failed_at = ctx.RawValue("d", 0.0)  # 0: not failed
+        self.switch_at = ctx.RawValue("d", 0.0)  # 0: not yet decided
+        self.why = ctx.RawArray("c", 1000)  # why the last failed move failed
+
+    def begin(self, version: int, now: float) -> int | None:
+        """The move to `version` (started now if it is a new one); None: not now (a switch is
+        settling, or the last try failed less than RETRY_FAILED_SECONDS ago)."""
+        with self.lock:
+            failed = self.failed_at.value
+            if self.target.value == version and not failed:
+                return self.gen.value
+            if self.switch_at.value and now < self.switch_at.value + SETTLE_SECONDS:
+                return None
+            if failed and self.target.value == version and now < failed + RETRY_FAILED_SECONDS:
+                return None
+            self.switch_at.value = 0.0  # before the new number: a reader of the number sees no instant
+            self.ready.value, self.failed_at.value, self.target.value = 0, 0.0, version
+            self.gen.value += 1
+            return self.gen.value
+
+    def loaded(self, gen: int) -> None:
+        with self.lock:
+            if self.gen.value == gen and not self.failed_at.value:
+                self.ready.value += 1
+                if self.ready.value >= self.workers:
+                    self.switch_at.value = time.time() + SWITCH_MARGIN
+
+    def failed(self, gen: int, why: str) -> None:
+        with self.lock:
+            if self.gen.value == gen:
+                self.failed_at.value = time.time()
+                self.why.value = why.encode()[:999]
+
+    def failure(self) -> dict[str, str]:
+        """The version the last move failed to reach, and why (empty once a move succeeded)."""
+        if not self.failed_at.value:
+            return {}
+        return {str(self.target.value): self.why.value.decode(errors="replace")}
+
+    def instant(self, gen: int) -> float | None:
+        """The switch instant of move `gen`: a time, 0.0 if not decided yet, None if the move
+        failed or was superseded."""
+        if self.gen.value != gen or self.failed_at.value:
+            return None
+        return self.switch_at.value
+
+
+class ChampionFollower:
+    """Holds the served version of one worker process and moves it, with the other workers,
+    when the `champion` alias moves (`SwapBoard`)."""
+
+    def __init__(self, registry: ModelRegistry, poll_seconds: float, board: SwapBoard, on_failure=None):
+        self.registry, self.poll_seconds, self.board, self.on_failure = registry, poll_seconds, board, on_failure
         self.current: Served | None = None
+        self.prepared: tuple[int, Served] | None = None  # (move, version) loaded and warmed, waiting for the instant
+        self.reported = 0  # the last move this worker answered (loaded or failed)
         self.failed: dict[str, tuple[float, str]] = {}  # version -> (when, why)
         self.swaps: list[dict] = []
         self.last_check: float | None = None
@@ -109,30 +183,61 @@ class ChampionFollower:
     def stop(self) -> None:
         self._stop.set()
 
+    def served(self) -> Served:
+        """The version for a request arriving now: the prepared one once its instant has passed."""
+        prepared = self.prepared
+        if prepared is not None:
+            instant = self.board.instant(prepared[0])
+            if instant is None:
+                self.prepared = None  # the move failed or another one began
+            elif instant and time.time() >= instant:
+                self._switch(prepared[1])
+        return self.current
+
+    def _switch(self, served: Served) -> None:
+        old, self.current, self.prepared = self.current, served, None  # one reference each
+        if old is not served:
+            self.swaps.append({"from": old.version, "to": served.version, "at": time.time(),
+                               "load_seconds": round(served.load_seconds, 3)})
+            log.info(f"now serving v{served.version} (was v{old.version}; loaded and warmed in {served.load_seconds:.2f} s)")
+
     def check_once(self) -> None:
+        self.served()  # a switch whose instant passed without a request
         version = self.champion_version()
         self.last_check, self.last_check_error = time.time(), None
-        if version is None or (self.current is not None and version == self.current.version):
+        if version is None:
             return
-        failed = self.failed.get(version)
-        if failed is not None and time.time() - failed[0] < RETRY_FAILED_SECONDS:
+        gen = self.board.begin(int(version), time.time())
+        if gen is None or gen == self.reported:
             return
-        try:
-            served = load_version(self.registry, version)
-        except Exception as exc:  # the old version keeps serving
-            why = str(exc)
-            first = version not in self.failed
-            self.failed[version] = (time.time(), why)
-            log.error(f"champion moved to v{version} but it cannot be served; v{self.current.version} keeps serving: {why}")
-            if first and self.on_failure is not None:
-                self.on_failure(version, self.current.version, why)
-            return
-        old, self.current = self.current, served  # the swap: one reference
+        self.reported = gen
+        if version == self.current.version:
+            served = self.current  # this worker serves it already (a move back, or a retry)
+        else:
+            try:
+                served = load_version(self.registry, version)
+            except Exception as exc:  # the old version keeps serving, in every worker
+                why = str(exc)
+                self.board.failed(gen, why)
+                first = version not in self.failed
+                self.failed[version] = (time.time(), why)
+                log.error(f"champion moved to v{version} but it cannot be served; v{self.current.version} keeps serving: {why}")
+                if first and self.on_failure is not None:
+                    self.on_failure(version, self.current.version, why)
+                return
         self.failed.pop(version, None)
-        self.swaps.append({"from": old.version if old else None, "to": version, "at": served.loaded_at,
-                           "load_seconds": round(served.load_seconds, 3)})
-        log.info(f"now serving v{version} (was v{old.version if old else None}; loaded and warmed in "
-                    f"{served.load_seconds:.2f} s)")
+        self.prepared = (gen, served)
+        self.board.loaded(gen)
+        deadline = time.time() + 120  # the other workers load it too; then all switch at one instant
+        while time.time() < deadline and not self._stop.is_set():
+            instant = self.board.instant(gen)
+            if instant is None:
+                self.prepared = None
+                return
+            if instant and time.time() >= instant:
+                self.served()
+                return
+            time.sleep(0.01)
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_seconds):
@@ -144,17 +249,19 @@ class ChampionFollower:
 
     def status(self) -> dict:
         return {"model": self.registry.model_name, "version": self.current.version if self.current else None,
+                "worker_pid": os.getpid(), "workers": self.board.workers, "move": self.board.gen.value,
                 "serving_since": self.current.loaded_at if self.current else None, "poll_seconds": self.poll_seconds,
                 "last_check": self.last_check, "last_check_error": self.last_check_error, "swaps": self.swaps[-20:],
-                "failed_versions": {v: why for v, (_, why) in self.failed.items()}}
+                "failed_versions": {**{v: why for v, (_, why) in self.failed.items()}, **self.board.failure()}}
 
 
 class FollowingApp:
-    """The ASGI app: each request goes to the app of the version served when it arrived, and its
+    """The ASGI app of one worker: each request goes to the app of the version served when it arrived, and its
     response carries `X-Model-Version`; `/serving` reports the follower and the recorder."""
 
     def __init__(self, follower: ChampionFollower, recorder=None):
         self.follower, self.recorder = follower, recorder
+        self.worker = str(os.getpid()).encode()  # X-Serving-Worker: which worker process answered
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -175,20 +282,21 @@ class FollowingApp:
             return await self._lifespan(receive, send)
         if scope["type"] != "http":
             return None
-        served = self.follower.current
+        served = self.follower.served()
         header = (b"x-model-version", served.version.encode())
+        worker = (b"x-serving-worker", self.worker)
         if scope["path"] == "/serving":
             body = json.dumps({**self.follower.status(),
                                "recording": self.recorder.status() if self.recorder else "off"}).encode()
             await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), header]})
+                        "headers": [(b"content-type", b"application/json"), header, worker]})
             await send({"type": "http.response.body", "body": body})
             return None
         record = self.recorder is not None and scope["path"] == "/invocations" and scope["method"] == "POST"
         if not record:
             async def send_named(message):
                 if message["type"] == "http.response.start":
-                    message = {**message, "headers": [*message.get("headers", []), header]}
+                    message = {**message, "headers": [*message.get("headers", []), header, worker]}
                 await send(message)
 
             return await served.app(scope, receive, send_named)
@@ -204,7 +312,7 @@ class FollowingApp:
         async def send_kept(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), header]}
+                message = {**message, "headers": [*message.get("headers", []), header, worker]}
             elif message["type"] == "http.response.body":
                 response_body.append(message.get("body", b""))
             await send(message)
