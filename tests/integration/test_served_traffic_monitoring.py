@@ -7,13 +7,14 @@ import json
 
 from dagster import AssetCheckSeverity, AssetKey, DagsterEventType, DagsterInstance
 
-from tests.support import check_evaluations, replay_day, write_landing
+from tests.support import WebhookReceiver, check_evaluations, replay_day, tick, write_landing
 
 HISTORY = [f"2013-06-{d:02d}" for d in range(1, 11)]
 DAY = "2013-06-11"
 
 
 def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
+    from pipelines.alerts import verdict_alert
     from pipelines.definitions import build_definitions
     from pipelines.served_traffic import ServedTrafficRecorder
     from resources.schemas import flight_features
@@ -47,7 +48,10 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
     recorder.offer(champion.version, b"not json", b"{}", 1.0e9)  # counted, never raised
     assert recorder.flush() == len(rows) and recorder.unreadable == 1
 
-    result = defs.resolve_job_def("monitor_job").execute_in_process(instance=instance, partition_key=DAY)
+    alerts_cursor = tick(verdict_alert, instance, None)[1]
+    # a performance threshold every day crosses (a drop of -1): the day is also degraded
+    result = defs.resolve_job_def("monitor_job").execute_in_process(instance=instance, partition_key=DAY, run_config={
+        "ops": {"performance_report": {"config": {"roc_auc_drop": -1.0}}}})
     assert result.success
     meta = {k: v.value for k, v in instance.get_latest_materialization_event(
         AssetKey("drift_report")).asset_materialization.metadata.items()}
@@ -59,3 +63,16 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
     (event,) = [r for r in instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
                 if r.event_log_entry.dagster_event.event_specific_data.check_name == "no_dataset_drift"]
     assert event.event_log_entry.dagster_event.event_specific_data.severity == AssetCheckSeverity.WARN
+
+    # and people are told: the drifted and the degraded day, each naming the day, the version, the run
+    hook = WebhookReceiver()
+    monkeypatch.setenv("FLIGHTS_ALERT_WEBHOOK_URL", hook.url)
+    try:
+        tick(verdict_alert, instance, alerts_cursor)
+        texts = hook.texts()
+    finally:
+        hook.close()
+    drift = next(t for t in texts if t.startswith(":large_yellow_circle: *Dataset drift on 2013-06-11"))
+    assert "served traffic drifted too" in drift and f"model v{champion.version}" in drift and result.run_id in drift
+    degraded = next(t for t in texts if "*Degraded performance on 2013-06-11 (performance_report)*" in t)
+    assert "threshold -1.0" in degraded and result.run_id in degraded
