@@ -11,7 +11,9 @@
 
 Each message names the asset, the partition or the model version and links to the Dagster run
 (FLIGHTS_DAGSTER_UI_URL). Delivery is retried with backoff and never fails a run or a tick;
-with no channel configured (FLIGHTS_ALERT_WEBHOOK_URL, FLIGHTS_SMTP_HOST) nothing is sent.
+when every channel still refuses a verdict alert, `verdict_alert` keeps its cursor before it and
+tries again at the next tick (delayed, not lost). With no channel configured
+(FLIGHTS_ALERT_WEBHOOK_URL, FLIGHTS_SMTP_HOST) nothing is sent.
 """
 
 import json
@@ -42,15 +44,16 @@ def run_url(run_id: str) -> str:
     return f"{settings().dagster_ui_url}/runs/{run_id}"
 
 
-def deliver(context, alert: Alert) -> str:
-    """Send, log what failed, say what happened (for the tick's record)."""
+def deliver(context, alert: Alert) -> tuple[str, bool]:
+    """Send, log what failed; what happened (for the tick's record) and whether any channel took it."""
     if not configured():
-        return f"not sent (no alert channel configured): {alert.title}"
+        return f"not sent (no alert channel configured): {alert.title}", True
     deliveries = send(alert)
     for d in deliveries:
         if not d.ok:
             context.log.warning(f"alert '{alert.title}' not delivered by {d.channel} after {d.attempts} attempts: {d.error}")
-    return f"{alert.title}: " + ", ".join(f"{d.channel} {'sent' if d.ok else 'FAILED'}" for d in deliveries)
+    said = f"{alert.title}: " + ", ".join(f"{d.channel} {'sent' if d.ok else 'FAILED'}" for d in deliveries)
+    return said, any(d.ok for d in deliveries)
 
 
 def _partitions(tags) -> str:
@@ -94,7 +97,7 @@ def failure_alert(context: RunFailureSensorContext) -> Alert:
     "the failing steps and their errors; a day blocked by a validation check names the check and the day.",
 )
 def run_failure_alert(context: RunFailureSensorContext):
-    context.log.info(deliver(context, failure_alert(context)))
+    context.log.info(deliver(context, failure_alert(context))[0])
 
 
 def retrain_alert(context: RunStatusSensorContext) -> Alert | None:
@@ -123,7 +126,7 @@ def retrain_alert(context: RunStatusSensorContext) -> Alert | None:
 def retrain_started_alert(context: RunStatusSensorContext):
     alert = retrain_alert(context)
     if alert is not None:
-        context.log.info(deliver(context, alert))
+        context.log.info(deliver(context, alert)[0])
 
 
 def _values(record) -> dict:
@@ -205,10 +208,14 @@ def verdict_alert(context: SensorEvaluationContext):
     said = []
     for asset in WATCHED:
         for record in new_records(instance, asset, int(cursor.get(asset, 0)), limit=200):
-            cursor[asset] = record.storage_id
             alert = verdict_alert_of(asset, record)
             if alert is not None:
-                said.append(deliver(context, alert))
+                text, taken = deliver(context, alert)
+                said.append(text)
+                if not taken:  # every channel failed after its retries: this record again at the next tick
+                    said.append(f"{asset} from record {record.storage_id} on: again at the next tick")
+                    return SensorResult(skip_reason=SkipReason("; ".join(said)[:1500]), cursor=json.dumps(cursor))
+            cursor[asset] = record.storage_id
     skip = "; ".join(said)[:1500] if said else "nothing to alert on"
     return SensorResult(skip_reason=SkipReason(skip), cursor=json.dumps(cursor))
 

@@ -124,6 +124,14 @@ def test_shadow_then_approve_then_expiry_with_alerts(workdir, resources, monkeyp
     assert registry.record("3").events[-1].kind == "expired"
     assert tick(challenger_sensor, instance, None)[2] == "no challenger waits"
 
+    # every channel refusing: the tick goes on, and keeps its cursor so that the alerts come later
+    with monkeypatch.context() as m:
+        m.setenv("FLIGHTS_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+        m.delenv("FLIGHTS_SMTP_HOST")
+        m.setenv("FLIGHTS_ALERT_RETRIES", "0")
+        _, kept, said = tick(verdict_alert, instance, alerts_cursor)
+    assert kept == alerts_cursor and "webhook FAILED" in said and "again at the next tick" in said
+
     # the alerts: every deployment event, to the webhook (retried after a refusal) and by email
     tick(verdict_alert, instance, alerts_cursor)
     texts = "\n".join(hook.texts())
