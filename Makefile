@@ -50,7 +50,8 @@ demo: setup
 		--partition-range $(DEMO_SCORE_START)...$(DEMO_END) --config-json '$(QUIET)'
 	python -m pipelines.summary $(DEMO_START) $(DEMO_END)
 
-## The champion behind MLflow's scoring server on http://127.0.0.1:$(SERVE_PORT) (loopback only)
+## The champion on http://127.0.0.1:$(SERVE_PORT) (loopback only), following the registry alias: two workers
+## that switch versions at one instant, X-Model-Version on every response, served flights recorded
 serve: setup
 	python -m pipelines.serve --port $(SERVE_PORT)
 

@@ -48,6 +48,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     parser.add_argument("--port", type=int, default=5001)
     parser.add_argument("--no-record", action="store_true", help="do not record served requests in the warehouse")
+    parser.add_argument("--wait", action="store_true", help="with no champion yet, wait for one instead of exiting")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2); they switch versions "
                         "at one instant")
     return parser.parse_args(argv)
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
 
     s = settings()
     registry = ModelRegistry()
+    while args.wait and registry.champion() is None:  # a profile started before its first model
+        time.sleep(s.serve_poll_seconds)
     version = servable(registry)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -2,7 +2,8 @@
 # The team profile on one machine, every service on loopback (a laptop, CI, a trial before hosts):
 #
 #   deploy/team/team.sh up      # PostgreSQL, Redis, MLflow server, Evidently UI, Dagster webserver
-#                               # (read-write :3000 and read-only :3001) and daemon, two workers
+#                               # (read-write :3000 and read-only :3001) and daemon, two workers,
+#                               # the scoring server (:5001, follows the champion alias)
 #   source /tmp/flights-team/team.env   # then any `dagster` / `python -m pipelines.*` command
 #   deploy/team/team.sh down
 #   deploy/team/team.sh services        # the four services only (what the team tests start from)
@@ -20,6 +21,7 @@ DIR=${FLIGHTS_TEAM_DIR:-/tmp/flights-team}
 BIN=$REPO/.venv/bin
 WEB_PORT=${FLIGHTS_TEAM_WEB_PORT:-3000}
 READONLY_PORT=${FLIGHTS_TEAM_READONLY_PORT:-3001}
+SERVE_PORT=${FLIGHTS_TEAM_SERVE_PORT:-5001}
 WORKERS=${FLIGHTS_TEAM_WORKERS:-2}
 
 services() {
@@ -61,6 +63,8 @@ up() {
   start_bg webserver "$BIN/dagster-webserver" -w workspace.yaml -h 127.0.0.1 -p "$WEB_PORT"
   start_bg webserver-read-only "$BIN/dagster-webserver" -w workspace.yaml -h 127.0.0.1 -p "$READONLY_PORT" --read-only
   start_bg daemon "$BIN/dagster-daemon" run -w workspace.yaml
+  # the scoring server follows the registry's champion (it starts serving once there is one)
+  start_bg serving "$BIN/python" -m pipelines.serve --host 127.0.0.1 --port "$SERVE_PORT" --wait
   for i in $(seq "$WORKERS"); do
     mkdir -p "$DIR/worker-$i/data"
     FLIGHTS_DATA_DIR="$DIR/worker-$i/data" PYTHONPATH="$REPO:$REPO/deploy/celery" start_bg "worker-$i" \
@@ -74,6 +78,7 @@ The team profile is up (all on loopback):
   MLflow UI            $MLFLOW_TRACKING_URI   (user $MLFLOW_TRACKING_USERNAME, password in $DIR/team.env)
   Evidently UI         $FLIGHTS_EVIDENTLY_URL
   workers              $WORKERS Celery workers, data folders $DIR/worker-N/data
+  scoring server       http://127.0.0.1:$SERVE_PORT/invocations (follows @champion once there is one; GET /serving)
 Run anything against it:  source $DIR/team.env
 Stop it:                  make team-down
 MSG
