@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 LOGIC = sorted(
     [".".join(p.relative_to(REPO).with_suffix("").parts) for p in (REPO / "assets").glob("*/logic.py")]
     + ["assets.common", "assets.validation.expectations", "assets.monitoring.reports", "resources.records",
-       "resources.settings", "resources.schemas", "resources.source_files", "resources.errors", "pipelines.policy"]
+       "resources.settings", "resources.schemas", "resources.source_files", "resources.errors", "pipelines.policy",
+       "resources.alerts", "pipelines.served_traffic"]
 )
 
 
