@@ -6,7 +6,9 @@ resources carry no URL or path: each reads the settings when a step runs, so no 
 part of the definitions the UI shows.
 """
 
-from dagster import Definitions, in_process_executor, load_assets_from_modules, multiprocess_executor
+import warnings
+
+from dagster import BetaWarning, Definitions, in_process_executor, load_assets_from_modules, multiprocess_executor
 
 from resources.settings import Settings, configure_process, settings
 
@@ -74,8 +76,13 @@ def executor_for(s: Settings):
 
 
 def build_definitions(resources: dict | None = None) -> Definitions:
-    """Everything of the code location; `resources` replaces some or all of the default ones."""
-    return Definitions(
+    """Everything of the code location; `resources` replaces some or all of the default ones.
+
+    The repository is resolved here, once (Dagster caches it): binding the resources to the
+    sensors that target op jobs (`challenger_sensor`) passes Dagster's own beta `owners`
+    parameter internally, a known BetaWarning that is filtered here, where the definitions are
+    built, not globally."""
+    defs = Definitions(
         assets=load_assets_from_modules(STAGES),
         jobs=[ingest_job, retrain_job, score_job, monitor_job, rollback_job, approve_challenger_job,
               reject_challenger_job],
@@ -85,6 +92,10 @@ def build_definitions(resources: dict | None = None) -> Definitions:
         resources={**default_resources(), **(resources or {})},
         executor=executor_for(settings()),
     )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=BetaWarning)
+        defs.get_repository_def()
+    return defs
 
 
 defs = build_definitions()
