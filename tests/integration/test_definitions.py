@@ -129,5 +129,5 @@ def test_building_the_definitions_warns_nothing():
         warnings.simplefilter("always")
         built = build_definitions()
         built.resolve_all_job_defs()
-        built.get_repository_def().sensor_defs
+        assert built.get_repository_def().sensor_defs
     assert [str(w.message) for w in caught if issubclass(w.category, (BetaWarning, PreviewWarning))] == []
