@@ -33,7 +33,7 @@ from dagster import (
 )
 
 from pipelines.jobs import retrain_job
-from pipelines.sensors import SENSOR_INTERVAL_SECONDS, new_records, newest_storage_id
+from pipelines.sensors import SENSOR_INTERVAL_SECONDS, new_records, newest_storage_id, record_metadata
 from resources.alerts import Alert, configured, send
 from resources.settings import settings
 
@@ -129,13 +129,9 @@ def retrain_started_alert(context: RunStatusSensorContext):
         context.log.info(deliver(context, alert)[0])
 
 
-def _values(record) -> dict:
-    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
-
-
 def verdict_alert_of(asset: str, record) -> Alert | None:
     """The alert a new record of a watched asset calls for, or None."""
-    meta, day, run_id = _values(record), record.asset_materialization.partition, record.run_id
+    meta, day, run_id = record_metadata(record), record.asset_materialization.partition, record.run_id
     link, fields = run_url(run_id), {"asset": asset, "run_id": run_id}
     if day:
         fields["partition"] = day

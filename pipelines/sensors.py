@@ -88,7 +88,7 @@ def start_watching(instance, asset: str) -> SensorResult:
     return SensorResult(skip_reason=SkipReason(f"watching {asset} from record {start} on"), cursor=str(start))
 
 
-def _metadata(record) -> dict:
+def record_metadata(record) -> dict:
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
@@ -104,7 +104,7 @@ def _report_sensor(context: SensorEvaluationContext, asset: str, trigger: str, v
     requests, held = [], []
     for record in records:
         day = record.asset_materialization.partition
-        reason = verdict(_metadata(record))
+        reason = verdict(record_metadata(record))
         if reason is None or day is None:
             continue
         if in_cooldown(day, last, cooldown):
@@ -198,7 +198,7 @@ def waiting_challenger(instance) -> tuple[dict, int] | None:
     the sensor process): its metadata and record id, or None once it was decided or replaced."""
     records = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("champion_model")), limit=50).records
     for record in records:  # newest first
-        meta = _metadata(record)
+        meta = record_metadata(record)
         event = meta.get("event")
         if event == "challenger":
             return meta, record.storage_id
@@ -237,7 +237,7 @@ def challenger_sensor(context: SensorEvaluationContext):
     version, mode, since = str(meta.get("challenger")), meta.get("promotion_mode"), meta.get("challenger_since")
     if mode == "shadow":
         for record in new_records(instance, "performance_report", since_record):
-            m = _metadata(record)
+            m = record_metadata(record)
             if str(m.get("shadow_challenger")) != version or m.get("shadow_verdict") not in ("promote", "drop"):
                 continue
             reason = f"shadow verdict on {record.asset_materialization.partition}: {m.get('shadow_reason')}"

@@ -293,31 +293,23 @@ class FollowingApp:
             await send({"type": "http.response.body", "body": body})
             return None
         record = self.recorder is not None and scope["path"] == "/invocations" and scope["method"] == "POST"
-        if not record:
-            async def send_named(message):
-                if message["type"] == "http.response.start":
-                    message = {**message, "headers": [*message.get("headers", []), header, worker]}
-                await send(message)
-
-            return await served.app(scope, receive, send_named)
-
         request_body, response_body, status = [], [], [0]
 
         async def receive_kept():
             message = await receive()
-            if message["type"] == "http.request":
+            if record and message["type"] == "http.request":
                 request_body.append(message.get("body", b""))
             return message
 
-        async def send_kept(message):
+        async def send_named(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 message = {**message, "headers": [*message.get("headers", []), header, worker]}
-            elif message["type"] == "http.response.body":
+            elif record and message["type"] == "http.response.body":
                 response_body.append(message.get("body", b""))
             await send(message)
 
-        await served.app(scope, receive_kept, send_kept)
-        if status[0] == 200:
+        await served.app(scope, receive_kept, send_named)
+        if record and status[0] == 200:
             self.recorder.offer(served.version, b"".join(request_body), b"".join(response_body), time.time())
         return None

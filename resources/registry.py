@@ -487,12 +487,12 @@ class ModelRegistry(ConfigurableResource):
         return current.version, to.version, None if previous is None else previous.version
 
     def _existing(self, version: str) -> ModelRecord:
-        known = [r.version for r in self.versions()]
+        known = {r.version: r for r in self.versions()}
         if version not in known:
-            listed = ", ".join(known[-10:]) or "none"
+            listed = ", ".join(list(known)[-10:]) or "none"
             raise DeploymentRefused(f"version {version!r} of {self.model_name} does not exist (registered: {listed}); "
                                     "nothing was moved")
-        return self.record(version)
+        return known[version]
 
 
 def _needs_reason(by: str, reason: str) -> None:

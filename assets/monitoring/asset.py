@@ -87,10 +87,6 @@ MIN_SERVED_ROWS = 50  # served flights of a day below which their drift is not j
 PERFORMANCE_CHECK = "performance_not_degraded"
 
 
-def _verdict_check(asset: str, name: str, description: str) -> AssetCheckSpec:
-    return AssetCheckSpec(name, asset=asset, description=description)
-
-
 def _previous_snapshots(context: AssetExecutionContext, days: list[str], id_key: str = SNAPSHOT_ID) -> dict[str, str]:
     """The snapshot id each day's latest earlier materialization uploaded (replaced on upload)."""
     records = context.instance.fetch_materializations(
@@ -154,16 +150,24 @@ def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version
     return ref, thresholds
 
 
-def _shadow_metadata(warehouse: Warehouse, challenger, day: str) -> dict:
-    """The shadow challenger against the champion on the labelled days since it became the challenger."""
-    from assets.evaluation.logic import GatePolicy
-
-    days = [d for d in partition_days() if challenger.challenger_since < d <= day]
+def _shadow_rows(warehouse: Warehouse, challenger, last_day: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The shadow challenger's scores and the champion's labelled rows of the days since it became
+    the challenger, up to `last_day`: read once for all the days of a run."""
+    days = [d for d in partition_days() if challenger.challenger_since < d <= last_day]
     shadow = warehouse.read(shadow_predictions, days)
     labelled = scored_days(warehouse, sorted(set(shadow["partition_date"])))
     labelled = labelled[labelled[LABEL].notna()].copy()
     labelled[LABEL] = labelled[LABEL].astype(int)
-    compared = shadow_comparison(labelled, shadow, challenger.version, settings().shadow_days, GatePolicy().min_margin, LABEL)
+    return shadow, labelled
+
+
+def _shadow_metadata(shadow: pd.DataFrame, labelled: pd.DataFrame, challenger, day: str) -> dict:
+    """The shadow challenger against the champion on the labelled days since it became the
+    challenger, up to `day`, pooled."""
+    from assets.evaluation.logic import GatePolicy
+
+    compared = shadow_comparison(labelled[labelled["partition_date"] <= day], shadow[shadow["partition_date"] <= day],
+                                 challenger.version, settings().shadow_days, GatePolicy().min_margin, LABEL)
     return {
         "shadow_challenger": MetadataValue.text(challenger.version),
         "shadow_days": MetadataValue.int(compared.days),
@@ -197,8 +201,8 @@ class DriftConfig(Config):
     daily=True,
     deps=["predictions"],
     kinds={"evidently"},
-    check_specs=[_upload_check("drift_report"), _verdict_check(
-        "drift_report", DRIFT_CHECK, "WARN when the day's features and predictions drifted from the model's reference "
+    check_specs=[_upload_check("drift_report"), AssetCheckSpec(
+        DRIFT_CHECK, asset="drift_report", description= "WARN when the day's features and predictions drifted from the model's reference "
         "(dataset drift: the drifted share of the monitored columns reached the threshold), or when the traffic the "
         "scoring server served for the day did. drift_sensor requests a retrain on the same verdict.")],
     description="Evidently data drift of the day's features and predicted probabilities against the reference of the "
@@ -265,15 +269,14 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
             per_day[day].update({
                 "served_dataset_drift": MetadataValue.bool(served_drift.dataset_drift),
                 "served_drift_share": MetadataValue.float(round(served_drift.share, 4)),
-                "served_drifted_columns": MetadataValue.text(
-                    ", ".join(c["column"] for c in served_drift.columns if c["drifted"]) or "none"),
+                "served_drifted_columns": MetadataValue.text(served_drift.drifted),
                 "served_model_version": MetadataValue.text(served_version),
                 **served_upload(day, served_drift.snapshot),
             })
         drifted = result.dataset_drift or bool(served_drift and served_drift.dataset_drift)
         verdicts[day] = (not drifted, {
             "drift_share": MetadataValue.float(round(result.share, 4)), "threshold": MetadataValue.float(share),
-            "drifted": MetadataValue.text(", ".join(c["column"] for c in result.columns if c["drifted"]) or "none"),
+            "drifted": MetadataValue.text(result.drifted),
             "served_drift_share": (MetadataValue.float(round(served_drift.share, 4)) if served_drift
                                    else MetadataValue.text(f"{len(served_day)} served flights (< {MIN_SERVED_ROWS})"))})
         summary.append({"day": day, "drift_share": round(result.share, 3), "dataset_drift": result.dataset_drift,
@@ -301,8 +304,8 @@ class PerformanceConfig(Config):
     daily=True,
     deps=["predictions", "flight_features"],
     kinds={"evidently"},
-    check_specs=[_upload_check("performance_report"), _verdict_check(
-        "performance_report", PERFORMANCE_CHECK, "WARN when the model's ROC AUC over the trailing days fell "
+    check_specs=[_upload_check("performance_report"), AssetCheckSpec(
+        PERFORMANCE_CHECK, asset="performance_report", description= "WARN when the model's ROC AUC over the trailing days fell "
         "FLIGHTS_ROC_AUC_DROP or more below its evaluation ROC AUC. performance_sensor requests a retrain on the same "
         "verdict.")],
     description="Once the day's arrivals are known: the deployed model's real ROC AUC, precision, recall and "
@@ -321,8 +324,10 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
     per_day, summary, verdicts = {}, [], {}
     upload = _Uploads(context, monitoring_workspace, "performance")
     challenger = model_registry.challenger()
-    if challenger is not None and challenger.challenger_mode != "shadow":
+    if challenger is None or challenger.challenger_mode != "shadow" or not challenger.challenger_since:
         challenger = None
+    else:
+        shadow, shadow_labelled = _shadow_rows(warehouse, challenger, max(days))
     for day in days:
         rows = labelled[labelled["partition_date"] == day]
         if rows.empty:
@@ -353,8 +358,8 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
             "model_version": MetadataValue.text(version),
             **upload(day, result.snapshot),
         }
-        if challenger is not None and challenger.challenger_since and day > challenger.challenger_since:
-            per_day[day].update(_shadow_metadata(warehouse, challenger, day))
+        if challenger is not None and day > challenger.challenger_since:
+            per_day[day].update(_shadow_metadata(shadow, shadow_labelled, challenger, day))
         verdicts[day] = (not trailing.degraded, {
             "trailing_roc_auc": _number(trailing.roc_auc), "evaluation_roc_auc": MetadataValue.float(round(record.evaluation_roc_auc, 4)),
             "roc_auc_drop": _number(trailing.drop), "threshold": MetadataValue.float(drop_threshold)})

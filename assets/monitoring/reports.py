@@ -30,6 +30,11 @@ class DriftResult:
     columns: list[dict] = field(default_factory=list)  # column, method, score, threshold, drifted
     snapshot: object = None
 
+    @property
+    def drifted(self) -> str:
+        """The drifted columns' names, or 'none'."""
+        return ", ".join(c["column"] for c in self.columns if c["drifted"]) or "none"
+
     def save_html(self, path) -> None:
         self.snapshot.save_html(str(path))
 

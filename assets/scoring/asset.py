@@ -26,13 +26,13 @@ def predictions(context: AssetExecutionContext, warehouse: Warehouse, model_regi
         raise DataProblem("no champion model yet: run retrain_job first")
     model = model_registry.load(champion.version)
     partitions = context.partition_keys
-    scored = score(warehouse.read(flight_features, partitions), model, champion.threshold, champion.name,
-                   champion.version)
+    features = warehouse.read(flight_features, partitions)
+    scored = score(features, model, champion.threshold, champion.name, champion.version)
     challenger = model_registry.challenger()
     shadow = None
     if challenger is not None and challenger.challenger_mode == "shadow":
-        shadow = score(warehouse.read(flight_features, partitions), model_registry.load(challenger.version),
-                       challenger.threshold, challenger.name, challenger.version)
+        shadow = score(features, model_registry.load(challenger.version), challenger.threshold, challenger.name,
+                       challenger.version)
     with warehouse.replace_partitions() as tx:
         tx.replace(predictions_table, partitions, scored)
         if shadow is not None:
