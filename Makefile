@@ -20,8 +20,7 @@ export PATH := $(BIN):$(PATH)
 
 DEMO_START ?= 2013-01-01
 DEMO_TRAIN_END ?= 2013-03-01
-DEMO_END   ?= 2013-03-07
-DEMO_SCORE_START ?= 2013-03-02
+DEMO_END   ?= 2013-03-31
 SERVE_PORT ?= 5001
 
 .PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui team-up team-down test-team broker-up workers ui serve mlflow-ui bench bench-team replay lock clean
@@ -35,20 +34,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 setup: $(VENV)/.installed
 
-## The whole lifecycle on the embedded default: ingest + validate + features for DEMO_START..DEMO_END
-## (one run), retrain on the 60 days ending DEMO_TRAIN_END, deploy if the gate passes, score the
-## days after it, then print where to look
-QUIET := {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-
+## The whole loop on the embedded default (pipelines/demo.py): ingest + validate + features for
+## DEMO_START..DEMO_TRAIN_END (one CLI run), the first model (retrain_job), then the Dagster daemon
+## replays the following days through the sensors until the first sensor-triggered retrain is
+## decided (or DEMO_END), and prints the chain and where to look. Logs: data/demo/*.log
 demo: setup
-	dagster asset materialize -m pipelines.definitions --select '*flight_features' \
-		--partition-range $(DEMO_START)...$(DEMO_END) --config-json '$(QUIET)'
-	mkdir -p data && printf 'loggers: {console: {config: {log_level: INFO}}}\nops: {training_set: {config: {end_day: "%s"}}}\n' \
-		$(DEMO_TRAIN_END) > data/retrain_demo.yaml
-	dagster job execute -m pipelines.definitions -j retrain_job -c data/retrain_demo.yaml
-	dagster asset materialize -m pipelines.definitions --select predictions \
-		--partition-range $(DEMO_SCORE_START)...$(DEMO_END) --config-json '$(QUIET)'
-	python -m pipelines.summary $(DEMO_START) $(DEMO_END)
+	python -m pipelines.demo --start $(DEMO_START) --train-end $(DEMO_TRAIN_END) --end $(DEMO_END)
 
 ## The champion on http://127.0.0.1:$(SERVE_PORT) (loopback only), following the registry alias: two workers
 ## that switch versions at one instant, X-Model-Version on every response, served flights recorded

@@ -54,10 +54,19 @@ SENSOR_INTERVAL_SECONDS = settings().sensor_interval_seconds
 
 # --- shared helpers ----------------------------------------------------------------------------
 
+def trained_up_to(run) -> str | None:
+    """The day a retrain run was trained up to: its tag (sensors, schedules), else the `end_day`
+    of its config (a retrain launched by hand or from the CLI); None for 'the newest day'."""
+    if Tag.AS_OF in run.tags:
+        return run.tags[Tag.AS_OF]
+    config = ((run.run_config or {}).get("ops", {}).get("training_set", {}) or {}).get("config", {}) or {}
+    return config.get("end_day") or None
+
+
 def last_retrain_day(instance) -> str | None:
     """The newest day a retrain (queued, running or done; not failed) was trained up to."""
     runs = instance.get_runs(RunsFilter(job_name=retrain_job.name, statuses=NOT_FAILED), limit=200)
-    return max((r.tags[Tag.AS_OF] for r in runs if Tag.AS_OF in r.tags), default=None)
+    return max(filter(None, map(trained_up_to, runs)), default=None)
 
 
 def retrain_request(trigger: RetrainTrigger) -> RunRequest:
@@ -317,8 +326,8 @@ def landing_sensor(context: SensorEvaluationContext):
 
 def replay_today(instance) -> str | None:
     """The replay's 'today': the day after the newest day with features (not before
-    FLIGHTS_REPLAY_START); None once 2013 is over."""
-    keys, start = partition_days(), settings().replay_start
+    FLIGHTS_REPLAY_START); None once FLIGHTS_REPLAY_END (or 2013) is over."""
+    keys, start = [d for d in partition_days() if d <= settings().replay_end], settings().replay_start
     status = instance.get_status_by_partition(AssetKey("flight_features"), keys, daily_partitions) or {}
     built = [d for d, s in status.items() if s == AssetPartitionStatus.MATERIALIZED and d >= start]
     if not built:
@@ -344,7 +353,7 @@ def replay_clock_sensor(context: SensorEvaluationContext):
         return SkipReason(f"waiting for run {busy[0].run_id[:8]} ({busy[0].job_name}) to finish")
     today = replay_today(instance)
     if today is None:
-        return SkipReason("the replay has reached the end of 2013")
+        return SkipReason(f"the replay has reached its end day ({settings().replay_end})")
     requests = [RunRequest(run_key=f"replay-ingest:{today}", job_name=ingest_job.name, partition_key=today,
                            tags={**RetrainTrigger(kind="replay_clock_sensor").tags(), "replay.today": today})]
     yesterday, s = previous_day(today), settings()

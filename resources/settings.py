@@ -112,6 +112,7 @@ class Settings:
     retrain_every_days: int  # FLIGHTS_RETRAIN_EVERY_DAYS
     sensor_interval_seconds: int  # FLIGHTS_SENSOR_INTERVAL_SECONDS
     replay_start: str  # FLIGHTS_REPLAY_START
+    replay_end: str  # FLIGHTS_REPLAY_END
     replay_seconds_per_day: int  # FLIGHTS_REPLAY_SECONDS_PER_DAY
     replay_periodic_retrain: bool  # FLIGHTS_REPLAY_PERIODIC_RETRAIN
     # execution
@@ -165,13 +166,18 @@ class Settings:
         broker = _text(env, "FLIGHTS_CELERY_BROKER", None)
         if executor == "celery" and broker is None:
             raise SettingError("FLIGHTS_EXECUTOR=celery needs FLIGHTS_CELERY_BROKER (e.g. `eval \"$(make -s broker-up)\"`)")
-        replay_start = _text(env, "FLIGHTS_REPLAY_START", "2013-01-01")
         from datetime import date
 
-        try:
-            date.fromisoformat(replay_start)
-        except ValueError:
-            raise SettingError(f"FLIGHTS_REPLAY_START={replay_start!r} is not a day (YYYY-MM-DD)") from None
+        replay = {"FLIGHTS_REPLAY_START": _text(env, "FLIGHTS_REPLAY_START", "2013-01-01"),
+                  "FLIGHTS_REPLAY_END": _text(env, "FLIGHTS_REPLAY_END", "2013-12-31")}
+        for name, value in replay.items():
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise SettingError(f"{name}={value!r} is not a day (YYYY-MM-DD)") from None
+        replay_start, replay_end = replay.values()
+        if replay_end < replay_start:
+            raise SettingError(f"FLIGHTS_REPLAY_END={replay_end} is before FLIGHTS_REPLAY_START={replay_start}")
         return cls(
             data_dir=data,
             source=_choice(env, "FLIGHTS_SOURCE", "replay", ("replay", "landing")),
@@ -203,6 +209,7 @@ class Settings:
             retrain_every_days=_number(env, "FLIGHTS_RETRAIN_EVERY_DAYS", 7, int, low=1),
             sensor_interval_seconds=_number(env, "FLIGHTS_SENSOR_INTERVAL_SECONDS", 30, int, low=1),
             replay_start=replay_start,
+            replay_end=replay_end,
             replay_seconds_per_day=_number(env, "FLIGHTS_REPLAY_SECONDS_PER_DAY", 60, int, low=1),
             replay_periodic_retrain=_flag(env, "FLIGHTS_REPLAY_PERIODIC_RETRAIN"),
             executor=executor,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
-from sqlalchemy import Engine, Table, create_engine, event, func, make_url, select
+from sqlalchemy import Engine, Float, Table, create_engine, event, func, make_url, select
 from sqlalchemy.exc import OperationalError
 
 from resources import schemas
@@ -112,9 +112,15 @@ def _fetch_frame(conn, stmt) -> pd.DataFrame:
     try:
         cursor.execute(str(compiled), params)
         columns = [d[0] for d in cursor.description]
-        return pd.DataFrame(cursor.fetchall(), columns=columns)
+        frame = pd.DataFrame(cursor.fetchall(), columns=columns)
     finally:
         cursor.close()
+    # a float column whose values are all NULL (e.g. wind_gust on a calm day) comes back as objects:
+    # typed by the table's declaration, as on every other day
+    for column in stmt.selected_columns:
+        if isinstance(column.type, Float) and column.name in frame and frame[column.name].dtype == object:
+            frame[column.name] = frame[column.name].astype("float64")
+    return frame
 
 
 class PartitionWriter:

@@ -242,7 +242,7 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
             "dataset_drift": MetadataValue.bool(result.dataset_drift),
             "drift_share": MetadataValue.float(round(result.share, 4)),
             "drifted_columns": MetadataValue.int(result.count),
-            "monitored_columns": MetadataValue.int(len(result.columns)),
+            "monitored_columns": MetadataValue.int(result.judged),
             "drift_share_threshold": MetadataValue.float(share),
             "columns": MetadataValue.md(markdown_table(result.columns, ["column", "method", "score", "threshold", "drifted"])),
             "model_version": MetadataValue.text(version),

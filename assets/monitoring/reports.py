@@ -35,6 +35,11 @@ class DriftResult:
         """The drifted columns' names, or 'none'."""
         return ", ".join(c["column"] for c in self.columns if c["drifted"]) or "none"
 
+    @property
+    def judged(self) -> int:
+        """How many columns had values to judge (the share's denominator)."""
+        return sum(c["method"] != NOT_JUDGED for c in self.columns)
+
     def save_html(self, path) -> None:
         self.snapshot.save_html(str(path))
 
@@ -72,6 +77,9 @@ def _threshold(thresholds, column: str) -> float | None:
     return thresholds.get(column) if isinstance(thresholds, dict) else thresholds
 
 
+NOT_JUDGED = "n/a (no values)"
+
+
 def column_drift(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
                  threshold: Thresholds = None) -> list[dict]:
     """Method, score, threshold and verdict of each column, by the stat test Evidently picks.
@@ -80,7 +88,7 @@ def column_drift(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[s
     for column in [*numeric, *categorical]:
         ref, cur = reference[column].dropna(), current[column].dropna()
         if ref.empty or cur.empty:
-            out.append({"column": column, "method": "n/a (no values)", "score": float("nan"),
+            out.append({"column": column, "method": NOT_JUDGED, "score": float("nan"),
                         "threshold": _threshold(threshold, column), "drifted": False})
             continue
         test, res = _stat_test(ref, cur, column in categorical, _threshold(threshold, column))
@@ -147,12 +155,19 @@ def drift_report_for_day(reference: pd.DataFrame, current: pd.DataFrame, numeric
     from evidently import Dataset, Report
     from evidently.metrics import DriftedColumnsCount, ValueDrift
 
-    columns = [*numeric, *categorical]
     per_column = column_drift(reference, current, numeric, categorical, column_threshold)
-    charted = [c["column"] for c in sorted(per_column, key=_excess, reverse=True)[:CHARTED_COLUMNS]]
+    # a column with no value on the day (or in the reference) is listed, not judged: Evidently
+    # refuses an empty column, and nothing about it can have drifted (wind_gust on 2013-03-10)
+    judged = {c["column"] for c in per_column if c["method"] != NOT_JUDGED}
+    numeric, categorical = [c for c in numeric if c in judged], [c for c in categorical if c in judged]
+    if not judged:
+        raise ValueError("no monitored column has a value on the day: nothing to judge for drift")
+    columns = [*numeric, *categorical]
+    charted = [c["column"] for c in sorted(per_column, key=_excess, reverse=True) if c["column"] in judged][:CHARTED_COLUMNS]
     definition = _definition(numeric, categorical)
     if isinstance(column_threshold, dict):
-        metrics = [DriftedColumnsCount(columns=columns, drift_share=drift_share, per_column_threshold=column_threshold)]
+        per_column_threshold = {c: t for c, t in column_threshold.items() if c in judged}
+        metrics = [DriftedColumnsCount(columns=columns, drift_share=drift_share, per_column_threshold=per_column_threshold)]
     else:
         metrics = [DriftedColumnsCount(columns=columns, drift_share=drift_share, threshold=column_threshold)]
     metrics += [ValueDrift(column=c, threshold=_threshold(column_threshold, c)) for c in charted]

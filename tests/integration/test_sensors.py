@@ -67,6 +67,24 @@ def test_drift_sensor_one_event_one_retrain_then_cooldown(instance):
     assert [r.run_key for r in requests] == ["drift_sensor:2013-05-10"]
 
 
+def test_a_retrain_launched_by_hand_counts_for_the_cooldown(instance):
+    """A retrain from the CLI or the Launchpad carries no sensor tags: its config's end_day is the
+    day it was trained up to, and a drifted day within the cooldown after it asks for nothing."""
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def("retrain_job")
+    instance.create_run_for_job(job, run_config={"ops": {"training_set": {"config": {"end_day": "2013-03-01"}}}},
+                                status=DagsterRunStatus.SUCCESS)
+    instance.create_run_for_job(job, status=DagsterRunStatus.SUCCESS)  # "the newest day": no day to count
+    assert last_retrain_day(instance) == "2013-03-01"
+    _, cursor, _ = tick(drift_sensor, instance, None)
+    drift_day(instance, "2013-03-05", drifted=True)
+    requests, cursor, skip = tick(drift_sensor, instance, cursor)
+    assert requests == [] and "retrain as of 2013-03-01 is within the 7-day cooldown" in skip
+    drift_day(instance, "2013-03-09", drifted=True)
+    assert [r.run_key for r in tick(drift_sensor, instance, cursor)[0]] == ["drift_sensor:2013-03-09"]
+
+
 def test_drift_sensor_asks_once_for_several_drifted_days_in_one_tick(instance):
     _, cursor, _ = tick(drift_sensor, instance, None)
     for day in ("2013-07-01", "2013-07-02", "2013-07-03"):

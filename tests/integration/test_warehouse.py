@@ -71,3 +71,23 @@ def test_a_table_from_an_older_schema_is_named_with_its_missing_columns(tmp_path
 
     with pytest.raises(DataProblem, match=r"table flight_features lacks columns \[.*'tail_prev_dep_delay'.*\].*make clean"):
         Warehouse(url=f"sqlite:///{path}").read(quarantine, ["2013-01-01"])
+
+
+def test_a_float_column_that_is_null_on_every_row_of_a_day_reads_back_as_float(tmp_path):
+    """2013-03-10 had no wind gust reported at all: its column must still read as float64 (as
+    on days with gusts), or Evidently's drift report refuses the day."""
+    from resources.schemas import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC, flight_features
+
+    wh = Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}")
+    rows = pd.DataFrame({"partition_date": ["2013-03-10"] * 2, "row_number": [1, 2], "flight": [1, 2], "tailnum": [None, "N1"],
+                         "sched_dep_ts": ["2013-03-10T06:00:00"] * 2,
+                         **{c: [1.5, None] for c in FEATURE_COLUMNS_NUMERIC},
+                         **{c: ["x", "y"] for c in FEATURE_COLUMNS_CATEGORICAL},
+                         "arr_delay": [3.0, 20.0], "cancelled": [0, 0], "is_late": [0, 1]})
+    rows["wind_gust"] = None
+    with wh.replace_partitions() as tx:
+        tx.replace(flight_features, ["2013-03-10"], rows)
+    got = wh.read(flight_features, ["2013-03-10"])
+    assert got["wind_gust"].dtype == "float64" and got["wind_gust"].isna().all()
+    assert got["temp"].tolist()[0] == 1.5 and got["tailnum"].tolist()[1] == "N1"  # text stays text
+    assert wh.read(flight_features, ["2013-03-10"], columns=["wind_gust"])["wind_gust"].dtype == "float64"

@@ -90,3 +90,15 @@ def test_calibrated_thresholds_quiet_ordinary_days_but_not_real_shifts(days):
     assert verdicts["distance"] and verdicts["carrier"]
     result = drift_report_for_day(reference, shifted, NUM, CAT, drift_share=0.2, column_threshold=thresholds)
     assert result.count == sum(verdicts.values())  # Evidently's count with per-column thresholds agrees
+
+
+def test_a_column_with_no_value_on_the_day_is_listed_not_judged(days):
+    """wind_gust was never reported on 2013-03-10: Evidently refuses an empty column, so the day
+    is judged on the other columns and the empty one is listed as not judged, not drifted."""
+    reference = pd.concat([days["2013-05-06"], days["2013-05-07"]], ignore_index=True)
+    current = days["2013-05-08"].assign(wind_gust=np.nan)
+    result = drift_report_for_day(reference, current, [*NUM, "wind_gust"], CAT, drift_share=0.5)
+    gust = next(c for c in result.columns if c["column"] == "wind_gust")
+    assert gust["method"] == "n/a (no values)" and not gust["drifted"]
+    assert result.judged == len(NUM) + len(CAT) and len(result.columns) == result.judged + 1
+    assert result.share == pytest.approx(result.count / result.judged)

@@ -36,6 +36,7 @@ NON_DEFAULT = {
     "FLIGHTS_RETRAIN_EVERY_DAYS": ("14", "retrain_every_days", 14),
     "FLIGHTS_SENSOR_INTERVAL_SECONDS": ("5", "sensor_interval_seconds", 5),
     "FLIGHTS_REPLAY_START": ("2013-03-01", "replay_start", "2013-03-01"),
+    "FLIGHTS_REPLAY_END": ("2013-03-31", "replay_end", "2013-03-31"),
     "FLIGHTS_REPLAY_SECONDS_PER_DAY": ("10", "replay_seconds_per_day", 10),
     "FLIGHTS_REPLAY_PERIODIC_RETRAIN": ("true", "replay_periodic_retrain", True),
     "FLIGHTS_EXECUTOR": ("multiprocess", "executor", "multiprocess"),
@@ -100,6 +101,8 @@ def test_defaults_and_the_profile():
     ({"FLIGHTS_SOURCE": "ftp"}, "FLIGHTS_SOURCE='ftp': expected one of replay, landing"),
     ({"FLIGHTS_EXECUTOR": "celery"}, "needs FLIGHTS_CELERY_BROKER"),
     ({"FLIGHTS_REPLAY_START": "March"}, "FLIGHTS_REPLAY_START='March' is not a day"),
+    ({"FLIGHTS_REPLAY_END": "2013-02-30"}, "FLIGHTS_REPLAY_END='2013-02-30' is not a day"),
+    ({"FLIGHTS_REPLAY_START": "2013-03-02", "FLIGHTS_REPLAY_END": "2013-03-01"}, "FLIGHTS_REPLAY_END=2013-03-01 is before"),
     ({"FLIGHTS_REPLAY_PERIODIC_RETRAIN": "maybe"}, "expected true or false"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(env, message):
