@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from resources.settings import REPO_ROOT, configure_process, settings, subprocess_env
@@ -124,7 +124,7 @@ class Demo:
         gate = self.run_metadata("champion_model", run_id)
         if not gate:
             return f"no decision recorded (run {self.ui}/runs/{run_id})"
-        reasons = " ".join(line.lstrip("- ").strip() for line in str(gate.get("reasons", "")).splitlines() if line.strip())
+        reasons = "; ".join(line.lstrip("- ").strip() for line in str(gate.get("reasons", "")).splitlines() if line.strip())
         return (f"candidate v{gate.get('candidate_version')} {gate.get('event')}; champion now {gate.get('champion')}. "
                 f"Gate: {reasons}")
 
@@ -137,7 +137,7 @@ class Demo:
 
         env = {**LOOP_ENV, "FLIGHTS_REPLAY_END": self.end}
         began = time.time()
-        since = datetime.fromtimestamp(began, tz=timezone.utc)
+        since = datetime.fromtimestamp(began, tz=UTC)
         self.cli("sensor_start", ["dagster", "sensor", "start", *WORKSPACE, "replay_clock_sensor"], env)
         daemon_log = (self.logs / "daemon.log").open("w")
         daemon = subprocess.Popen(["dagster-daemon", "run", *WORKSPACE], cwd=REPO_ROOT, env=subprocess_env(env),
@@ -222,7 +222,7 @@ class Demo:
                        f"{report.get('drifted_columns')} of {report.get('monitored_columns')} columns drifted")
         else:
             figures = (f"trailing ROC AUC {report.get('trailing_roc_auc', float('nan')):.3f} over "
-                       f"{report.get('trailing_days')} day(s) is {report.get('roc_auc_drop', float('nan')):.3f} below the "
+                       f"{report.get('trailing_days')} is {report.get('roc_auc_drop', float('nan')):.3f} below the "
                        f"evaluation ROC AUC {report.get('evaluation_roc_auc', float('nan')):.3f} "
                        f"(threshold {report.get('roc_auc_drop_threshold')})")
         gate = self.run_metadata("champion_model", retrain.run_id)
@@ -234,7 +234,7 @@ class Demo:
             f"  the retrain it started:  {retrain.job_name}, {retrain.status.value.lower()}, tagged trigger={tags.get('trigger')}",
             f"      {ui}/runs/{retrain.run_id}",
             f"  the gate:  {self.decision(retrain.run_id)}",
-            f"  the champion now:  {gate.get('champion', '?')} (previous: {gate.get('previous', '?')})",
+            f"  the champion now:  {gate.get('champion', '?')} (previous: v{gate.get('previous', '?')})",
             "",
             "  where to look (each UI: a `make` target, then the address):",
             f"      Dagster UI, the monitoring group    make ui           {ui}/locations/{LOCATION}/asset-groups/monitoring",
