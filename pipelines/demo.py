@@ -30,6 +30,8 @@ from pathlib import Path
 from resources.settings import REPO_ROOT, configure_process, settings, subprocess_env
 
 RETRAIN_TRIGGERS = ("drift_sensor", "performance_sensor")
+BIN = Path(sys.executable).parent  # the environment's own `dagster` and `dagster-daemon`
+DAGSTER, DAEMON = str(BIN / "dagster"), str(BIN / "dagster-daemon")
 WORKSPACE = ["-w", str(REPO_ROOT / "workspace.yaml")]
 LOCATION = "flight_delay"  # workspace.yaml
 # the daemon's sensors tick as often as Dagster's sensor loop allows (every 5 s); a replayed day
@@ -77,7 +79,7 @@ class Demo:
     def history(self) -> str:
         import json
 
-        self.cli("history", ["dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select", "*flight_features",
+        self.cli("history", [DAGSTER, "asset", "materialize", "-m", "pipelines.definitions", "--select", "*flight_features",
                              "--partition-range", f"{self.start}...{self.train_end}",
                              "--config-json", json.dumps(QUIET_RUN_CONFIG)])
         run = self.newest_run("__ASSET_JOB")
@@ -92,7 +94,7 @@ class Demo:
 
         config = self.logs / "first_model.yaml"
         config.write_text(yaml.safe_dump({**QUIET_RUN_CONFIG, "ops": {"training_set": {"config": {"end_day": self.train_end}}}}))
-        self.cli("first_model", ["dagster", "job", "execute", "-m", "pipelines.definitions", "-j", "retrain_job", "-c", str(config)])
+        self.cli("first_model", [DAGSTER, "job", "execute", "-m", "pipelines.definitions", "-j", "retrain_job", "-c", str(config)])
         run = self.newest_run("retrain_job")
         return self.decision(run.run_id)
 
@@ -138,9 +140,9 @@ class Demo:
         env = {**LOOP_ENV, "FLIGHTS_REPLAY_END": self.end}
         began = time.time()
         since = datetime.fromtimestamp(began, tz=UTC)
-        self.cli("sensor_start", ["dagster", "sensor", "start", *WORKSPACE, "replay_clock_sensor"], env)
+        self.cli("sensor_start", [DAGSTER, "sensor", "start", *WORKSPACE, "replay_clock_sensor"], env)
         daemon_log = (self.logs / "daemon.log").open("w")
-        daemon = subprocess.Popen(["dagster-daemon", "run", *WORKSPACE], cwd=REPO_ROOT, env=subprocess_env(env),
+        daemon = subprocess.Popen([DAEMON, "run", *WORKSPACE], cwd=REPO_ROOT, env=subprocess_env(env),
                                   stdout=daemon_log, stderr=subprocess.STDOUT, start_new_session=True)
         stopping = None  # the `dagster sensor stop` of the replay clock, once the retrain is requested
         printed: set[str] = set()
@@ -162,7 +164,7 @@ class Demo:
                         print(f"      -> {retrain.tags['trigger']} requested a retrain for {retrain.tags.get('trigger.partition')}: "
                               f"{retrain.tags.get('trigger.reason')}\n         run {self.ui}/runs/{retrain.run_id}", flush=True)
                         # the replay clock waits while the retrain runs: stopped now, it replays nothing after it
-                        stopping = subprocess.Popen(["dagster", "sensor", "stop", *WORKSPACE, "replay_clock_sensor"],
+                        stopping = subprocess.Popen([DAGSTER, "sensor", "stop", *WORKSPACE, "replay_clock_sensor"],
                                                     cwd=REPO_ROOT, env=subprocess_env(env), stdout=subprocess.DEVNULL,
                                                     stderr=subprocess.DEVNULL)
                 else:
@@ -175,7 +177,7 @@ class Demo:
                 time.sleep(0.5)
         finally:
             if stopping is None:
-                subprocess.run(["dagster", "sensor", "stop", *WORKSPACE, "replay_clock_sensor"], cwd=REPO_ROOT,
+                subprocess.run([DAGSTER, "sensor", "stop", *WORKSPACE, "replay_clock_sensor"], cwd=REPO_ROOT,
                                env=subprocess_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             else:
                 stopping.wait()
