@@ -237,11 +237,12 @@ def quality(results: dict) -> None:
     from assets.validation.logic import prepare_for_validation
     from resources.records import TrainingWindow
     from resources.schemas import FLIGHTS, WEATHER
-    from resources.source_files import _replay_days
+    from resources.source_files import _replay_table
     from served_model.features import model_input
 
     def typed(dataset, contract):
-        _, days = _replay_days(dataset)
+        replay = _replay_table(dataset)
+        days = {d: replay.day(d) for d in replay.rows}
         raw = pd.concat([f.assign(partition_date=d, source_file="f", row_number=range(1, len(f) + 1)) for d, f in days.items()], ignore_index=True)
         frame = prepare_for_validation(raw, contract)
         return frame[["partition_date", "source_file", "row_number", *contract.column_names]]

