@@ -133,6 +133,8 @@ def retrain(root: Path, results: dict) -> dict:
         # the libraries' own start and exit, plus the MLflow logging measured above
         "ratio_floor": round((plain_wall + floor["import_and_exit_excess_s"] + meta["mlflow_logging_seconds"].value) / plain_wall, 2),
     }
+    # target: the ratio within 10 % of its floor, and the MLflow logging and registration <= 1 s
+    results["retrain"]["ratio_over_floor"] = round(results["retrain"]["ratio"] / results["retrain"]["ratio_floor"], 2)
     print("retrain:", results["retrain"], flush=True)
     # the whole predictions step through the CLI, process start and warehouse I/O included
     wall = _run([dagster, "asset", "materialize", "-m", "pipelines.definitions", "--select", "predictions",
