@@ -106,26 +106,64 @@ def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+# events are sorted by (group, time) on one numeric key: group * _SPAN + time + _OFFSET
+# (times are minutes after the day's midnight: departures and landings within [-180, 6000])
+_OFFSET, _SPAN = 10_000.0, 100_000.0
+
+
 def _known_before(flights: pd.DataFrame, keys: list[str], sched: np.ndarray, event: np.ndarray,
                   value: np.ndarray, window: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per flight, among the *other* flights of its group whose event happened before its
     scheduled departure T (and at or after T - window): how many, the mean of their value, and
-    the value of the latest one. An unknown event (NaN: cancelled, diverted) never counts."""
-    count = np.zeros(len(flights))
-    mean, latest = np.full(len(flights), np.nan), np.full(len(flights), np.nan)
-    for pos in flights.groupby(keys, sort=False).indices.values():
-        t, e, v = sched[pos][:, None], event[pos][None, :], value[pos]
-        with np.errstate(invalid="ignore"):
-            known = (e < t) & ~np.isnan(v)[None, :]
-            if window is not None:
-                known &= e >= t - window
-        np.fill_diagonal(known, False)
-        n = known.sum(axis=1)
-        count[pos] = n
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean[pos] = np.where(n > 0, np.where(known, v[None, :], 0.0).sum(axis=1) / n, np.nan)
-        newest = np.where(known, e, -np.inf).argmax(axis=1)
-        latest[pos] = np.where(n > 0, v[newest], np.nan)
+    the value of the latest one (ties: the first in row order). An unknown event or value (NaN:
+    cancelled, diverted) never counts.
+
+    All groups at once, in O(n log n): the events sorted by (group, time), each flight's window
+    found by binary search, sums by prefix sums (delays are whole minutes, so the sums are exact
+    and equal those of a pairwise comparison, which the tests keep as the reference)."""
+    n = len(flights)
+    count, mean, latest = np.zeros(n), np.full(n, np.nan), np.full(n, np.nan)
+    group = flights.groupby(keys, sort=False).ngroup().to_numpy().astype(float)
+    in_group = group >= 0  # a missing key (no tail number) is in no group
+    with np.errstate(invalid="ignore"):
+        is_event = in_group & ~np.isnan(event) & ~np.isnan(value)
+    events = np.flatnonzero(is_event)
+    key = group * _SPAN + event + _OFFSET
+    order = events[np.argsort(key[events], kind="stable")]  # ties keep the row order
+    sorted_key = key[order]
+    prefix = np.concatenate([[0.0], np.cumsum(value[order])])
+    rank = np.full(n, -1)
+    rank[order] = np.arange(len(order))
+
+    q = np.flatnonzero(in_group)
+    t, base = sched[q], group[q] * _SPAN + _OFFSET
+    hi = np.searchsorted(sorted_key, base + t, side="left")  # events before T
+    lo = np.searchsorted(sorted_key, base + (t - window if window is not None else -_OFFSET), side="left")
+    own = event[q]
+    with np.errstate(invalid="ignore"):
+        self_in = is_event[q] & (own < t) & ((own >= t - window) if window is not None else True)
+    n_known = hi - lo - self_in
+    total = prefix[hi] - prefix[lo] - np.where(self_in, value[q], 0.0)
+    count[q] = n_known
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean[q] = np.where(n_known > 0, total / np.maximum(n_known, 1), np.nan)
+
+    # the latest known event: the first (in row order) of the events with the greatest time before
+    # T, passing over the flight itself
+    def first_of_ties(i):
+        return np.searchsorted(sorted_key, sorted_key[np.clip(i, 0, max(len(order) - 1, 0))], side="left")
+
+    if len(order):
+        last = hi - 1
+        pick = first_of_ties(last)
+        own_rank = np.where(self_in, rank[q], -2)
+        is_self = own_rank == pick
+        next_tie = pick + 1
+        tie_continues = (next_tie < hi) & (sorted_key[np.clip(next_tie, 0, len(order) - 1)] == sorted_key[np.clip(pick, 0, len(order) - 1)])
+        pick = np.where(is_self & tie_continues, next_tie, pick)
+        pick = np.where(is_self & ~tie_continues, first_of_ties(last - 1), pick)
+        found = n_known > 0
+        latest[q[found]] = value[order[pick[found]]]
     return count, mean, latest
 
 

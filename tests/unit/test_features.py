@@ -163,3 +163,55 @@ def test_propagated_delays_on_a_hand_made_day():
     assert p.loc[3, "nyc_departures_prev_1h"] == 1 and p.loc[3, "nyc_mean_dep_delay_prev_1h"] == 40.0
     # EWR since midnight, before 09:30 is not EWR: LGA has no departure before 09:30
     assert p.loc[3, "origin_mean_dep_delay_today"] == 10.0 and np.isnan(p.loc[4, "origin_mean_dep_delay_today"])
+
+
+def _known_before_pairwise(flights, keys, sched, event, value, window):
+    """The definition of `_known_before`, flight against flight (the former implementation)."""
+    count = np.zeros(len(flights))
+    mean, latest = np.full(len(flights), np.nan), np.full(len(flights), np.nan)
+    for pos in flights.groupby(keys, sort=False).indices.values():
+        t, e, v = sched[pos][:, None], event[pos][None, :], value[pos]
+        with np.errstate(invalid="ignore"):
+            known = (e < t) & ~np.isnan(v)[None, :]
+            if window is not None:
+                known &= e >= t - window
+        np.fill_diagonal(known, False)
+        n = known.sum(axis=1)
+        count[pos] = n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean[pos] = np.where(n > 0, np.where(known, v[None, :], 0.0).sum(axis=1) / n, np.nan)
+        newest = np.where(known, e, -np.inf).argmax(axis=1)
+        latest[pos] = np.where(n > 0, v[newest], np.nan)
+    return count, mean, latest
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_known_before_by_sorting_equals_the_pairwise_definition(seed):
+    """Ties in time, early departures (the flight's own event before its T), unknown events and
+    values, flights in no group: counts, means and the latest value equal the pairwise ones."""
+    from assets.features.logic import _known_before
+
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        m = int(rng.integers(1, 40))
+        flights = pd.DataFrame({"partition_date": rng.choice(["d1", "d2"], m), "tailnum": rng.choice(["N1", "N2", None], m)})
+        sched = rng.integers(0, 30, m).astype(float)
+        event = sched + rng.integers(-5, 5, m)
+        event[rng.random(m) < 0.2] = np.nan
+        value = rng.integers(-5, 50, m).astype(float)
+        value[rng.random(m) < 0.2] = np.nan
+        for keys in (["partition_date"], ["partition_date", "tailnum"]):
+            for window in (None, 3.0, 10.0):
+                got = _known_before(flights, keys, sched, event, value, window)
+                want = _known_before_pairwise(flights, keys, sched, event, value, window)
+                for g, w in zip(got, want, strict=True):
+                    np.testing.assert_array_equal(g, w)
+
+
+def test_propagation_features_equal_the_pairwise_definition_on_a_real_day(day_data, monkeypatch):
+    import assets.features.logic as logic
+
+    flights, _ = day_data
+    fast = propagation_features(flights)
+    monkeypatch.setattr(logic, "_known_before", _known_before_pairwise)
+    pd.testing.assert_frame_equal(fast, logic.propagation_features(flights))
