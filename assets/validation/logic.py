@@ -55,8 +55,12 @@ def prepare_for_validation(raw: pd.DataFrame, contract: DatasetContract) -> pd.D
         if kind == "str":
             out[column] = text
         else:
-            stripped = text.map(lambda v: v.strip() if isinstance(v, str) else v)
-            stripped = stripped.where(stripped != "", None)
+            if isinstance(frame[column].dtype, pd.StringDtype):  # text only (the warehouse's, the CSVs'): vectorized
+                stripped = frame[column].str.strip()
+                stripped = stripped.where(stripped != "")
+            else:
+                stripped = text.map(lambda v: v.strip() if isinstance(v, str) else v)
+                stripped = stripped.where(stripped != "", None)
             out[f"{column}__raw"] = stripped
             out[column] = pd.to_numeric(stripped, errors="coerce").astype(float)
     date = pd.to_datetime({"year": out["year"], "month": out["month"], "day": out["day"]}, errors="coerce")
