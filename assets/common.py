@@ -44,9 +44,27 @@ def previous_day(day: str) -> str | None:
     return keys[i - 1] if i > 0 else None
 
 
+def _row_hashes(frame: pd.DataFrame):
+    """One 64-bit hash per row over its values (pandas' own `hash_pandas_object`, vectorized);
+    text columns as Python strings with None for missing, whatever their pandas dtype."""
+    canonical = {}
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+            values = values.astype(object).where(values.notna(), None)
+        canonical[column] = values
+    return pd.util.hash_pandas_object(pd.DataFrame(canonical, index=frame.index), index=False).to_numpy()
+
+
+def _version(columns, row_hashes) -> str:
+    digest = hashlib.sha256("\x1f".join(map(str, columns)).encode())
+    digest.update(row_hashes.tobytes())
+    return digest.hexdigest()[:16]
+
+
 def data_version(frame: pd.DataFrame) -> str:
     """Content hash of a frame: its columns and values in row order (not the index)."""
-    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()[:16]
+    return _version(frame.columns, _row_hashes(frame))
 
 
 def as_stored(frame: pd.DataFrame, table) -> pd.DataFrame:
@@ -71,7 +89,9 @@ def as_stored(frame: pd.DataFrame, table) -> pd.DataFrame:
 def data_versions_by_partition(frame: pd.DataFrame, exclude: tuple[str, ...] = ()) -> dict[str, str]:
     """`data_version` of each day's rows of a multi-day frame, hashing every row once."""
     content = frame.drop(columns=[c for c in exclude if c in frame.columns])
-    return {day: data_version(part) for day, part in content.groupby("partition_date", sort=False)}
+    hashes = _row_hashes(content)  # every row hashed once, then grouped by day
+    return {day: _version(content.columns, hashes[rows])
+            for day, rows in content.groupby("partition_date", sort=False).indices.items()}
 
 
 def stored_data_versions(frame: pd.DataFrame, table) -> dict[str, str]:

@@ -91,3 +91,26 @@ def test_a_float_column_that_is_null_on_every_row_of_a_day_reads_back_as_float(t
     assert got["wind_gust"].dtype == "float64" and got["wind_gust"].isna().all()
     assert got["temp"].tolist()[0] == 1.5 and got["tailnum"].tolist()[1] == "N1"  # text stays text
     assert wh.read(flight_features, ["2013-03-10"], columns=["wind_gust"])["wind_gust"].dtype == "float64"
+
+
+def test_a_days_data_version_is_the_same_before_writing_and_after_reading_back(tmp_path):
+    """The features' data version (recorded on every model, re-checked by `pipelines.reproduce`)
+    does not depend on the pandas dtypes a frame arrives with, and changes with any value."""
+    from assets.common import data_version, data_versions_by_partition, stored_data_versions
+    from resources.schemas import flight_features
+    from tests.support import feature_days
+
+    days = ["2013-02-03", "2013-02-04"]
+    features = feature_days(days)
+    before = stored_data_versions(features, flight_features)
+    wh = Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}")
+    with wh.replace_partitions() as tx:
+        tx.replace(flight_features, days, features)
+    assert stored_data_versions(wh.read(flight_features, days), flight_features) == before
+    one_day = features[features["partition_date"] == days[0]]
+    assert data_versions_by_partition(features)[days[0]] == data_version(one_day)  # a day alone or among others
+    assert data_version(one_day.astype({"carrier": object})) == data_version(one_day)
+    changed = features.copy()
+    changed.loc[changed.index[5], "temp"] += 0.1
+    after = stored_data_versions(changed, flight_features)
+    assert after[days[0]] != before[days[0]] and after[days[1]] == before[days[1]]
