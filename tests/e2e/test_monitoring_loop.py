@@ -43,6 +43,9 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     monkeypatch.setenv("FLIGHTS_SOURCE", "landing")
     monkeypatch.setenv("FLIGHTS_LANDING_DIR", str(workdir["landing"]))
     monkeypatch.setenv("FLIGHTS_DATA_DIR", str(data))
+    # the first model's retrain (by hand, as of the last history day) counts for the cooldown: the
+    # drifted day right after it is judged here without one
+    monkeypatch.setenv("FLIGHTS_RETRAIN_COOLDOWN_DAYS", "0")
     registry = ModelRegistry(tracking_uri=workdir["mlflow_uri"], artifact_root=str(data / "mlartifacts"))
     defs = build_definitions({
         "source": FlightSource(mode="landing", landing_dir=str(workdir["landing"])),
