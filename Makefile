@@ -137,5 +137,7 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
 		--quiet -o requirements.lock
 
+## Remove the embedded default's stores and the records of its Dagster instance (dagster.yaml stays)
 clean:
-	rm -rf data/warehouse.db* data/gx data/reports data/evidently data/mlflow.db data/mlartifacts data/model_cards data/replay
+	rm -rf data/warehouse.db* data/gx data/reports data/evidently data/mlflow.db data/mlartifacts data/model_cards data/replay data/demo
+	rm -rf dagster_home/history dagster_home/schedules dagster_home/storage dagster_home/logs

@@ -137,6 +137,13 @@ class Demo:
         (its run) or END is reported; None if no sensor asked for a retrain."""
         from dagster import DagsterRunStatus, RunsFilter
 
+        self.no_other_daemon()
+        from dagster import AssetKey
+
+        built = self.instance.get_materialized_partitions(AssetKey("flight_features"))
+        if self.end in built:
+            raise DemoFailed(f"this instance already has every day up to {self.end}: nothing left to replay "
+                             "(`make clean` starts over; or pass a later --end)")
         env = {**LOOP_ENV, "FLIGHTS_REPLAY_END": self.end}
         began = time.time()
         since = datetime.fromtimestamp(began, tz=UTC)
@@ -170,6 +177,8 @@ class Demo:
                 else:
                     retrain = self.instance.get_run_by_id(retrain.run_id)
                     if retrain.is_finished:
+                        # a day the replay clock started before it was stopped is finished and shown
+                        self.wait_for_quiet(began)
                         self.print_new_days(began, printed)
                         return {"run": retrain}
                 if retrain is None and self.end in printed:
@@ -188,6 +197,14 @@ class Demo:
             except subprocess.TimeoutExpired:
                 os.killpg(daemon.pid, signal.SIGKILL)
             daemon_log.close()
+            self.instance.wipe_daemon_heartbeats()  # ours stopped: the next demo finds no daemon beating
+
+    def no_other_daemon(self) -> None:
+        """Two daemons on one instance would both tick the sensors: refuse while another one beats."""
+        beats = [b.timestamp for b in self.instance.get_daemon_heartbeats().values()]
+        if beats and time.time() - max(beats) < 60:
+            raise DemoFailed("a Dagster daemon is already running on this instance (`make ui` / `dagster dev`?): "
+                             "stop it first; the demo starts its own daemon and stops it at the end")
 
     def wait_for_quiet(self, began: float, timeout: float = 120) -> None:
         """Until no run the daemon started is queued or running (nothing is cut off)."""
