@@ -267,13 +267,13 @@ def day_figures(features: pd.DataFrame, partitions: list[str], versions: dict[st
     """Per day: rows, late share, weather coverage and the stored data version."""
     by_day = features.assign(is_late=features["is_late"].astype(float)).groupby("partition_date")
     stats = by_day.agg(rows=("row_number", "size"), late_share=("is_late", "mean"), coverage=("weather_available", "mean"))
-    out = {}
+    out, no_rows = {}, data_version(features.iloc[0:0])  # the version of a day without rows, once
     for p in partitions:
         rows = int(stats["rows"].get(p, 0))
         out[p] = {
             "rows": rows,
             "late_share": float(stats["late_share"].get(p, float("nan"))),
             "weather_coverage": float(stats["coverage"].get(p, 0.0)) if rows else 0.0,
-            "data_version": versions.get(p, data_version(features.iloc[0:0])),
+            "data_version": versions.get(p, no_rows),
         }
     return out

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from assets.common import data_version
+from assets.common import data_versions_of
 from resources.schemas import DatasetContract, raw_tables
 from resources.source_files import SourceBatch
 
@@ -32,7 +32,8 @@ def manifest(batches: list[SourceBatch], contract: DatasetContract) -> pd.DataFr
     """One row per day: what arrived, from where, and what is wrong with it as a whole."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
-    for b in batches:
+    versions = data_versions_of([b.frame for b in batches])
+    for b, version in zip(batches, versions, strict=True):
         missing = [c for c in contract.column_names if c not in b.columns]
         unexpected = [c for c in b.columns if c not in contract.columns]
         unreadable = b.read_error is not None and not b.columns
@@ -48,7 +49,7 @@ def manifest(batches: list[SourceBatch], contract: DatasetContract) -> pd.DataFr
                 "missing_columns": ", ".join(missing) if missing and not b.absent and not unreadable else None,
                 "unexpected_columns": ", ".join(unexpected) or None,
                 "absent": b.absent,
-                "data_version": data_version(b.frame),
+                "data_version": version,
                 "ingested_at": now,
             }
         )

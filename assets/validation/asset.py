@@ -135,11 +135,12 @@ def build_validated_asset(contract: DatasetContract):
             for p in partitions:
                 verdicts[p][NULLS_CHECK] = not warned
         versions = data_versions_by_partition(valid, exclude=("source_file",))
+        no_rows = data_version(valid.drop(columns=["source_file"]).iloc[0:0])  # a day without valid rows, once
         add_partition_metadata(context, {
             r.partition_date: {
                 "rows_in": int(r.rows_in), "rows_valid": int(r.rows_valid), "rows_quarantined": int(r.rows_quarantined),
                 "quarantine_reasons": MetadataValue.json(dict(counts.get(r.partition_date, {}))),
-                "data_version": versions.get(r.partition_date, data_version(valid.iloc[0:0])),
+                "data_version": versions.get(r.partition_date, no_rows),
                 "source_file": str(r.source_file),
                 # the checks' verdicts of the day, for the provenance of models trained on it
                 "checks": MetadataValue.json({c: "passed" if ok else "failed" for c, ok in verdicts[r.partition_date].items()}),

@@ -47,3 +47,20 @@ def test_resources_import_neither_assets_nor_pipelines():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("assets", "pipelines")]
     assert offenders == []
+
+
+def test_data_versions_of_many_frames_equal_each_frames_own():
+    """Daily batches hashed together give each batch the version it has alone, also when the
+    batches differ in columns or dtypes, or have no rows."""
+    import pandas as pd
+
+    from assets.common import data_version, data_versions_of
+
+    frames = [pd.DataFrame({"a": ["1", None, "3"], "b": ["x", "y", "z"]}),
+              pd.DataFrame({"a": pd.Series(["1", "2"], dtype="str"), "b": [None, "q"]}),
+              pd.DataFrame({"a": [], "b": []}),
+              pd.DataFrame({"b": ["x"], "a": ["1"]}),  # other column order: other columns
+              pd.DataFrame({"a": ["1", None, "3"], "b": ["x", "y", "z"]})]
+    versions = data_versions_of(frames)
+    assert versions == [data_version(f) for f in frames]
+    assert versions[0] == versions[4] and len(set(versions[:4])) == 4
