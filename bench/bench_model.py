@@ -13,7 +13,7 @@
 4. Model quality forward in time over 2013: train on 60 days, test on the next 14, every 28 days;
    and, for comparison with the published 0.764 (a random split), a random 80/20 split of the year.
 
-    python bench/bench_model.py
+    python bench/bench_model.py [--retrain-only]
 """
 
 from __future__ import annotations
@@ -77,8 +77,10 @@ def _run(cmd, env) -> float:
     return time.perf_counter() - t
 
 
+# the libraries a retrain imports beyond the plain script's: Dagster, MLflow's SQL store, skops and
+# the model card's plotting library
 STACK_IMPORTS = ("import dagster, pandas, sqlalchemy, sklearn.ensemble, mlflow, mlflow.pyfunc, mlflow.sklearn, skops.io; "
-                 "import mlflow.store.tracking.sqlalchemy_store")
+                 "import mlflow.store.tracking.sqlalchemy_store, matplotlib.pyplot")
 PLAIN_IMPORTS = "import pandas, sqlalchemy, sklearn.ensemble"
 
 
@@ -134,7 +136,11 @@ def retrain(root: Path, results: dict) -> dict:
         "ratio_floor": round((plain_wall + floor["import_and_exit_excess_s"] + meta["mlflow_logging_seconds"].value) / plain_wall, 2),
     }
     # target: the ratio within 10 % of its floor, and the MLflow logging and registration <= 1 s
-    results["retrain"]["ratio_over_floor"] = round(results["retrain"]["ratio"] / results["retrain"]["ratio_floor"], 2)
+    r = results["retrain"]
+    r["ratio_over_floor"] = round(r["ratio"] / r["ratio_floor"], 2)
+    print(f"retrain: {min(walls):.1f} s vs plain fit-and-evaluate {plain_wall:.1f} s = {r['ratio']:.2f}x; floor "
+          f"{r['ratio_floor']:.2f}x; ratio / floor {r['ratio_over_floor']:.2f} (target <= 1.10); MLflow logging and "
+          f"registration {r['mlflow_logging_and_registration_s']:.2f} s (target <= 1 s)", flush=True)
     print("retrain:", results["retrain"], flush=True)
     # the whole predictions step through the CLI, process start and warehouse I/O included
     wall = _run([dagster, "asset", "materialize", "-m", "pipelines.definitions", "--select", "predictions",
@@ -275,13 +281,15 @@ def quality(results: dict) -> None:
     print("quality:", {k: v for k, v in results["quality_forward"].items() if k != "folds"}, flush=True)
 
 
-def main() -> None:
+def main(retrain_only: bool = False) -> None:
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         env = retrain(Path(tmp), results)
-        scoring(env, results)
-        serving(env, results)
-    quality(results)
+        if not retrain_only:
+            scoring(env, results)
+            serving(env, results)
+    if not retrain_only:
+        quality(results)
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     path = out / f"model_{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -290,4 +298,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(retrain_only="--retrain-only" in sys.argv)
