@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from assets.common import stored_data_versions
-from assets.training.logic import ModelParams, build_training_set, fit_candidate, git_commit, lock_digest
+from assets.training.logic import ModelParams, build_training_set, git_commit, lock_digest, rebuild
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features
 from resources.settings import configure_process
@@ -38,9 +38,11 @@ def reproduce(version: str, registry: ModelRegistry | None = None, warehouse: Wa
     current = stored_data_versions(frame, flight_features)
     changed = sorted(d for d in window.days if window.data_versions.get(d) != current.get(d))
 
-    hyper = ModelParams.from_strings(registry.run_params(record.run_id))
+    recorded = registry.run_params(record.run_id)
+    hyper = ModelParams.from_strings(recorded)
     ts = build_training_set(frame, window)
-    rebuilt = fit_candidate(ts, hyper)
+    # the chosen trial again, without the search: its training window, hyperparameters and calibration
+    rebuilt = rebuild(ts, hyper, int(recorded.get("train_days", 0)), recorded.get("calibration", "none"))
     X = model_input(ts.frame)
     rebuilt_p = rebuilt.model.predict_proba(X)[:, 1]
     registered_p = registry.load(record.version).predict_proba(X)[:, 1]
@@ -53,7 +55,8 @@ def reproduce(version: str, registry: ModelRegistry | None = None, warehouse: Wa
         "days_whose_data_changed": changed,
         "max_abs_prediction_difference": diff,
         "threshold": {"recorded": record.threshold, "rebuilt": round(rebuilt.threshold, 6)},
-        "hyperparameters": hyper.as_dict(),
+        "hyperparameters": {**hyper.as_dict(), "train_days": int(recorded.get("train_days", 0)),
+                            "calibration": recorded.get("calibration", "none")},
         "git_commit": {"recorded": record.build.git_commit, "now": git_commit()},
         "requirements_lock_sha256": {"recorded": record.build.lock_sha256, "now": lock_digest()},
         "reproduced": bool(same),

@@ -31,6 +31,8 @@ class Tag:
     TRIGGER_PREFIX = "trigger."
     AS_OF = "retrain.as_of"
     THRESHOLD = "threshold"
+    MODEL_PARAMS = "model.params"  # JSON: the chosen hyperparameters, training window and calibration
+    CALIBRATION = "model.calibration"  # none | isotonic | sigmoid
     GATE_DECISION = "gate.decision"
     GATE_REASONS = "gate.reasons"
     EVAL_TEST_ROC_AUC = "eval.test_roc_auc"
@@ -184,6 +186,7 @@ class ModelRecord:
     events: tuple[DeployEvent, ...] = ()
     challenger_mode: str | None = None
     challenger_since: str | None = None
+    model_params: dict = field(default_factory=dict)  # the chosen hyperparameters, training window, calibration
 
     @property
     def rolled_back(self) -> DeployEvent | None:
@@ -204,7 +207,8 @@ class ModelRecord:
                    trigger=RetrainTrigger.from_tags(tags), build=BuildInfo.from_tags(tags),
                    verdict=GateVerdict.from_tags(tags), evaluation_roc_auc=None if auc is None else float(auc),
                    source=source, created_ms=created_ms, events=DeployEvent.parse(tags),
-                   challenger_mode=tags.get(Tag.CHALLENGER_MODE), challenger_since=tags.get(Tag.CHALLENGER_SINCE))
+                   challenger_mode=tags.get(Tag.CHALLENGER_MODE), challenger_since=tags.get(Tag.CHALLENGER_SINCE),
+                   model_params=json.loads(tags.get(Tag.MODEL_PARAMS) or "{}"))
 
     @property
     def label(self) -> str:

@@ -261,7 +261,8 @@ class ModelRegistry(ConfigurableResource):
         return window
 
     def register_candidate(self, model, *, run_id: str, params: dict, metrics: dict, threshold: float, sample,
-                           dataset, pip_requirements: list[str]) -> tuple[ModelRecord, float]:
+                           dataset, pip_requirements: list[str], version_tags: dict[str, str] | None = None,
+                           ) -> tuple[ModelRecord, float]:
         """Log the fitted Pipeline into the retrain's MLflow run and register it as a new version
         (the served model with the Pipeline inside); the run's tags (window, trigger, build) are
         copied onto the version. Returns the version and the seconds logging and registering took.
@@ -303,8 +304,30 @@ class ModelRegistry(ConfigurableResource):
         # each through a tracking server)
         with _naming_the_store(self, "registering the candidate"):
             registered = mlflow.register_model(info.model_uri, self.model_name,
-                                               tags={Tag.THRESHOLD: f"{threshold:.6f}", **tags})
+                                               tags={Tag.THRESHOLD: f"{threshold:.6f}", **tags, **(version_tags or {})})
         return self.record(str(registered.version)), time.perf_counter() - started
+
+    def log_trials(self, parent_run_id: str, trials: list[dict], metric_keys: tuple[str, ...]) -> list[str]:
+        """Each trial of a retrain's search as a run nested under the retrain's run (its params,
+        and the figures of `metric_keys` as metrics). Idempotent: a retried step finds the
+        trials already logged under the run and logs none again."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        client = self.client
+        existing = client.search_runs([self.experiment_id()], f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=1000)
+        if existing:
+            return [r.info.run_id for r in existing]
+        now, ids = int(time.time() * 1000), []
+        for trial in trials:
+            run = client.create_run(self.experiment_id(), run_name=f"trial-{trial['trial']:02d}",
+                                    tags={"mlflow.parentRunId": parent_run_id, "trial.kind": str(trial["kind"])})
+            client.log_batch(run.info.run_id,
+                             metrics=[Metric(k, float(trial[k]), now, 0) for k in metric_keys],
+                             params=[Param(k, str(v)) for k, v in trial.items() if k not in metric_keys],
+                             tags=[RunTag("mlflow.runName", f"trial-{trial['trial']:02d}")])
+            client.set_terminated(run.info.run_id, "FINISHED")
+            ids.append(run.info.run_id)
+        return ids
 
     def set_version_tags(self, version: str, tags: dict[str, str]) -> None:
         client = self.client

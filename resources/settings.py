@@ -121,6 +121,9 @@ class Settings:
     celery_backend: str | None  # FLIGHTS_CELERY_BACKEND (default: the broker)
     store_retries: int  # FLIGHTS_STORE_RETRIES
     store_retry_delay: float  # FLIGHTS_STORE_RETRY_DELAY (seconds)
+    # training
+    tuning_trials: int  # FLIGHTS_TUNING_TRIALS: fits a retrain's search may make in all (windows + tuning; 0: no tuning)
+    tuning_seconds: float  # FLIGHTS_TUNING_SECONDS: the tuning stops drawing trials after this long
     # deployment
     promotion_mode: Literal["auto", "approve", "shadow"]  # FLIGHTS_PROMOTION_MODE
     challenger_expiry_days: int  # FLIGHTS_CHALLENGER_EXPIRY_DAYS (replayed days a challenger may wait)
@@ -217,6 +220,8 @@ class Settings:
             celery_backend=_text(env, "FLIGHTS_CELERY_BACKEND", None) or broker,
             store_retries=_number(env, "FLIGHTS_STORE_RETRIES", 3, int, low=0),
             store_retry_delay=_number(env, "FLIGHTS_STORE_RETRY_DELAY", 2.0, low=0),
+            tuning_trials=_number(env, "FLIGHTS_TUNING_TRIALS", 20, int, low=0),
+            tuning_seconds=_number(env, "FLIGHTS_TUNING_SECONDS", 40.0, low=0),
             promotion_mode=_choice(env, "FLIGHTS_PROMOTION_MODE", "auto", PROMOTION_MODES),
             challenger_expiry_days=_number(env, "FLIGHTS_CHALLENGER_EXPIRY_DAYS", 7, int, low=1),
             shadow_days=_number(env, "FLIGHTS_SHADOW_DAYS", 3, int, low=1),

@@ -28,6 +28,9 @@ FEATURE_COLUMNS_NUMERIC = [
     "origin_scheduled_prev_1h",
     "tail_prev_dep_delay",
     "tail_legs_before",
+    "tail_prev_sched_gap",
+    "tail_prev_overdue",
+    "tail_prev_distance",
     "carrier_origin_mean_dep_delay_prev_2h",
     "nyc_departures_prev_1h",
     "nyc_mean_dep_delay_prev_1h",
@@ -38,10 +41,11 @@ FEATURE_COLUMNS_NUMERIC = [
 FEATURE_COLUMNS_CATEGORICAL = ["carrier", "origin", "dest", "route"]
 # numeric features that can be unknown at scheduled departure: the origin's weather (no
 # observation in the last 3 hours, or a sensor gap), delay averages over no flights, and the
-# aircraft's previous delay (first departure of the day, or no tail number)
+# aircraft's previous delay and leg (first departure of the day, or no tail number)
 FEATURE_COLUMNS_MAY_BE_MISSING = [
     "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib",
     "origin_mean_dep_delay_prev_2h", "origin_late_share_prev_2h", "tail_prev_dep_delay",
+    "tail_prev_sched_gap", "tail_prev_overdue", "tail_prev_distance",
     "carrier_origin_mean_dep_delay_prev_2h", "nyc_mean_dep_delay_prev_1h", "origin_mean_dep_delay_today",
     "dest_mean_arr_delay_prev_3h",
 ]

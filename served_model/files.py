@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Types skops may load beyond its defaults: the fitted trees of HistGradientBoosting (reviewed:
-# arrays of nodes, no callables). Anything else in a model file is refused.
-SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+# Types skops may load beyond its defaults (reviewed: arrays and numbers, no callables): the
+# fitted trees of HistGradientBoosting, and the calibration wrapped around the classifier (its
+# fitted calibrators: isotonic thresholds, or a sigmoid's two coefficients). Anything else in a
+# model file is refused.
+SKOPS_TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                       "sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration"]
 
 # the name of the Pipeline's folder inside a registered model version (see served_model/model.py)
 PIPELINE_ARTIFACT = "sklearn_pipeline"

@@ -20,6 +20,9 @@ from resources.settings import configure_process
 configure_process()
 # retries of an unreachable store: fast in tests (the policy is read when the assets are defined)
 os.environ.setdefault("FLIGHTS_STORE_RETRY_DELAY", "0.2")
+# retrains without hyperparameter tuning (each training window still tried): the tests that
+# exercise tuning set their own number of trials
+os.environ.setdefault("FLIGHTS_TUNING_TRIALS", "0")
 
 from tests.support import REPO, make_dagster_home, store_url  # noqa: E402
 

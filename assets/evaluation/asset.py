@@ -15,11 +15,20 @@ from resources.schemas import flight_features
 from resources.warehouse import Warehouse
 
 SEGMENT_COLUMNS = ["rows", "late_share", "roc_auc", "f1"]
+SEGMENT_GUARD_COLUMNS = ("segment", "rows", "candidate_roc_auc", "champion_roc_auc", "difference")
+
+
+def importance_columns(evaluation) -> list[str]:
+    return ["feature", "candidate", *(["champion"] if evaluation.champion_version else [])]
 
 
 class GateConfig(Config):
     min_roc_auc: float = Field(default=GatePolicy.min_roc_auc, description="Absolute floor of the candidate's test ROC AUC.")
     min_margin: float = Field(default=GatePolicy.min_margin, description="Required ROC AUC margin over the champion on the same rows.")
+    segment_margin: float = Field(default=GatePolicy.segment_margin, description="A candidate whose ROC AUC is below the "
+                                  "champion's by more than this on any origin, or on any carrier with segment_min_rows "
+                                  "test flights, is rejected (the reason names the segment).")
+    segment_min_rows: int = Field(default=GatePolicy.segment_min_rows, description="Test flights a carrier needs to be guarded.")
     force_promote: bool = Field(default=False, description="Manual override: promote whatever the gate says.")
     override_reason: str = Field(default="", description="Why the override was used (required with force_promote).")
 
@@ -29,8 +38,9 @@ class GateConfig(Config):
     deps=["candidate_model"],
     kinds={"sklearn", "mlflow"},
     description="Candidate, current champion and a baseline (historical late rate by route and hour) scored on the "
-    "same test days: ROC AUC, PR AUC, log loss, Brier, precision/recall/F1 at the operating threshold, "
-    "calibration, per origin and per carrier; and the promotion decision with every reason.",
+    "same test days: ROC AUC, PR AUC, log loss, Brier, calibration error, precision/recall/F1 at the operating "
+    "threshold, calibration, per origin and per carrier, candidate vs champion on every guarded segment, "
+    "permutation importance of both; and the promotion decision with every reason.",
 )
 def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehouse: Warehouse,
                      model_registry: ModelRegistry) -> MaterializeResult:
@@ -69,6 +79,10 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehou
         "calibration": MetadataValue.md(markdown_table(evaluation.calibration, ["bin", "rows", "mean_predicted", "observed_late"])),
         "by_origin": MetadataValue.md(markdown_table(evaluation.by_origin, ["origin", *SEGMENT_COLUMNS])),
         "by_carrier": MetadataValue.md(markdown_table(evaluation.by_carrier, ["carrier", *SEGMENT_COLUMNS])),
+        "segments_vs_champion": MetadataValue.md(markdown_table(evaluation.segments, list(SEGMENT_GUARD_COLUMNS))
+                                                 if evaluation.segments else "no champion: no segment compared"),
+        "permutation_importance": MetadataValue.md(markdown_table(evaluation.importance[:15], importance_columns(evaluation))),
+        "calibration_error": MetadataValue.float(evaluation.candidate.calibration_error),
         "mlflow_run_id": MetadataValue.text(candidate.run_id),
         "evaluation_artifact": MetadataValue.url(model_registry.artifact_url(candidate.run_id, EVALUATION_ARTIFACT)),
     })

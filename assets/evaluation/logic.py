@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from assets.training.logic import LABEL, TrainingSet
+from assets.training.logic import LABEL, TrainingSet, calibration_error
 from resources.records import GateVerdict
 from served_model.features import model_input
 
-REPORTED = ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1")
+REPORTED = ("roc_auc", "pr_auc", "log_loss", "brier", "calibration_error", "precision", "recall", "f1")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Metrics:
     threshold: float
     rows: int
     late_share: float
+    calibration_error: float = float("nan")  # expected calibration error, 10 bins (older evaluations: nan)
 
 
 def metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> Metrics:
@@ -55,6 +56,7 @@ def metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> Metrics:
         threshold=float(threshold),
         rows=int(len(y)),
         late_share=float(np.mean(y)),
+        calibration_error=calibration_error(y, p),
     )
 
 
@@ -95,17 +97,41 @@ def baseline_scores(train: pd.DataFrame, test: pd.DataFrame, prior_weight: float
 
 @dataclass(frozen=True)
 class GatePolicy:
-    """The promotion gate: an absolute floor, beat the baseline, a margin over the champion;
-    a person may override it with a reason."""
+    """The promotion gate: an absolute floor, beat the baseline, a margin over the champion, and
+    no segment (an origin, or a carrier with at least `segment_min_rows` test flights) worse than
+    the champion by more than `segment_margin`; a person may override it with a reason."""
 
     min_roc_auc: float = 0.65
     min_margin: float = 0.002
+    segment_margin: float = 0.02
+    segment_min_rows: int = 1000
     force_promote: bool = False
     override_reason: str = ""
 
 
-def decide(candidate: Metrics, champion: Metrics | None, baseline: Metrics, gate: GatePolicy) -> GateVerdict:
-    """The promotion decision and every reason behind it."""
+# the segments the gate guards: every origin; carriers with at least `segment_min_rows` test flights
+GUARDED_SEGMENTS = ("origin", "carrier")
+
+
+def segment_comparison(test: pd.DataFrame, p_candidate: np.ndarray, p_champion: np.ndarray, min_rows: int) -> list[dict]:
+    """Candidate and champion ROC AUC on the same rows of each guarded segment (both classes
+    present): every origin, and every carrier with at least `min_rows` test flights."""
+    from sklearn.metrics import roc_auc_score
+
+    y, out = test[LABEL].to_numpy(), []
+    for by in GUARDED_SEGMENTS:
+        for key, idx in sorted(test.groupby(by).indices.items()):
+            if (by != "origin" and len(idx) < min_rows) or len(np.unique(y[idx])) < 2:
+                continue
+            c, k = float(roc_auc_score(y[idx], p_candidate[idx])), float(roc_auc_score(y[idx], p_champion[idx]))
+            out.append({"segment": f"{by} {key}", "rows": int(len(idx)), "candidate_roc_auc": round(c, 4),
+                        "champion_roc_auc": round(k, 4), "difference": round(c - k, 4)})
+    return out
+
+
+def decide(candidate: Metrics, champion: Metrics | None, baseline: Metrics, gate: GatePolicy,
+           segments: list[dict] | None = None) -> GateVerdict:
+    """The promotion decision and every reason behind it; `segments`: `segment_comparison`."""
     reasons, ok = [], True
     c_auc = candidate.roc_auc
     if not np.isfinite(c_auc) or c_auc < gate.min_roc_auc:
@@ -128,6 +154,16 @@ def decide(candidate: Metrics, champion: Metrics | None, baseline: Metrics, gate
         )
     else:
         reasons.append(f"candidate beats the champion by {c_auc - champion.roc_auc:+.4f} (margin {gate.min_margin:.4f})")
+    if champion is not None and segments is not None:
+        worse = [s for s in segments if s["difference"] < -gate.segment_margin]
+        for s in worse:
+            ok = False
+            reasons.append(f"segment {s['segment']}: candidate ROC AUC {s['candidate_roc_auc']:.4f} is "
+                           f"{-s['difference']:.4f} below the champion's {s['champion_roc_auc']:.4f} on its {s['rows']} "
+                           f"test flights (segment margin {gate.segment_margin:.4f})")
+        if not worse:
+            reasons.append(f"no segment worse than the champion by more than {gate.segment_margin:.4f} "
+                           f"({len(segments)} guarded: every origin, carriers with >= {gate.segment_min_rows} test flights)")
     if gate.force_promote:
         if not gate.override_reason.strip():
             raise ValueError("force_promote needs an override_reason")
@@ -149,6 +185,8 @@ class Evaluation:
     by_origin: list[dict] = field(default_factory=list)
     by_carrier: list[dict] = field(default_factory=list)
     roc_curve: dict = field(default_factory=dict)
+    segments: list[dict] = field(default_factory=list)  # candidate vs champion per guarded segment
+    importance: list[dict] = field(default_factory=list)  # permutation importance, candidate and champion
 
     @property
     def candidate(self) -> Metrics:
@@ -171,6 +209,11 @@ class Evaluation:
         return [{"model": k, **{x: round(v, 4) for x, v in asdict(m).items() if x != "rows"}} for k, m in self.metrics.items()]
 
 
+# permutation importance: a fixed-seed sample of the test flights, and shuffles per feature
+IMPORTANCE_ROWS = 2500
+IMPORTANCE_REPEATS = 2
+
+
 def roc_points(y, p, n: int = 101) -> dict:
     from sklearn.metrics import roc_curve
 
@@ -179,21 +222,53 @@ def roc_points(y, p, n: int = 101) -> dict:
     return {"fpr": grid.tolist(), "tpr": np.interp(grid, fpr, tpr).tolist()}
 
 
+def permutation_importance_table(models: dict[str, object], test: pd.DataFrame, rows: int = IMPORTANCE_ROWS,
+                                 repeats: int = IMPORTANCE_REPEATS, seed: int = 0) -> list[dict]:
+    """Permutation importance on the test days: how much each model's ROC AUC drops when one
+    feature's values are shuffled (mean of `repeats` shuffles, on the same fixed-seed sample of
+    at most `rows` test flights for every model); one row per feature, sorted by the first
+    model's importance."""
+    from sklearn.inspection import permutation_importance
+
+    sample = test.sample(n=min(rows, len(test)), random_state=seed) if len(test) > rows else test
+    X, y = model_input(sample), sample[LABEL].to_numpy()
+    if len(np.unique(y)) < 2:
+        return []
+    table = {c: {"feature": c} for c in X.columns}
+    for name, model in models.items():
+        # the classifier step on the prepared matrix: shuffling an encoded column shuffles the
+        # category, and the encoding is done once instead of once per shuffle
+        (_, prepare), (_, classifier) = model.steps[0], model.steps[-1]
+        prepared = prepare.transform(X)
+        result = permutation_importance(classifier, prepared, y, scoring="roc_auc", n_repeats=repeats, random_state=seed)
+        for c, mean, std in zip(prepare.get_feature_names_out(), result.importances_mean, result.importances_std):
+            table[c][name] = round(float(mean), 5)
+            table[c][f"{name}_std"] = round(float(std), 5)
+    first = next(iter(models))
+    return sorted(table.values(), key=lambda r: -r[first])
+
+
 def evaluate(ts: TrainingSet, candidate_version: str, candidate, threshold: float, champion_version: str | None,
-             champion, champion_threshold: float, gate: GatePolicy) -> Evaluation:
-    """Candidate, champion (if any) and the baseline on the window's test days, and the gate."""
+             champion, champion_threshold: float, gate: GatePolicy, importance: bool = True) -> Evaluation:
+    """Candidate, champion (if any) and the baseline on the window's test days, the segments the
+    gate guards, permutation importance of both models, and the gate."""
     test, train = ts.split("test"), ts.split("train")
     y, X = test[LABEL].to_numpy(), model_input(test)
     p_candidate = candidate.predict_proba(X)[:, 1]
     scored = {"candidate": metrics(y, p_candidate, threshold)}
+    segments = None
     if champion is not None:
-        scored["champion"] = metrics(y, champion.predict_proba(X)[:, 1], champion_threshold)
+        p_champion = champion.predict_proba(X)[:, 1]
+        scored["champion"] = metrics(y, p_champion, champion_threshold)
+        segments = segment_comparison(test, p_candidate, p_champion, gate.segment_min_rows)
     scored["baseline"] = metrics(y, baseline_scores(train, test), threshold)
-    verdict = decide(scored["candidate"], scored.get("champion"), scored["baseline"], gate)
+    verdict = decide(scored["candidate"], scored.get("champion"), scored["baseline"], gate, segments)
+    models = {"candidate": candidate, **({"champion": champion} if champion is not None else {})}
     return Evaluation(
         candidate_version=str(candidate_version), champion_version=champion_version, test_days=ts.window.splits["test"],
         metrics=scored, verdict=verdict, calibration=calibration_table(y, p_candidate),
         by_origin=segment_metrics(test, p_candidate, threshold, "origin"),
         by_carrier=segment_metrics(test, p_candidate, threshold, "carrier"),
-        roc_curve=roc_points(y, p_candidate),
+        roc_curve=roc_points(y, p_candidate), segments=segments or [],
+        importance=permutation_importance_table(models, test) if importance else [],
     )

@@ -5,6 +5,8 @@ Neither hands a value to the next step: the window is on the MLflow run, the can
 registered version; each step finds its upstream's record in its materialization metadata.
 """
 
+import json
+
 from dagster import AssetExecutionContext, AssetKey, AssetRecordsFilter, Config, MaterializeResult, MetadataValue
 from pydantic import Field
 
@@ -13,7 +15,9 @@ from assets.common import markdown_table
 from assets.training.logic import (
     FIT_SPLITS,
     LABEL,
+    TRIAL_METRICS,
     ModelParams,
+    SearchPolicy,
     build_training_set,
     check_label_counts,
     fit_candidate,
@@ -27,9 +31,10 @@ from assets.training.logic import (
     window_days,
 )
 from resources.errors import DataProblem
-from resources.records import BuildInfo, RetrainTrigger, TrainingWindow
+from resources.records import SPLITS, BuildInfo, RetrainTrigger, Tag, TrainingWindow
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features
+from resources.settings import settings
 from resources.warehouse import Warehouse
 from served_model import PACKAGE_VERSION
 from served_model.features import FEATURE_COLUMNS, model_input
@@ -37,7 +42,10 @@ from served_model.features import FEATURE_COLUMNS, model_input
 
 class TrainingSetConfig(Config):
     end_day: str = Field(default="", description="Last day of the window (default: the newest day with features).")
-    window_days: int = Field(default=60, description="Days in the trailing window.")
+    window_days: int = Field(default=365, description="Days the window reaches back at most; days before the first day "
+                             "with features are left out. Split by time: oldest train, then validation (10 %, at most 14 "
+                             "days), then test (20 %, at most 14 days, newest). candidate_model chooses how many of the "
+                             "newest train days it fits on (its train_window_options).")
     min_rows: int = Field(default=2000, description="Fewer labelled rows than this is an error.")
 
 
@@ -68,8 +76,10 @@ def training_set(context: AssetExecutionContext, config: TrainingSetConfig, ware
     if end is None:
         raise DataProblem("no day of flight_features has been built: run ingest_job first")
     days = window_days(end, config.window_days)
-    splits = split_days(days)
     present = warehouse.count_by_partition(flight_features, days)
+    first = next((d for d in days if present[d]), end)
+    days = [d for d in days if d >= first]  # history starts at the first day with features
+    splits = split_days(days)
     missing = [d for d in days if not present[d]]
     if missing:
         raise DataProblem(f"training window {days[0]}…{days[-1]}: no features for {len(missing)} day(s), e.g. {missing[:5]}")
@@ -97,6 +107,29 @@ class ModelConfig(Config):
     min_samples_leaf: int = ModelParams.min_samples_leaf
     l2_regularization: float = ModelParams.l2_regularization
     random_state: int = ModelParams.random_state
+    train_window_options: list[int] = Field(
+        default=list(SearchPolicy.train_window_options),
+        description="Training windows tried, in days of the train split (newest first; 0 = all of it); the one with "
+        "the best validation ROC AUC is kept. [0]: always all of it.")
+    tuning_trials: int | None = Field(
+        default=None, description="Fits the search makes in all (the windows, then hyperparameters sampled on the best "
+        "window, each a nested MLflow run); 0 or 1: no tuning (a fast retrain). Unset: FLIGHTS_TUNING_TRIALS (20).")
+    tuning_seconds: float | None = Field(
+        default=None, description="No new tuning trial after this many seconds. Unset: FLIGHTS_TUNING_SECONDS (40).")
+    calibrate: bool = Field(
+        default=True, description="Fit isotonic and sigmoid calibration on the validation days and apply the one that "
+        "lowers log loss on the test days (none if neither does).")
+
+    def params(self) -> ModelParams:
+        return ModelParams(**{f: getattr(self, f) for f in ModelParams.__dataclass_fields__})
+
+    def policy(self) -> SearchPolicy:
+        current = settings()
+        return SearchPolicy(
+            train_window_options=tuple(self.train_window_options),
+            tuning_trials=current.tuning_trials if self.tuning_trials is None else self.tuning_trials,
+            tuning_seconds=current.tuning_seconds if self.tuning_seconds is None else self.tuning_seconds,
+            seed=self.random_state)
 
 
 @lifecycle_asset(
@@ -104,25 +137,37 @@ class ModelConfig(Config):
     deps=["training_set"],
     kinds={"sklearn", "mlflow"},
     description="A scikit-learn Pipeline (ordinal categories + HistGradientBoosting, fixed seed) fitted on the "
-    "train days of the recorded window; threshold chosen on the validation days; logged to the retrain's MLflow "
-    "run (params, metrics, dataset, signature, tags back to the Dagster run and partitions) and registered as "
-    "a new version.",
+    "train days of the recorded window: a search judged on the validation days chooses the training window "
+    "(train_window_options) and, with tuning, the hyperparameters (each trial a nested MLflow run); isotonic or "
+    "sigmoid calibration fitted on the validation days is applied when it lowers log loss on the test days; "
+    "threshold chosen on the validation days; logged to the retrain's MLflow run (params, metrics, dataset, "
+    "signature, tags back to the Dagster run and partitions) and registered as a new version with the chosen "
+    "parameters.",
 )
 def candidate_model(context: AssetExecutionContext, config: ModelConfig, warehouse: Warehouse,
                     model_registry: ModelRegistry) -> MaterializeResult:
     run_id = latest_materialization(context, "training_set").metadata["mlflow_run_id"].value
     window = model_registry.training_window(run_id)
-    days = [d for s in FIT_SPLITS for d in window.splits[s]]
-    ts = build_training_set(warehouse.read(flight_features, days), window, splits=FIT_SPLITS)
-    params = ModelParams(**config.model_dump())
-    fitted = fit_candidate(ts, params)
+    splits = SPLITS if config.calibrate else FIT_SPLITS  # calibration is decided on the test days
+    days = [d for s in splits for d in window.splits[s]]
+    ts = build_training_set(warehouse.read(flight_features, days), window, splits=splits)
+    params, policy = config.params(), config.policy()
+    fitted = fit_candidate(ts, params, policy, calibrate_on_test=config.calibrate)
+    chosen = fitted.chosen
+    trial_rows = [t.as_row() for t in fitted.trials]
+    model_registry.log_trials(run_id, trial_rows, TRIAL_METRICS)
+    chosen_params = {**chosen.params.as_dict(), "train_days": chosen.train_days, "train_from": chosen.train_from,
+                     "calibration": fitted.calibration["method"]}
     record, seconds = model_registry.register_candidate(
         fitted.model, run_id=run_id,
-        params={**params.as_dict(), "threshold": round(fitted.threshold, 6), "features": ",".join(FEATURE_COLUMNS)},
-        metrics={"validation_roc_auc": fitted.validation_roc_auc, "train_rows": len(ts.split("train"))},
+        params={**chosen_params, "threshold": round(fitted.threshold, 6), "features": ",".join(FEATURE_COLUMNS),
+                "search_trials": len(fitted.trials), "train_window_options": ",".join(map(str, policy.train_window_options))},
+        metrics={"validation_roc_auc": fitted.validation_roc_auc, "train_rows": chosen.train_rows,
+                 **{f"calibration_{k}": v for k, v in fitted.calibration.items() if k != "method"}},
         threshold=fitted.threshold, sample=model_input(ts.split("validation").head(50)),
         dataset=training_dataset(window, f"{warehouse.display_url}#flight_features"),
         pip_requirements=pip_requirements(),
+        version_tags={Tag.MODEL_PARAMS: json.dumps(chosen_params, sort_keys=True), Tag.CALIBRATION: fitted.calibration["method"]},
     )
     return MaterializeResult(metadata={
         "model_version": MetadataValue.text(record.version),
@@ -133,7 +178,13 @@ def candidate_model(context: AssetExecutionContext, config: ModelConfig, warehou
         "mlflow_tracking_uri": MetadataValue.text(model_registry.display_tracking_uri),
         "validation_roc_auc": MetadataValue.float(fitted.validation_roc_auc),
         "threshold": MetadataValue.float(fitted.threshold),
-        "hyperparameters": MetadataValue.json(params.as_dict()),
+        "hyperparameters": MetadataValue.json(chosen_params),
+        "search": MetadataValue.md(markdown_table(trial_rows, list(trial_rows[0]))),
+        "search_trials": MetadataValue.int(len(trial_rows)),
+        "chosen_trial": MetadataValue.int(chosen.number),
+        "training_window": MetadataValue.text(f"{chosen.train_from} … {window.splits['train'][-1]} ({chosen.train_days} days, "
+                                              f"{chosen.train_rows} rows)"),
+        "calibration": MetadataValue.json(fitted.calibration),
         "splits": MetadataValue.md(markdown_table(split_summary(label_counts(ts.frame), window.splits),
                                                   ["split", "days", "rows", "late_share"])),
         "mlflow_logging_seconds": MetadataValue.float(round(seconds, 3)),

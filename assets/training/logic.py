@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from dataclasses import asdict, dataclass, fields
+import time
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -58,13 +59,19 @@ class TrainingSet:
         return self.frame[self.frame["split"] == name]
 
 
+# the validation and test blocks stop growing here: a year of history trains on 337 days
+MAX_TEST_DAYS = 14
+MAX_VALIDATION_DAYS = 14
+
+
 def split_days(days: list[str], validation_share: float = 0.1, test_share: float = 0.2) -> dict[str, list[str]]:
-    """Consecutive blocks of days: train, then validation, then test (newest)."""
+    """Consecutive blocks of days: train, then validation, then test (newest); validation and
+    test are 10 % and 20 % of the days, at most 14 days each (60 days: 42 / 6 / 12)."""
     days = sorted(days)
     if len(days) < 3:
         raise DataProblem(f"a time split needs at least 3 days, got {len(days)}")
-    n_test = max(1, round(len(days) * test_share))
-    n_val = max(1, round(len(days) * validation_share))
+    n_test = min(MAX_TEST_DAYS, max(1, round(len(days) * test_share)))
+    n_val = min(MAX_VALIDATION_DAYS, max(1, round(len(days) * validation_share)))
     n_train = len(days) - n_test - n_val
     if n_train < 1:
         raise DataProblem(f"{len(days)} days leave no training day")
@@ -141,11 +148,19 @@ def build_pipeline(params: ModelParams):
     return Pipeline([("prepare", prep), ("classify", clf)])
 
 
-def fit(ts: TrainingSet, params: ModelParams):
-    train = ts.split("train")
+def fit(ts: TrainingSet, params: ModelParams, train_days: int = 0):
+    """Fit on the train days; `train_days` > 0: on the newest that many of them only."""
+    train = train_rows(ts, train_days)
     model = build_pipeline(params)
     model.fit(model_input(train), train[LABEL].to_numpy())
     return model
+
+
+def train_rows(ts: TrainingSet, train_days: int = 0) -> pd.DataFrame:
+    train = ts.split("train")
+    if train_days <= 0:
+        return train
+    return train[train["partition_date"].isin(ts.window.splits["train"][-train_days:])]
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -158,24 +173,193 @@ def choose_threshold(y: np.ndarray, p: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class Trial:
+    """One fit of the search: a training window and hyperparameters, judged on the validation days."""
+
+    number: int
+    kind: str  # "window": the default hyperparameters on a training window; "tuning": sampled ones
+    train_days: int  # days of the train split it was fitted on
+    train_from: str
+    params: ModelParams
+    validation_roc_auc: float
+    validation_log_loss: float
+    train_rows: int
+    fit_seconds: float
+
+    def as_row(self) -> dict:
+        return {"trial": self.number, "kind": self.kind, "train_days": self.train_days, "train_from": self.train_from,
+                "validation_roc_auc": round(self.validation_roc_auc, 4), "fit_s": round(self.fit_seconds, 2),
+                **{k: v for k, v in self.params.as_dict().items() if k != "random_state"}}
+
+
+# what each trial's nested MLflow run records as metrics (the rest of `Trial.as_row`: params)
+TRIAL_METRICS = ("validation_roc_auc", "fit_s")
+
+
+@dataclass(frozen=True)
+class SearchPolicy:
+    """What the retrain tries before it settles on a model, all judged on the validation days
+    (never the test days): each training window of `train_window_options` (days of the train
+    split, 0 = all of it) with the given hyperparameters, then, on the best window, up to
+    `tuning_trials` fits in all (0: no tuning) with hyperparameters sampled from
+    `TUNING_SPACE`, stopping early once `tuning_seconds` have passed."""
+
+    train_window_options: tuple[int, ...] = (60, 120, 0)
+    tuning_trials: int = 0
+    tuning_seconds: float = 40.0
+    seed: int = 0
+
+
+# the search space of the tuning trials (scikit-learn's ParameterSampler draws from it)
+TUNING_SPACE = {
+    "learning_rate": [0.03, 0.05, 0.08, 0.12, 0.2],
+    "max_iter": [150, 250, 400],
+    "max_leaf_nodes": [15, 31, 63],
+    "min_samples_leaf": [20, 40, 100, 200],
+    "l2_regularization": [0.0, 0.5, 1.0, 3.0],
+}
+
+
+def window_choices(ts: TrainingSet, options: tuple[int, ...]) -> list[int]:
+    """The distinct training windows of `options` over this window's train days, shortest
+    first (an option as long as the train split, or 0, is all of it: 0)."""
+    n = len(ts.window.splits["train"])
+    out = sorted({0 if o <= 0 or o >= n else int(o) for o in options}, key=lambda o: o or n)
+    if not out:
+        raise ValueError("train_window_options is empty")
+    return out
+
+
+@dataclass(frozen=True)
 class FittedCandidate:
     model: object
     threshold: float
     validation_roc_auc: float
+    trials: tuple[Trial, ...] = ()
+    calibration: dict = field(default_factory=dict)  # method applied and the figures behind it
+
+    @property
+    def chosen(self) -> Trial | None:
+        return max(self.trials, key=lambda t: (t.validation_roc_auc, -t.number)) if self.trials else None
 
 
-# the splits each step reads: fitting needs train + validation, the gate test + the train labels
+# the splits a fit without calibration reads (calibration is decided on the test days too)
 FIT_SPLITS = ("train", "validation")
 # what the baseline needs of the train days (historical late rate by route and scheduled hour)
 BASELINE_COLUMNS = ["partition_date", "row_number", "sched_dep_ts", "route", "sched_hour", LABEL]
 
 
-def fit_candidate(ts: TrainingSet, params: ModelParams) -> FittedCandidate:
-    """Fit on the train days; choose the operating threshold on the validation days."""
+def search(ts: TrainingSet, params: ModelParams, policy: SearchPolicy = SearchPolicy(), clock=time.perf_counter):
+    """The model of the best trial (highest validation ROC AUC; ties: the earlier) and every
+    trial, in order: first the training windows with `params`, then tuning on the best window."""
+    from sklearn.metrics import log_loss, roc_auc_score
+    from sklearn.model_selection import ParameterSampler
+
+    val = ts.split("validation")
+    X_val, y_val = model_input(val), val[LABEL].to_numpy()
+    trials: list[Trial] = []
+    best_model, started = None, clock()
+
+    def attempt(kind: str, train_days: int, trial_params: ModelParams):
+        nonlocal best_model
+        t = clock()
+        rows = train_rows(ts, train_days)
+        model = fit(ts, trial_params, train_days)
+        p = model.predict_proba(X_val)[:, 1]
+        train_split = ts.window.splits["train"]
+        n_days = min(train_days or len(train_split), len(train_split))
+        trial = Trial(len(trials), kind, n_days, train_split[-n_days], trial_params,
+                      float(roc_auc_score(y_val, p)), float(log_loss(y_val, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])),
+                      len(rows), clock() - t)
+        if not trials or trial.validation_roc_auc > max(x.validation_roc_auc for x in trials):
+            best_model = model
+        trials.append(trial)
+
+    for option in window_choices(ts, policy.train_window_options):
+        attempt("window", option, params)
+    best_window = max(trials, key=lambda t: (t.validation_roc_auc, -t.number))
+    window_option = 0 if best_window.train_days >= len(ts.window.splits["train"]) else best_window.train_days
+    sampled = ParameterSampler(TUNING_SPACE, n_iter=max(0, policy.tuning_trials - len(trials)), random_state=policy.seed)
+    for drawn in sampled:
+        if clock() - started >= policy.tuning_seconds:
+            break
+        attempt("tuning", window_option, ModelParams(**{**params.as_dict(), **drawn}))
+    return best_model, tuple(trials)
+
+
+CALIBRATION_METHODS = ("none", "isotonic", "sigmoid")
+
+
+def calibrated(model, val: pd.DataFrame, method: str):
+    """`model` with its classifier step calibrated on the validation days by `method`; it stays
+    a Pipeline of the same two steps (the served model's fast path scores the classifier step
+    on the prepared matrix). "none": `model` itself."""
+    if method == "none":
+        return model
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration {method!r}: expected one of {', '.join(CALIBRATION_METHODS)}")
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.pipeline import Pipeline
+
+    (_, prepare), (_, classifier) = model.steps[0], model.steps[-1]
+    wrapped = CalibratedClassifierCV(FrozenEstimator(classifier), method=method)
+    wrapped.fit(prepare.transform(model_input(val)), val[LABEL].to_numpy())
+    return Pipeline([("prepare", prepare), ("classify", wrapped)])
+
+
+def calibrate(model, val: pd.DataFrame, test: pd.DataFrame) -> tuple[object, dict]:
+    """Isotonic and sigmoid calibration fitted on the validation days; the one that lowers log
+    loss on the test days the most is applied, none if neither lowers it. Returns the model to
+    register (the same one when uncalibrated) and every method's test log loss and calibration
+    error."""
+    from sklearn.metrics import log_loss
+
+    X_test, y_test = model_input(test), test[LABEL].to_numpy()
+    figures, models = {}, {m: calibrated(model, val, m) for m in CALIBRATION_METHODS}
+    for method, m in models.items():
+        p = np.clip(m.predict_proba(X_test)[:, 1], 1e-6, 1 - 1e-6)
+        figures[method] = {"test_log_loss": round(float(log_loss(y_test, p, labels=[0, 1])), 5),
+                           "test_calibration_error": round(calibration_error(y_test, p), 5)}
+    chosen = min(figures, key=lambda k: (figures[k]["test_log_loss"], k != "none"))
+    return models[chosen], {"method": chosen, **{f"{k}_{x}": v for k, f in figures.items() for x, v in f.items()}}
+
+
+def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: |mean predicted - observed late share| over 10 equal-width
+    bins of the probability, weighted by the bin's rows."""
+    which = np.clip((np.asarray(p) * bins).astype(int), 0, bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        m = which == b
+        total += m.sum() * abs(float(np.mean(p[m])) - float(np.mean(y[m])))
+    return float(total / max(len(y), 1))
+
+
+def fit_candidate(ts: TrainingSet, params: ModelParams, policy: SearchPolicy = SearchPolicy(),
+                  calibrate_on_test: bool = False) -> FittedCandidate:
+    """The search on the train and validation days; with `calibrate_on_test` (the window's test
+    rows are in `ts`), calibration as `calibrate` decides; the operating threshold chosen on the
+    validation days, from the final model's probabilities."""
     from sklearn.metrics import roc_auc_score
 
-    model = fit(ts, params)
+    model, trials = search(ts, params, policy)
     val = ts.split("validation")
+    calibration = {"method": "none"}
+    if calibrate_on_test:
+        model, calibration = calibrate(model, val, ts.split("test"))
+    p_val = model.predict_proba(model_input(val))[:, 1]
+    return FittedCandidate(model, choose_threshold(val[LABEL].to_numpy(), p_val), float(roc_auc_score(val[LABEL], p_val)),
+                           trials, calibration)
+
+
+def rebuild(ts: TrainingSet, params: ModelParams, train_days: int, calibration: str) -> FittedCandidate:
+    """The chosen trial fitted again, as recorded on a version (no search): the same rows, the
+    same hyperparameters and seed, the same calibration, the threshold chosen the same way."""
+    from sklearn.metrics import roc_auc_score
+
+    val = ts.split("validation")
+    model = calibrated(fit(ts, params, train_days), val, calibration)
     p_val = model.predict_proba(model_input(val))[:, 1]
     return FittedCandidate(model, choose_threshold(val[LABEL].to_numpy(), p_val), float(roc_auc_score(val[LABEL], p_val)))
 

@@ -147,9 +147,17 @@ def test_propagated_delays_on_a_hand_made_day():
             # landed at ORD 08:50 (+25), at BOS 08:30, at ORD 10:50, at ORD 11:05
             "air_time": [90.0, 60.0, 130.0, 120.0, np.nan],
             "arr_delay": [25.0, -5.0, 50.0, 10.0, np.nan],
+            "distance": [719.0, 200.0, 740.0, 719.0, 733.0],
         }
     )
     p = propagation_features(f)
+    # 09:00, aircraft N1: its previous leg (07:00, 719 miles) left before 09:00, 120 min earlier
+    assert p.loc[3, ["tail_prev_sched_gap", "tail_prev_overdue", "tail_prev_distance"]].tolist() == [120.0, 0.0, 719.0]
+    assert p.loc[[0, 1, 2, 4], "tail_prev_sched_gap"].isna().all()  # no earlier leg, or no tail number
+    # the same aircraft's 07:00 leg still on the ground at 09:00 (it leaves at 09:20): overdue 120 minutes
+    held = propagation_features(f.assign(dep_delay=[140.0, 0.0, 40.0, 5.0, np.nan]))
+    assert held.loc[3, ["tail_prev_sched_gap", "tail_prev_overdue"]].tolist() == [120.0, 120.0]
+    assert np.isnan(held.loc[3, "tail_prev_dep_delay"])  # its delay is not known yet
     # 09:00, aircraft N1: its 07:00 departure left 20 min late, one leg before
     assert p.loc[3, "tail_prev_dep_delay"] == 20.0 and p.loc[3, "tail_legs_before"] == 1
     assert np.isnan(p.loc[0, "tail_prev_dep_delay"]) and p.loc[0, "tail_legs_before"] == 0

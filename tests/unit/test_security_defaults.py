@@ -102,7 +102,9 @@ def test_models_are_loaded_only_with_the_reviewed_trusted_types():
 
     source = (REPO / "served_model" / "files.py").read_text()
     assert "serialization_format\") != \"skops\"" in source and "refusing to load" in source
-    assert SKOPS_TRUSTED_TYPES == ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+    # the reviewed list: the trees, and the calibration wrapped around the classifier (arrays and numbers)
+    assert SKOPS_TRUSTED_TYPES == ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                                   "sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration"]
     for folder in PRODUCT:
         for path in (REPO / folder).rglob("*.py"):
             text_ = path.read_text()

@@ -44,6 +44,8 @@ NON_DEFAULT = {
     "FLIGHTS_CELERY_BACKEND": ("redis://127.0.0.1:6380/1", "celery_backend", "redis://127.0.0.1:6380/1"),
     "FLIGHTS_STORE_RETRIES": ("5", "store_retries", 5),
     "FLIGHTS_STORE_RETRY_DELAY": ("0.5", "store_retry_delay", 0.5),
+    "FLIGHTS_TUNING_TRIALS": ("5", "tuning_trials", 5),
+    "FLIGHTS_TUNING_SECONDS": ("12.5", "tuning_seconds", 12.5),
     "FLIGHTS_PROMOTION_MODE": ("approve", "promotion_mode", "approve"),
     "FLIGHTS_CHALLENGER_EXPIRY_DAYS": ("3", "challenger_expiry_days", 3),
     "FLIGHTS_SHADOW_DAYS": ("5", "shadow_days", 5),
