@@ -10,10 +10,12 @@
    (warehouse read and write included).
 3. Serving: MLflow's scoring server on loopback, single-row requests: p50 / p99 latency, and
    throughput with 8 concurrent clients.
-4. Model quality forward in time over 2013: train on 60 days, test on the next 14, every 28 days;
-   and, for comparison with the published 0.764 (a random split), a random 80/20 split of the year.
+4. Model quality forward in time over 2013: every 28 days, a retrain as candidate_model makes it
+   on all the days before the next 14 test days (the search of training windows judged on the
+   14 days before them; tuning with --fold-tuning-trials), its ROC AUC on the test days; and, for
+   comparison with the published 0.764 (a random split), a random 80/20 split of the year.
 
-    python bench/bench_model.py [--retrain-only]
+    python bench/bench_model.py [--retrain-only | --quality-only] [--fold-tuning-trials=N]
 """
 
 from __future__ import annotations
@@ -45,17 +47,19 @@ sys.path.insert(0, {repo!r})
 import pandas as pd
 from sqlalchemy import create_engine
 from dataclasses import asdict
-from assets.training.logic import build_training_set, split_days, window_days, fit, choose_threshold, ModelParams, LABEL
-from assets.evaluation.logic import metrics
+from assets.training.logic import build_training_set, split_days, window_days, fit_candidate, ModelParams, SearchPolicy, LABEL
+from assets.evaluation.logic import metrics, permutation_importance_table
 from resources.records import TrainingWindow
 from served_model.features import model_input
 days = window_days({end!r}, 60)
 frame = pd.read_sql("SELECT * FROM flight_features WHERE partition_date BETWEEN '" + days[0] + "' AND '" + days[-1] + "'", create_engine({url!r}))
 ts = build_training_set(frame, TrainingWindow(split_days(days)), 2000)
-model = fit(ts, ModelParams())
-val, test = ts.split("validation"), ts.split("test")
-t = choose_threshold(val[LABEL].to_numpy(), model.predict_proba(model_input(val))[:, 1])
-print(json.dumps(asdict(metrics(test[LABEL].to_numpy(), model.predict_proba(model_input(test))[:, 1], t))))
+# the untuned retrain's model work: the window search, the refit, calibration, and the evaluation's
+# permutation importance of two models (candidate and champion)
+fitted = fit_candidate(ts, ModelParams(), SearchPolicy(tuning_trials=0), calibrate_on_test=True)
+test = ts.split("test")
+permutation_importance_table({{"candidate": fitted.model, "champion": fitted.model}}, test)
+print(json.dumps(asdict(metrics(test[LABEL].to_numpy(), fitted.model.predict_proba(model_input(test))[:, 1], fitted.threshold))))
 """
 
 
@@ -107,9 +111,11 @@ def retrain(root: Path, results: dict) -> dict:
           "--partition-range", "2013-01-01...2013-03-07"], env)
     cfg = root / "retrain.yaml"
     cfg.write_text(json.dumps({"ops": {"training_set": {"config": {"end_day": "2013-03-01"}}}}))
-    walls = []
-    for _ in range(2):
-        walls.append(_run([dagster, "job", "execute", "-m", "pipelines.definitions", "-j", "retrain_job", "-c", str(cfg)], env))
+    retrain_cmd = [dagster, "job", "execute", "-m", "pipelines.definitions", "-j", "retrain_job", "-c", str(cfg)]
+    # with the default search (FLIGHTS_TUNING_TRIALS 20), then twice without tuning (the second one
+    # also has a champion to compare with, like every retrain after the first)
+    tuned = _run(retrain_cmd, {**env, "FLIGHTS_TUNING_TRIALS": "20"})
+    walls = [_run(retrain_cmd, {**env, "FLIGHTS_TUNING_TRIALS": "0"}) for _ in range(2)]
     from dagster import AssetKey, DagsterInstance
 
     inst = DagsterInstance.from_config(env["DAGSTER_HOME"])
@@ -124,6 +130,7 @@ def retrain(root: Path, results: dict) -> dict:
     steps = {s.step_key: round(s.end_time - s.start_time, 2) for s in inst.get_run_step_stats(run.run_id)}
     floor = import_floor()
     results["retrain"] = {
+        "tuned_wall_s": round(tuned, 1),
         "wall_s": [round(w, 1) for w in walls],
         "steps_s": steps,
         "mlflow_logging_and_registration_s": meta["mlflow_logging_seconds"].value,
@@ -138,6 +145,7 @@ def retrain(root: Path, results: dict) -> dict:
     # target: the ratio within 10 % of its floor, and the MLflow logging and registration <= 1 s
     r = results["retrain"]
     r["ratio_over_floor"] = round(r["ratio"] / r["ratio_floor"], 2)
+    print(f"retrain with tuning (20 trials): {tuned:.1f} s (target <= 60 s); without: {max(walls):.1f} s (target <= 20 s)", flush=True)
     print(f"retrain: {min(walls):.1f} s vs plain fit-and-evaluate {plain_wall:.1f} s = {r['ratio']:.2f}x; floor "
           f"{r['ratio_floor']:.2f}x; ratio / floor {r['ratio_over_floor']:.2f} (target <= 1.10); MLflow logging and "
           f"registration {r['mlflow_logging_and_registration_s']:.2f} s (target <= 1 s)", flush=True)
@@ -234,14 +242,24 @@ def serving(env: dict, results: dict) -> None:
         server.terminate(); server.wait(timeout=30)
 
 
-def quality(results: dict) -> None:
+def quality(results: dict, tuning_trials: int = 0) -> None:
     """Forward in time over the year, from the embedded data (features as the pipeline builds them)."""
     import pandas as pd
 
     from assets.common import partition_days
     from assets.evaluation.logic import metrics
     from assets.features.logic import build_features
-    from assets.training.logic import LABEL, ModelParams, TrainingSet, fit
+    from assets.training.logic import (
+        LABEL,
+        ModelParams,
+        SearchPolicy,
+        TrainingSet,
+        build_training_set,
+        fit,
+        fit_candidate,
+        split_days,
+        window_days,
+    )
     from assets.validation.logic import prepare_for_validation
     from resources.records import TrainingWindow
     from resources.schemas import FLIGHTS, WEATHER
@@ -256,40 +274,50 @@ def quality(results: dict) -> None:
         return frame[["partition_date", "source_file", "row_number", *contract.column_names]]
 
     feats = build_features(typed("flights", FLIGHTS), typed("weather", WEATHER))
-    feats = feats[feats[LABEL].notna()].copy()
-    feats[LABEL] = feats[LABEL].astype(int)
     days = partition_days()
     folds = []
+    # each fold is a retrain as candidate_model makes it (default window options, no tuning, refit
+    # with the validation days) on every day before the fold's 14 test days: validation on the
+    # 14 days before them; the test days never seen by the search, the fit or the threshold
     for start in range(0, len(days) - 74, 28):
-        train_days, test_days = days[start:start + 60], days[start + 60:start + 74]
-        train = feats[feats["partition_date"].isin(train_days)].assign(split="train")
-        test = feats[feats["partition_date"].isin(test_days)]
-        model = fit(TrainingSet(train, TrainingWindow({"train": train_days})), ModelParams())
-        m = metrics(test[LABEL].to_numpy(), model.predict_proba(model_input(test))[:, 1], 0.3)
-        folds.append({"test": f"{test_days[0]}..{test_days[-1]}", "roc_auc": round(m.roc_auc, 4)})
+        test_days = days[start + 60:start + 74]
+        window = window_days(test_days[-1], 365)
+        splits = split_days(window)
+        assert splits["test"] == test_days
+        ts = build_training_set(feats[feats["partition_date"].isin(window)], TrainingWindow(splits), 1000)
+        t = time.perf_counter()
+        fitted = fit_candidate(ts, ModelParams(), SearchPolicy(tuning_trials=tuning_trials))
+        seconds = time.perf_counter() - t
+        test = ts.split("test")
+        m = metrics(test[LABEL].to_numpy(), fitted.model.predict_proba(model_input(test))[:, 1], fitted.threshold)
+        folds.append({"test": f"{test_days[0]}..{test_days[-1]}", "roc_auc": round(m.roc_auc, 4),
+                      "train_days_chosen": fitted.chosen.train_days, "trials": len(fitted.trials), "fit_s": round(seconds, 1)})
         print("  fold", folds[-1], flush=True)
     aucs = [f["roc_auc"] for f in folds]
     # the published 0.764 came from a random split; the same protocol with our features, for comparison
     from sklearn.model_selection import train_test_split
 
+    feats = feats[feats[LABEL].notna()].copy()
+    feats[LABEL] = feats[LABEL].astype(int)
     train, test = train_test_split(feats, test_size=0.2, random_state=0)
     model = fit(TrainingSet(train.assign(split="train"), TrainingWindow({})), ModelParams())
     random_auc = metrics(test[LABEL].to_numpy(), model.predict_proba(model_input(test))[:, 1], 0.3).roc_auc
-    results["quality_forward"] = {"folds": folds, "mean_roc_auc": round(statistics.mean(aucs), 4),
+    results["quality_forward"] = {"tuning_trials": tuning_trials, "folds": folds, "mean_roc_auc": round(statistics.mean(aucs), 4),
                                   "worst_roc_auc": min(aucs), "bar": 0.764,
                                   "random_split_roc_auc_full_year": round(random_auc, 4)}
     print("quality:", {k: v for k, v in results["quality_forward"].items() if k != "folds"}, flush=True)
 
 
-def main(retrain_only: bool = False) -> None:
+def main(retrain_only: bool = False, quality_only: bool = False, tuning_trials: int = 0) -> None:
     results: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        env = retrain(Path(tmp), results)
-        if not retrain_only:
-            scoring(env, results)
-            serving(env, results)
+    if not quality_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = retrain(Path(tmp), results)
+            if not retrain_only:
+                scoring(env, results)
+                serving(env, results)
     if not retrain_only:
-        quality(results)
+        quality(results, tuning_trials)
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
     path = out / f"model_{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -298,4 +326,5 @@ def main(retrain_only: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    main(retrain_only="--retrain-only" in sys.argv)
+    trials = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--fold-tuning-trials=")), 0)
+    main(retrain_only="--retrain-only" in sys.argv, quality_only="--quality-only" in sys.argv, tuning_trials=trials)

@@ -10,8 +10,9 @@ retraining policies, for each training window asked for.
 Training windows (`--windows`): `all` (every day since 2013-01-01: the window the forward folds
 of bench/bench_model.py found best, and the one the retrain's own search chooses on most
 days) and `60` (the trailing 60 days, this pipeline's window until now). Each retrain fits
-the window's train days with the default hyperparameters, without tuning or calibration (the
-search and calibration of candidate_model are measured in bench/bench_model.py).
+the window's train and validation days with the default hyperparameters (what candidate_model
+registers with that one window option), without tuning or calibration (the search and the
+calibration are measured in bench/bench_model.py).
 
 Every retrain goes through the same gate as `model_evaluation` (a candidate that does not beat
 the champion on the same test days, or is worse on a guarded segment, is not deployed). Each day is scored by the model deployed
@@ -53,9 +54,8 @@ from assets.monitoring.reports import column_drift  # noqa: E402
 from assets.training.logic import (  # noqa: E402
     LABEL,
     ModelParams,
-    SearchPolicy,
     build_training_set,
-    fit_candidate,
+    fit,
     split_days,
     window_days,
 )
@@ -131,8 +131,10 @@ def train(by_day: dict[str, pd.DataFrame], as_of: str, champion: Deployed | None
     days = [d for d in window_days(as_of, reach) if d in by_day]
     frame = pd.concat([by_day[d] for d in days], ignore_index=True)
     ts = build_training_set(frame, TrainingWindow(split_days(days)), min_rows=2000)
-    fitted = fit_candidate(ts, ModelParams(), SearchPolicy(train_window_options=(train_days,), tuning_trials=0))
-    model, threshold = fitted.model, fitted.threshold
+    # the model candidate_model registers with this single window option and no tuning: fitted on the
+    # train days plus the validation days (its refit); the threshold is chosen on the validation days
+    # from a fit without them (out of sample), a fit the replay skips: no figure here depends on it
+    model, threshold = fit(ts, ModelParams(), train_days, with_validation=True), 0.5
     test, tr = ts.split("test"), ts.split("train")
     y = test[LABEL].to_numpy()
     p_candidate = model.predict_proba(model_input(test))[:, 1]

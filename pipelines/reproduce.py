@@ -42,7 +42,8 @@ def reproduce(version: str, registry: ModelRegistry | None = None, warehouse: Wa
     hyper = ModelParams.from_strings(recorded)
     ts = build_training_set(frame, window)
     # the chosen trial again, without the search: its training window, hyperparameters and calibration
-    rebuilt = rebuild(ts, hyper, int(recorded.get("train_days", 0)), recorded.get("calibration", "none"))
+    rebuilt = rebuild(ts, hyper, int(recorded.get("train_days", 0)), recorded.get("calibration", "none"),
+                      recorded.get("refit_with_validation", "False") == "True")
     X = model_input(ts.frame)
     rebuilt_p = rebuilt.model.predict_proba(X)[:, 1]
     registered_p = registry.load(record.version).predict_proba(X)[:, 1]
@@ -56,6 +57,7 @@ def reproduce(version: str, registry: ModelRegistry | None = None, warehouse: Wa
         "max_abs_prediction_difference": diff,
         "threshold": {"recorded": record.threshold, "rebuilt": round(rebuilt.threshold, 6)},
         "hyperparameters": {**hyper.as_dict(), "train_days": int(recorded.get("train_days", 0)),
+                            "refit_with_validation": recorded.get("refit_with_validation", "False") == "True",
                             "calibration": recorded.get("calibration", "none")},
         "git_commit": {"recorded": record.build.git_commit, "now": git_commit()},
         "requirements_lock_sha256": {"recorded": record.build.lock_sha256, "now": lock_digest()},

@@ -31,6 +31,8 @@ FEATURE_COLUMNS_NUMERIC = [
     "tail_prev_sched_gap",
     "tail_prev_overdue",
     "tail_prev_distance",
+    "tail_prev_landed_ago",
+    "tail_prev_arr_delay",
     "carrier_origin_mean_dep_delay_prev_2h",
     "nyc_departures_prev_1h",
     "nyc_mean_dep_delay_prev_1h",
@@ -45,7 +47,7 @@ FEATURE_COLUMNS_CATEGORICAL = ["carrier", "origin", "dest", "route"]
 FEATURE_COLUMNS_MAY_BE_MISSING = [
     "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib",
     "origin_mean_dep_delay_prev_2h", "origin_late_share_prev_2h", "tail_prev_dep_delay",
-    "tail_prev_sched_gap", "tail_prev_overdue", "tail_prev_distance",
+    "tail_prev_sched_gap", "tail_prev_overdue", "tail_prev_distance", "tail_prev_landed_ago", "tail_prev_arr_delay",
     "carrier_origin_mean_dep_delay_prev_2h", "nyc_mean_dep_delay_prev_1h", "origin_mean_dep_delay_today",
     "dest_mean_arr_delay_prev_3h",
 ]

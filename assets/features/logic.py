@@ -173,8 +173,9 @@ def propagation_features(flights: pd.DataFrame) -> pd.DataFrame:
     - its aircraft (`tailnum`): the departure delay of its latest departure from New York that
       left before T, and how many of its departures were scheduled before T; and its previous
       leg (its latest departure from New York scheduled before T): the scheduled gap to T, the
-      leg's distance (the round trip it must fly first), and how many minutes that leg is
-      overdue at T if it has not left yet (0 once it has left);
+      leg's distance (the round trip it must fly first), how many minutes that leg is overdue
+      at T if it has not left yet (0 once it has left), and, once it has landed before T, its
+      arrival delay and how long ago it landed;
     - its carrier at its origin: mean delay of the carrier's departures in [T-2h, T);
     - all three New York airports: departures in [T-1h, T) and their mean delay;
     - its origin since midnight: mean delay of every departure before T;
@@ -196,7 +197,8 @@ def propagation_features(flights: pd.DataFrame) -> pd.DataFrame:
     out.loc[has_tail, "tail_prev_dep_delay"] = prev
     out["tail_legs_before"] = 0.0
     out.loc[has_tail, "tail_legs_before"] = legs
-    out = out.join(previous_leg_features(tails, sched[has_tail], dep[has_tail]), how="left")
+    out = out.join(previous_leg_features(tails, sched[has_tail], dep[has_tail], landed[has_tail], arr_delay[has_tail]),
+                   how="left")
 
     _, out["carrier_origin_mean_dep_delay_prev_2h"], _ = _known_before(
         flights, ["partition_date", "origin", "carrier"], sched, dep, delay, CONGESTION_WINDOW_MIN)
@@ -208,11 +210,14 @@ def propagation_features(flights: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def previous_leg_features(tails: pd.DataFrame, sched: np.ndarray, dep: np.ndarray) -> pd.DataFrame:
+def previous_leg_features(tails: pd.DataFrame, sched: np.ndarray, dep: np.ndarray, landed: np.ndarray,
+                          arr_delay: np.ndarray) -> pd.DataFrame:
     """Per flight with a tail number, its aircraft's previous leg from New York: the latest of
     the aircraft's other departures that day scheduled before T (ties: the first in row order).
     Whether that leg has left is known at T; when it left, if after T, is not: an overdue leg
-    counts the minutes from its schedule to T, a lower bound of its delay."""
+    counts the minutes from its schedule to T, a lower bound of its delay. Once the leg has
+    landed at its destination (before T), its arrival delay and how long ago it landed are known
+    (the aircraft still has to fly back)."""
     position = np.arange(len(tails), dtype=float)
     _, _, prev = _known_before(tails, ["partition_date", "tailnum"], sched, sched, position, None)
     has_prev = ~np.isnan(prev)
@@ -224,10 +229,15 @@ def previous_leg_features(tails: pd.DataFrame, sched: np.ndarray, dep: np.ndarra
     out.loc[has_prev, "tail_prev_sched_gap"] = t - sched[at]
     out.loc[has_prev, "tail_prev_overdue"] = np.where(left_before, 0.0, t - sched[at])
     out.loc[has_prev, "tail_prev_distance"] = tails["distance"].astype(float).to_numpy()[at]
+    with np.errstate(invalid="ignore"):
+        landed_before = landed[at] < t  # NaN (cancelled, diverted) has not landed
+    out.loc[has_prev, "tail_prev_landed_ago"] = np.where(landed_before, t - landed[at], np.nan)
+    out.loc[has_prev, "tail_prev_arr_delay"] = np.where(landed_before, arr_delay[at], np.nan)
     return out
 
 
-PREVIOUS_LEG_COLUMNS = ["tail_prev_sched_gap", "tail_prev_overdue", "tail_prev_distance"]
+PREVIOUS_LEG_COLUMNS = ["tail_prev_sched_gap", "tail_prev_overdue", "tail_prev_distance", "tail_prev_landed_ago",
+                        "tail_prev_arr_delay"]
 
 
 def weather_at_departure(flights: pd.DataFrame, weather: pd.DataFrame, sched_ts: pd.Series) -> pd.DataFrame:

@@ -116,6 +116,9 @@ class ModelConfig(Config):
         "window, each a nested MLflow run); 0 or 1: no tuning (a fast retrain). Unset: FLIGHTS_TUNING_TRIALS (20).")
     tuning_seconds: float | None = Field(
         default=None, description="No new tuning trial after this many seconds. Unset: FLIGHTS_TUNING_SECONDS (40).")
+    refit: bool = Field(
+        default=True, description="Fit the chosen trial again on its train days plus the validation days (the "
+        "threshold and the calibration map stay those of the validation days' out-of-sample probabilities).")
     calibrate: bool = Field(
         default=True, description="Fit isotonic and sigmoid calibration on the validation days and apply the one that "
         "lowers log loss on the test days (none if neither does).")
@@ -129,7 +132,7 @@ class ModelConfig(Config):
             train_window_options=tuple(self.train_window_options),
             tuning_trials=current.tuning_trials if self.tuning_trials is None else self.tuning_trials,
             tuning_seconds=current.tuning_seconds if self.tuning_seconds is None else self.tuning_seconds,
-            seed=self.random_state)
+            seed=self.random_state, refit=self.refit)
 
 
 @lifecycle_asset(
@@ -157,7 +160,7 @@ def candidate_model(context: AssetExecutionContext, config: ModelConfig, warehou
     trial_rows = [t.as_row() for t in fitted.trials]
     model_registry.log_trials(run_id, trial_rows, TRIAL_METRICS)
     chosen_params = {**chosen.params.as_dict(), "train_days": chosen.train_days, "train_from": chosen.train_from,
-                     "calibration": fitted.calibration["method"]}
+                     "refit_with_validation": fitted.refit, "calibration": fitted.calibration["method"]}
     record, seconds = model_registry.register_candidate(
         fitted.model, run_id=run_id,
         params={**chosen_params, "threshold": round(fitted.threshold, 6), "features": ",".join(FEATURE_COLUMNS),
@@ -182,8 +185,9 @@ def candidate_model(context: AssetExecutionContext, config: ModelConfig, warehou
         "search": MetadataValue.md(markdown_table(trial_rows, list(trial_rows[0]))),
         "search_trials": MetadataValue.int(len(trial_rows)),
         "chosen_trial": MetadataValue.int(chosen.number),
-        "training_window": MetadataValue.text(f"{chosen.train_from} … {window.splits['train'][-1]} ({chosen.train_days} days, "
-                                              f"{chosen.train_rows} rows)"),
+        "training_window": MetadataValue.text(
+            f"{chosen.train_from} … {window.splits['train'][-1]} ({chosen.train_days} days, {chosen.train_rows} rows)"
+            + (f", then refit with the validation days to {window.splits['validation'][-1]}" if fitted.refit else "")),
         "calibration": MetadataValue.json(fitted.calibration),
         "splits": MetadataValue.md(markdown_table(split_summary(label_counts(ts.frame), window.splits),
                                                   ["split", "days", "rows", "late_share"])),

@@ -148,9 +148,12 @@ def build_pipeline(params: ModelParams):
     return Pipeline([("prepare", prep), ("classify", clf)])
 
 
-def fit(ts: TrainingSet, params: ModelParams, train_days: int = 0):
-    """Fit on the train days; `train_days` > 0: on the newest that many of them only."""
+def fit(ts: TrainingSet, params: ModelParams, train_days: int = 0, with_validation: bool = False):
+    """Fit on the train days; `train_days` > 0: on the newest that many of them only;
+    `with_validation`: on the validation days too (the refit once the search has chosen)."""
     train = train_rows(ts, train_days)
+    if with_validation:
+        train = pd.concat([train, ts.split("validation")], ignore_index=True)
     model = build_pipeline(params)
     model.fit(model_input(train), train[LABEL].to_numpy())
     return model
@@ -202,12 +205,16 @@ class SearchPolicy:
     (never the test days): each training window of `train_window_options` (days of the train
     split, 0 = all of it) with the given hyperparameters, then, on the best window, up to
     `tuning_trials` fits in all (0: no tuning) with hyperparameters sampled from
-    `TUNING_SPACE`, stopping early once `tuning_seconds` have passed."""
+    `TUNING_SPACE`, stopping early once `tuning_seconds` have passed. With `refit`, the chosen
+    trial is fitted again on its train days plus the validation days."""
 
     train_window_options: tuple[int, ...] = (60, 120, 0)
     tuning_trials: int = 0
     tuning_seconds: float = 40.0
     seed: int = 0
+    # the chosen trial fitted again on its train days plus the validation days: the newest days
+    # before the test days are the most informative (forward folds over 2013: +0.006 mean ROC AUC)
+    refit: bool = True
 
 
 # the search space of the tuning trials (scikit-learn's ParameterSampler draws from it)
@@ -237,6 +244,7 @@ class FittedCandidate:
     validation_roc_auc: float
     trials: tuple[Trial, ...] = ()
     calibration: dict = field(default_factory=dict)  # method applied and the figures behind it
+    refit: bool = False  # fitted again with the validation days once the search had chosen
 
     @property
     def chosen(self) -> Trial | None:
@@ -290,10 +298,12 @@ def search(ts: TrainingSet, params: ModelParams, policy: SearchPolicy = SearchPo
 CALIBRATION_METHODS = ("none", "isotonic", "sigmoid")
 
 
-def calibrated(model, val: pd.DataFrame, method: str):
-    """`model` with its classifier step calibrated on the validation days by `method`; it stays
-    a Pipeline of the same two steps (the served model's fast path scores the classifier step
-    on the prepared matrix). "none": `model` itself."""
+def calibrated(model, val: pd.DataFrame, method: str, scorer=None):
+    """`model` with its classifier step calibrated by `method`: the calibration map is fitted
+    on the validation days' probabilities of `scorer` (default: `model`; after a refit, the
+    searched model, whose validation probabilities are out of sample). It stays a Pipeline of
+    the same two steps (the served model's fast path scores the classifier step on the prepared
+    matrix). "none": `model` itself."""
     if method == "none":
         return model
     if method not in CALIBRATION_METHODS:
@@ -302,21 +312,25 @@ def calibrated(model, val: pd.DataFrame, method: str):
     from sklearn.frozen import FrozenEstimator
     from sklearn.pipeline import Pipeline
 
-    (_, prepare), (_, classifier) = model.steps[0], model.steps[-1]
+    scorer = scorer or model
+    (_, prepare), (_, classifier) = scorer.steps[0], scorer.steps[-1]
     wrapped = CalibratedClassifierCV(FrozenEstimator(classifier), method=method)
     wrapped.fit(prepare.transform(model_input(val)), val[LABEL].to_numpy())
+    if scorer is not model:  # the fitted map, around the refitted classifier
+        (_, prepare), (_, classifier) = model.steps[0], model.steps[-1]
+        wrapped.estimator = wrapped.calibrated_classifiers_[0].estimator = FrozenEstimator(classifier)
     return Pipeline([("prepare", prepare), ("classify", wrapped)])
 
 
-def calibrate(model, val: pd.DataFrame, test: pd.DataFrame) -> tuple[object, dict]:
-    """Isotonic and sigmoid calibration fitted on the validation days; the one that lowers log
-    loss on the test days the most is applied, none if neither lowers it. Returns the model to
-    register (the same one when uncalibrated) and every method's test log loss and calibration
-    error."""
+def calibrate(model, val: pd.DataFrame, test: pd.DataFrame, scorer=None) -> tuple[object, dict]:
+    """Isotonic and sigmoid calibration fitted on the validation days (`calibrated`); the one
+    that lowers log loss on the test days the most is applied, none if neither lowers it.
+    Returns the model to register (the same one when uncalibrated) and every method's test log
+    loss and calibration error."""
     from sklearn.metrics import log_loss
 
     X_test, y_test = model_input(test), test[LABEL].to_numpy()
-    figures, models = {}, {m: calibrated(model, val, m) for m in CALIBRATION_METHODS}
+    figures, models = {}, {m: calibrated(model, val, m, scorer) for m in CALIBRATION_METHODS}
     for method, m in models.items():
         p = np.clip(m.predict_proba(X_test)[:, 1], 1e-6, 1 - 1e-6)
         figures[method] = {"test_log_loss": round(float(log_loss(y_test, p, labels=[0, 1])), 5),
@@ -338,30 +352,41 @@ def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
 
 def fit_candidate(ts: TrainingSet, params: ModelParams, policy: SearchPolicy = SearchPolicy(),
                   calibrate_on_test: bool = False) -> FittedCandidate:
-    """The search on the train and validation days; with `calibrate_on_test` (the window's test
-    rows are in `ts`), calibration as `calibrate` decides; the operating threshold chosen on the
-    validation days, from the final model's probabilities."""
-    from sklearn.metrics import roc_auc_score
-
-    model, trials = search(ts, params, policy)
-    val = ts.split("validation")
-    calibration = {"method": "none"}
-    if calibrate_on_test:
-        model, calibration = calibrate(model, val, ts.split("test"))
-    p_val = model.predict_proba(model_input(val))[:, 1]
-    return FittedCandidate(model, choose_threshold(val[LABEL].to_numpy(), p_val), float(roc_auc_score(val[LABEL], p_val)),
-                           trials, calibration)
+    """The search on the train and validation days, then (`policy.refit`) the chosen trial
+    fitted again with the validation days; the operating threshold chosen on the validation
+    days from the searched model's (out-of-sample) probabilities; with `calibrate_on_test` (the
+    window's test rows are in `ts`), calibration as `calibrate` decides."""
+    searched, trials = search(ts, params, policy)
+    chosen = max(trials, key=lambda t: (t.validation_roc_auc, -t.number))
+    return _finish(ts, searched, chosen.params, chosen.train_days, policy.refit,
+                   "choose" if calibrate_on_test else "none", trials, chosen.validation_roc_auc)
 
 
-def rebuild(ts: TrainingSet, params: ModelParams, train_days: int, calibration: str) -> FittedCandidate:
+def rebuild(ts: TrainingSet, params: ModelParams, train_days: int, calibration: str, refit: bool) -> FittedCandidate:
     """The chosen trial fitted again, as recorded on a version (no search): the same rows, the
-    same hyperparameters and seed, the same calibration, the threshold chosen the same way."""
+    same hyperparameters and seed, the same refit and calibration, the threshold chosen the same way."""
     from sklearn.metrics import roc_auc_score
 
+    searched = fit(ts, params, train_days)
     val = ts.split("validation")
-    model = calibrated(fit(ts, params, train_days), val, calibration)
-    p_val = model.predict_proba(model_input(val))[:, 1]
-    return FittedCandidate(model, choose_threshold(val[LABEL].to_numpy(), p_val), float(roc_auc_score(val[LABEL], p_val)))
+    auc = float(roc_auc_score(val[LABEL], searched.predict_proba(model_input(val))[:, 1]))
+    return _finish(ts, searched, params, train_days, refit, calibration, (), auc)
+
+
+def _finish(ts: TrainingSet, searched, params: ModelParams, train_days: int, refit: bool, calibration: str,
+            trials: tuple, validation_roc_auc: float) -> FittedCandidate:
+    val = ts.split("validation")
+    threshold = choose_threshold(val[LABEL].to_numpy(), searched.predict_proba(model_input(val))[:, 1])
+    model = fit(ts, params, train_days, with_validation=True) if refit else searched
+    scorer = searched if refit else None
+    if calibration == "choose":
+        model, figures = calibrate(model, val, ts.split("test"), scorer)
+    else:
+        model, figures = calibrated(model, val, calibration, scorer), {"method": calibration}
+    if figures["method"] != "none":  # the threshold on the calibrated scale: the map applied to the searched model's
+        p_val = calibrated(searched, val, figures["method"]).predict_proba(model_input(val))[:, 1]
+        threshold = choose_threshold(val[LABEL].to_numpy(), p_val)
+    return FittedCandidate(model, threshold, validation_roc_auc, trials, figures, refit)
 
 
 def git_commit() -> str:

@@ -153,11 +153,17 @@ def test_propagated_delays_on_a_hand_made_day():
     p = propagation_features(f)
     # 09:00, aircraft N1: its previous leg (07:00, 719 miles) left before 09:00, 120 min earlier
     assert p.loc[3, ["tail_prev_sched_gap", "tail_prev_overdue", "tail_prev_distance"]].tolist() == [120.0, 0.0, 719.0]
+    # ... and landed at ORD at 08:50, 25 minutes late: 10 minutes before 09:00
+    assert p.loc[3, ["tail_prev_landed_ago", "tail_prev_arr_delay"]].tolist() == [10.0, 25.0]
     assert p.loc[[0, 1, 2, 4], "tail_prev_sched_gap"].isna().all()  # no earlier leg, or no tail number
     # the same aircraft's 07:00 leg still on the ground at 09:00 (it leaves at 09:20): overdue 120 minutes
     held = propagation_features(f.assign(dep_delay=[140.0, 0.0, 40.0, 5.0, np.nan]))
     assert held.loc[3, ["tail_prev_sched_gap", "tail_prev_overdue"]].tolist() == [120.0, 120.0]
     assert np.isnan(held.loc[3, "tail_prev_dep_delay"])  # its delay is not known yet
+    assert held.loc[3, ["tail_prev_landed_ago", "tail_prev_arr_delay"]].isna().all()  # nor its landing
+    # left at 07:20 but lands at 09:20 (air time 120): the landing is not known at 09:00
+    airborne = propagation_features(f.assign(air_time=[120.0, 60.0, 130.0, 120.0, np.nan]))
+    assert airborne.loc[3, "tail_prev_overdue"] == 0.0 and airborne.loc[3, ["tail_prev_landed_ago", "tail_prev_arr_delay"]].isna().all()
     # 09:00, aircraft N1: its 07:00 departure left 20 min late, one leg before
     assert p.loc[3, "tail_prev_dep_delay"] == 20.0 and p.loc[3, "tail_legs_before"] == 1
     assert np.isnan(p.loc[0, "tail_prev_dep_delay"]) and p.loc[0, "tail_legs_before"] == 0

@@ -189,7 +189,8 @@ def test_rebuild_gives_the_searched_and_calibrated_model_again(features):
     assert fitted.calibration["method"] in ("none", "isotonic", "sigmoid")
     assert min(fitted.calibration[f"{m}_test_log_loss"] for m in ("none", "isotonic", "sigmoid")) == \
         fitted.calibration[f"{fitted.calibration['method']}_test_log_loss"]
-    again = rebuild(ts, chosen.params, chosen.train_days, fitted.calibration["method"])
+    assert fitted.refit  # the default: the chosen trial fitted again with the validation days
+    again = rebuild(ts, chosen.params, chosen.train_days, fitted.calibration["method"], refit=True)
     X = model_input(ts.frame)
     np.testing.assert_array_equal(fitted.model.predict_proba(X), again.model.predict_proba(X))
     assert again.threshold == fitted.threshold
