@@ -127,7 +127,7 @@ bench: setup
 bench-team: setup
 	python bench/bench_team.py
 
-## The closed-loop replay of 2013 under three retraining policies (never / weekly / sensors):
+## The closed-loop replay of 2013 under four retraining policies (never / weekly / sensors / daily):
 ## a table, a PNG of daily ROC AUC per policy and a JSON in bench/results/
 replay: setup
 	python bench/closed_loop_replay.py
