@@ -107,6 +107,7 @@ class SwapBoard:
         self.failed_at = ctx.RawValue("d", 0.0)  # 0: not failed
         self.switch_at = ctx.RawValue("d", 0.0)  # 0: not yet decided
         self.why = ctx.RawArray("c", 1000)  # why the last failed move failed
+        self.alerted = ctx.RawValue("q", 0)  # the version whose failure was last told
 
     def begin(self, version: int, now: float) -> int | None:
         """The move to `version` (started now if it is a new one); None: not now (a switch is
@@ -131,11 +132,18 @@ class SwapBoard:
                 if self.ready.value >= self.workers:
                     self.switch_at.value = time.time() + SWITCH_MARGIN
 
-    def failed(self, gen: int, why: str) -> None:
+    def failed(self, gen: int, why: str) -> bool:
+        """Records that move `gen` failed; True for the first worker to record the first failure
+        of its version (that worker tells people, once: every worker tries the load, two may fail
+        at the same moment, and a failed version is tried again later)."""
         with self.lock:
-            if self.gen.value == gen:
-                self.failed_at.value = time.time()
-                self.why.value = why.encode()[:999]
+            if self.gen.value != gen or self.failed_at.value:
+                return False
+            self.failed_at.value = time.time()
+            self.why.value = why.encode()[:999]
+            first = self.alerted.value != self.target.value
+            self.alerted.value = self.target.value
+            return first
 
     def failure(self) -> dict[str, str]:
         """The version the last move failed to reach, and why (empty once a move succeeded)."""
@@ -218,8 +226,7 @@ class ChampionFollower:
                 served = load_version(self.registry, version)
             except Exception as exc:  # the old version keeps serving, in every worker
                 why = str(exc)
-                self.board.failed(gen, why)
-                first = version not in self.failed
+                first = self.board.failed(gen, why)
                 self.failed[version] = (time.time(), why)
                 log.error(f"champion moved to v{version} but it cannot be served; v{self.current.version} keeps serving: {why}")
                 if first and self.on_failure is not None:
