@@ -221,7 +221,7 @@ class Settings:
             store_retries=_number(env, "FLIGHTS_STORE_RETRIES", 3, int, low=0),
             store_retry_delay=_number(env, "FLIGHTS_STORE_RETRY_DELAY", 2.0, low=0),
             tuning_trials=_number(env, "FLIGHTS_TUNING_TRIALS", 20, int, low=0),
-            tuning_seconds=_number(env, "FLIGHTS_TUNING_SECONDS", 40.0, low=0),
+            tuning_seconds=_number(env, "FLIGHTS_TUNING_SECONDS", 30.0, low=0),
             promotion_mode=_choice(env, "FLIGHTS_PROMOTION_MODE", "auto", PROMOTION_MODES),
             challenger_expiry_days=_number(env, "FLIGHTS_CHALLENGER_EXPIRY_DAYS", 7, int, low=1),
             shadow_days=_number(env, "FLIGHTS_SHADOW_DAYS", 3, int, low=1),

@@ -115,7 +115,7 @@ class ModelConfig(Config):
         default=None, description="Fits the search makes in all (the windows, then hyperparameters sampled on the best "
         "window, each a nested MLflow run); 0 or 1: no tuning (a fast retrain). Unset: FLIGHTS_TUNING_TRIALS (20).")
     tuning_seconds: float | None = Field(
-        default=None, description="No new tuning trial after this many seconds. Unset: FLIGHTS_TUNING_SECONDS (40).")
+        default=None, description="No new tuning trial after this many seconds. Unset: FLIGHTS_TUNING_SECONDS (30).")
     refit: bool = Field(
         default=True, description="Fit the chosen trial again on its train days plus the validation days (the "
         "threshold and the calibration map stay those of the validation days' out-of-sample probabilities).")

@@ -210,7 +210,7 @@ class SearchPolicy:
 
     train_window_options: tuple[int, ...] = (60, 120, 0)
     tuning_trials: int = 0
-    tuning_seconds: float = 40.0
+    tuning_seconds: float = 30.0
     seed: int = 0
     # the chosen trial fitted again on its train days plus the validation days: the newest days
     # before the test days are the most informative (forward folds over 2013: +0.006 mean ROC AUC)
