@@ -65,6 +65,16 @@ def write_landing(folder: Path, dataset: str, day: str, frame: pd.DataFrame, fmt
     return path
 
 
+
+def land_and_ingest(defs, instance, landing: Path, days: list[str], ingest_through: str | None = None) -> None:
+    """Each day's real flights and weather as landing files, then one ingest_job run over
+    days[0] .. `ingest_through` (default: the last day)."""
+    for day in days:
+        write_landing(landing, "flights", day, replay_day("flights", day))
+        write_landing(landing, "weather", day, replay_day("weather", day))
+    defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, tags={
+        "dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": ingest_through or days[-1]})
+
 def typed_day(dataset: str, day: str) -> pd.DataFrame:
     """One real day, typed as validated_* holds it (without going through the warehouse)."""
     from assets.validation.logic import prepare_for_validation

@@ -8,7 +8,7 @@ import json
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
-from tests.support import replay_day, write_landing
+from tests.support import land_and_ingest
 
 DAYS = [f"2013-06-{d:02d}" for d in range(1, 19)]
 FIRST_END, SECOND_END = "2013-06-12", "2013-06-18"
@@ -34,11 +34,7 @@ def test_search_explanations_segments_and_reproduction(workdir, resources, monke
     registry = resources["model_registry"]
     defs = build_definitions(resources)
     instance = DagsterInstance.from_config(str(workdir["home"]))
-    for day in DAYS:
-        write_landing(workdir["landing"], "flights", day, replay_day("flights", day))
-        write_landing(workdir["landing"], "weather", day, replay_day("weather", day))
-    defs.resolve_job_def("ingest_job").execute_in_process(instance=instance, tags={
-        "dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]})
+    land_and_ingest(defs, instance, workdir["landing"], DAYS)
 
     # v1: two training windows, then two tuning trials on the better one (12 days: 9 train)
     retrain(defs, instance, FIRST_END, {"train_window_options": [4, 0], "tuning_trials": 4, "max_iter": 60})

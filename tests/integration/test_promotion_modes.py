@@ -12,7 +12,7 @@ and a local SMTP server:
 import pytest
 from dagster import AssetKey, DagsterInstance, build_run_status_sensor_context
 
-from tests.support import SmtpServer, WebhookReceiver, replay_day, tick, write_landing
+from tests.support import SmtpServer, WebhookReceiver, land_and_ingest, tick
 
 DAYS = [f"2013-06-{d:02d}" for d in range(1, 17)]
 TRAIN_END = "2013-06-10"
@@ -66,11 +66,7 @@ def test_shadow_then_approve_then_expiry_with_alerts(workdir, resources, monkeyp
     registry = resources["model_registry"]
     defs = build_definitions(resources)
     instance = DagsterInstance.from_config(str(workdir["home"]))
-    for day in DAYS:
-        write_landing(workdir["landing"], "flights", day, replay_day("flights", day))
-        write_landing(workdir["landing"], "weather", day, replay_day("weather", day))
-    run(defs, instance, "ingest_job", tags={"dagster/asset_partition_range_start": DAYS[0],
-                                            "dagster/asset_partition_range_end": TRAIN_END})
+    land_and_ingest(defs, instance, workdir["landing"], DAYS, ingest_through=TRAIN_END)
     alerts_cursor = tick(verdict_alert, instance, None)[1]  # turned on: history is not alerted on
     retrain(defs, instance, "auto")
     assert registry.champion().version == "1"
