@@ -104,6 +104,32 @@ class StoresOnlyIOManager(ConfigurableIOManager):
                         "declare the upstream asset in `deps`")
 
 
+def day_history_metadata(warehouse, model_registry, asset: str, written) -> dict[str, dict]:
+    """Each written day's version facts for its materialization: the new version, the one it
+    replaced and, for a day written before, the history of the asset's versions of that day with
+    the registered model versions that use each (the registry is asked once per run, and only
+    when a day already had a version; when it cannot be reached, the table says so)."""
+    from dagster import MetadataValue
+
+    from assets.common import markdown_table
+    from assets.day_history import HISTORY_COLUMNS, history_rows, model_usage
+
+    out = {day: {"version_id": vid, "supersedes": written.superseded.get(day, "none")} for day, vid in written.ids.items()}
+    again = sorted(written.superseded)
+    if not again:
+        return out
+    catalog = warehouse.versions(days=again)  # every asset: a raw version is used through what was built from it
+    try:
+        usage, note = model_usage(model_registry.versions(), catalog), ""
+    except Exception as exc:  # the history is informative: a registry outage must not fail the write
+        usage, note = {}, f"\n\n_used_by unknown: the model registry could not be read ({type(exc).__name__})_"
+    for day in again:
+        rows = history_rows(catalog[catalog["partition_date"] == day], usage, asset)
+        out[day]["versions_of_day"] = len(rows)
+        out[day]["day_history"] = MetadataValue.md(markdown_table(rows, HISTORY_COLUMNS) + note)
+    return out
+
+
 def add_partition_metadata(context: AssetExecutionContext, per_partition: Mapping[str, Mapping[str, object]]) -> None:
     """Attach each day's own figures to that day's materialization event."""
     for key, meta in per_partition.items():

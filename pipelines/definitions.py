@@ -26,6 +26,7 @@ from assets.training import asset as training  # noqa: E402
 from assets.validation import asset as validation  # noqa: E402
 from pipelines.alerts import ALERT_SENSORS  # noqa: E402
 from pipelines.jobs import ingest_job, monitor_job, retrain_job, score_job  # noqa: E402
+from pipelines.retention import data_retention_job, data_retention_schedule  # noqa: E402
 from pipelines.schedules import daily_ingestion_schedule, periodic_retrain_schedule  # noqa: E402
 from pipelines.sensors import (  # noqa: E402
     challenger_sensor,
@@ -85,8 +86,8 @@ def build_definitions(resources: dict | None = None) -> Definitions:
     defs = Definitions(
         assets=load_assets_from_modules(STAGES),
         jobs=[ingest_job, retrain_job, score_job, monitor_job, rollback_job, approve_challenger_job,
-              reject_challenger_job],
-        schedules=[daily_ingestion_schedule, periodic_retrain_schedule],
+              reject_challenger_job, data_retention_job],
+        schedules=[daily_ingestion_schedule, periodic_retrain_schedule, data_retention_schedule],
         sensors=[drift_sensor, performance_sensor, monitor_sensor, landing_sensor, replay_clock_sensor, challenger_sensor,
                  *ALERT_SENSORS],
         resources={**default_resources(), **(resources or {})},

@@ -2,12 +2,14 @@
 
     python -m pipelines.reproduce [VERSION|champion] [--json]
 
-From the version's record (MLflow tags and params): the training window's days and each day's
-data version, the hyperparameters, the threshold. The days are read back from the warehouse and
-their data versions checked; the model is fitted again with the pipeline's own code; its
-predictions on every labelled row of the window are compared with the registered version's.
-Exit status 0 when the rebuilt model predicts the same (max |difference| <= 1e-9) from the same
-data, 1 otherwise.
+From the version's record (MLflow tags and params): the training window's days and the id and
+content hash of each day's `flight_features` version, the hyperparameters, the threshold. Those
+versions are read back from the warehouse -- superseded ones included, so a day ingested again
+since still gives the rows the model saw -- and their content hashes checked; the model is fitted
+again with the pipeline's own code; its predictions on every labelled row of the window are
+compared with the registered version's. Exit status 0 when the rebuilt model predicts the same
+(max |difference| <= 1e-9) from the same data, 1 otherwise, 2 when it cannot be rebuilt (an
+unknown version, a day whose version was deleted).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import sys
 import numpy as np
 
 from assets.common import stored_data_versions
+from assets.training.asset import read_window
 from assets.training.logic import ModelParams, build_training_set, git_commit, lock_digest, rebuild
+from resources.errors import DataProblem
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features
 from resources.settings import configure_process
@@ -34,9 +38,13 @@ def reproduce(version: str, registry: ModelRegistry | None = None, warehouse: Wa
     warehouse = warehouse or Warehouse()
     record = registry.record(version)
     window = record.window
-    frame = warehouse.read(flight_features, window.days)
-    current = stored_data_versions(frame, flight_features)
-    changed = sorted(d for d in window.days if window.data_versions.get(d) != current.get(d))
+    if not window.days:
+        raise DataProblem(f"{record.label} records no training window: there is nothing to rebuild it from")
+    frame = read_window(warehouse, window, window.days)
+    read = stored_data_versions(frame, flight_features)
+    changed = sorted(d for d in window.days if window.data_versions.get(d) != read.get(d))
+    now = warehouse.current_versions("flight_features", window.days)
+    superseded = sorted(d for d, vid in window.version_ids.items() if now.get(d, (None,))[0] != vid)
 
     recorded = registry.run_params(record.run_id)
     hyper = ModelParams.from_strings(recorded)
@@ -53,6 +61,9 @@ def reproduce(version: str, registry: ModelRegistry | None = None, warehouse: Wa
         "model": record.label,
         "window": f"{window.days[0]} … {window.days[-1]} ({len(window.days)} days)",
         "rows_compared": int(len(X)),
+        "data_read": ("the recorded flight_features versions" if window.version_ids
+                      else "the current rows (this version predates recorded version ids)"),
+        "days_ingested_again_since": superseded,
         "days_whose_data_changed": changed,
         "max_abs_prediction_difference": diff,
         "threshold": {"recorded": record.threshold, "rebuilt": round(rebuilt.threshold, 6)},
@@ -71,12 +82,24 @@ def main(argv=None) -> int:
     parser.add_argument("version", nargs="?", default="champion")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    r = reproduce(args.version)
+    try:
+        r = reproduce(args.version)
+    except (DataProblem, LookupError) as exc:
+        print(f"cannot reproduce {args.version}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if type(exc).__name__ != "MlflowException":
+            raise
+        print(f"cannot reproduce {args.version}: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(r, indent=1))
     else:
         print(f"{r['model']}: rebuilt from {r['window']}, {r['rows_compared']} rows compared")
-        print(f"  data versions: {'all as recorded' if not r['days_whose_data_changed'] else 'CHANGED on ' + ', '.join(r['days_whose_data_changed'])}")
+        again = r["days_ingested_again_since"]
+        print(f"  data read: {r['data_read']}" + (f"; {len(again)} day(s) built again since: {', '.join(again[:10])}"
+                                                   + (" …" if len(again) > 10 else "") if again else ""))
+        print(f"  content hashes: {'all as recorded' if not r['days_whose_data_changed'] else 'CHANGED on ' + ', '.join(r['days_whose_data_changed'])}")
         print(f"  max |prediction difference|: {r['max_abs_prediction_difference']:.3g} (tolerance {TOLERANCE:g})")
         print(f"  threshold: recorded {r['threshold']['recorded']}, rebuilt {r['threshold']['rebuilt']}")
         for key in ("git_commit", "requirements_lock_sha256"):

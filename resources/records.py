@@ -23,7 +23,8 @@ class Tag:
     DAGSTER_ASSET = "dagster.asset"
     WINDOW = "data.window"
     PARTITIONS = "data.partitions"  # JSON: split -> days
-    DATA_VERSIONS = "data.versions"  # JSON: day -> flight_features data version
+    DATA_VERSIONS = "data.versions"  # JSON: day -> flight_features data version (content hash)
+    DATA_VERSION_IDS = "data.version_ids"  # JSON: day -> the flight_features version read (day_versions)
     GIT_COMMIT = "git.commit"
     LOCK_SHA256 = "deps.lock_sha256"
     PACKAGE = "served_model.package"  # the served_model package version the version ships
@@ -43,10 +44,13 @@ class Tag:
 
 @dataclass(frozen=True)
 class TrainingWindow:
-    """The days a model is trained on, split by time, and each day's data version."""
+    """The days a model is trained on, split by time, and each day's data version: the content
+    hash and the id of the `flight_features` version it read (absent on versions registered
+    before days kept their versions)."""
 
     splits: dict[str, list[str]]  # train / validation / test -> days
     data_versions: dict[str, str] = field(default_factory=dict)
+    version_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def days(self) -> list[str]:
@@ -62,11 +66,12 @@ class TrainingWindow:
 
     def tags(self) -> dict[str, str]:
         return {Tag.WINDOW: self.label, Tag.PARTITIONS: json.dumps(self.splits),
-                Tag.DATA_VERSIONS: json.dumps(self.data_versions)}
+                Tag.DATA_VERSIONS: json.dumps(self.data_versions), Tag.DATA_VERSION_IDS: json.dumps(self.version_ids)}
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> TrainingWindow:
-        return cls(json.loads(tags.get(Tag.PARTITIONS) or "{}"), json.loads(tags.get(Tag.DATA_VERSIONS) or "{}"))
+        return cls(json.loads(tags.get(Tag.PARTITIONS) or "{}"), json.loads(tags.get(Tag.DATA_VERSIONS) or "{}"),
+                   json.loads(tags.get(Tag.DATA_VERSION_IDS) or "{}"))
 
 
 @dataclass(frozen=True)

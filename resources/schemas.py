@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, text
 
 from served_model.features import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC
 
@@ -85,6 +85,8 @@ metadata = MetaData()
 
 # Bookkeeping columns present on every raw/validated row.
 _PARTITION = lambda: Column("partition_date", String(10), nullable=False)  # noqa: E731
+# The version of its day a row belongs to (`day_versions.version_id`): every write of a day makes one.
+_VERSION = lambda: Column("version_id", String(16), nullable=False)  # noqa: E731
 
 
 def _raw_table(contract: DatasetContract) -> Table:
@@ -92,6 +94,7 @@ def _raw_table(contract: DatasetContract) -> Table:
         f"raw_{contract.name}",
         metadata,
         _PARTITION(),
+        _VERSION(),
         Column("source_file", Text, nullable=False),
         Column("row_number", Integer, nullable=False),  # 1-based data row in the source file
         *[Column(name, Text) for name in contract.columns],
@@ -106,6 +109,7 @@ def _validated_table(contract: DatasetContract) -> Table:
         f"validated_{contract.name}",
         metadata,
         _PARTITION(),
+        _VERSION(),
         Column("source_file", Text, nullable=False),
         Column("row_number", Integer, nullable=False),
         *[Column(name, _SQL_TYPES[kind]) for name, kind in contract.columns.items()],
@@ -121,6 +125,7 @@ raw_batches = Table(
     "raw_batches",
     metadata,
     _PARTITION(),
+    _VERSION(),
     Column("dataset", String(32), nullable=False),
     Column("source_file", Text, nullable=False),
     Column("row_count", Integer, nullable=False),
@@ -136,6 +141,7 @@ quarantine = Table(
     "quarantine",
     metadata,
     _PARTITION(),
+    _VERSION(),
     Column("dataset", String(32), nullable=False),
     Column("source_file", Text, nullable=False),
     Column("row_number", Integer, nullable=False),
@@ -148,6 +154,7 @@ flight_features = Table(
     "flight_features",
     metadata,
     _PARTITION(),
+    _VERSION(),
     Column("row_number", Integer, nullable=False),
     Column("flight", Integer, nullable=False),
     Column("tailnum", Text),
@@ -160,6 +167,62 @@ flight_features = Table(
     Column("is_late", Integer),
     Index("ix_flight_features_partition", "partition_date"),
 )
+
+# --- versions of a day --------------------------------------------------------------------------
+# Every write of a day by an asset makes a new version of that day (an id, its content hash); the
+# rows of the version it replaces move, in the same transaction, into the table's `_history`
+# twin (the current tables hold the current versions only, so that reading them costs what it
+# did). `day_versions` is the catalog: one row per version of an asset's day, current or not.
+
+day_versions = Table(
+    "day_versions",
+    metadata,
+    Column("version_id", String(16), primary_key=True),
+    Column("asset", String(32), nullable=False),
+    _PARTITION(),
+    Column("content_hash", String(16), nullable=False),  # `assets.common.data_version` of its rows
+    Column("created_at", String(32), nullable=False),  # UTC, ISO
+    Column("superseded_at", String(32)),  # NULL: the current version of the day
+    Column("deleted_at", String(32)),  # its rows deleted by the retention job (the entry stays)
+    Column("run_id", String(64)),  # the Dagster run that wrote it
+    Column("source_file", Text),
+    Column("rows_in", Integer),
+    Column("rows_valid", Integer),
+    Column("rows_quarantined", Integer),
+    Column("inputs", Text, nullable=False),  # JSON list of the version ids it was built from
+    Index("ix_day_versions_day", "asset", "partition_date"),
+    # one current version per asset and day, whatever the writers do
+    Index("ux_day_versions_current", "asset", "partition_date", unique=True,
+          sqlite_where=text("superseded_at IS NULL"), postgresql_where=text("superseded_at IS NULL")),
+)
+
+
+def content_columns(table: Table) -> list[str]:
+    """The table's column names but `version_id` (which a write adds)."""
+    return [c.name for c in table.columns if c.name != "version_id"]
+
+
+def _history_of(table: Table) -> Table:
+    """The table's twin for superseded versions: the same columns, found by version id."""
+    return Table(
+        f"{table.name}_history",
+        metadata,
+        *[Column(c.name, c.type, nullable=c.nullable) for c in table.columns],
+        Index(f"ix_{table.name}_history_version", "version_id"),
+    )
+
+
+# asset -> the (table, dataset) pairs one version of its day spans (dataset: the tables shared by
+# both datasets hold a `dataset` column)
+VERSIONED_ASSETS: dict[str, tuple[tuple[Table, str | None], ...]] = {
+    **{f"raw_{n}": ((raw_tables[n], None), (raw_batches, n)) for n in CONTRACTS},
+    **{f"validated_{n}": ((validated_tables[n], None), (quarantine, n)) for n in CONTRACTS},
+    "flight_features": ((flight_features, None),),
+}
+history_tables: dict[str, Table] = {
+    t.name: _history_of(t) for t in dict.fromkeys(t for pairs in VERSIONED_ASSETS.values() for t, _ in pairs)
+}
+
 
 # The champion's score of each flight; the model version on every row.
 predictions = Table(

@@ -128,6 +128,8 @@ class Settings:
     promotion_mode: Literal["auto", "approve", "shadow"]  # FLIGHTS_PROMOTION_MODE
     challenger_expiry_days: int  # FLIGHTS_CHALLENGER_EXPIRY_DAYS (replayed days a challenger may wait)
     shadow_days: int  # FLIGHTS_SHADOW_DAYS (labelled days a shadow challenger is judged on)
+    # data versions
+    data_retention_days: float  # FLIGHTS_DATA_RETENTION_DAYS: superseded versions kept this long (unless a model uses them)
     # serving
     serve_poll_seconds: float  # FLIGHTS_SERVE_POLL_SECONDS: how often serving checks the `champion` alias
     serve_record: bool  # FLIGHTS_SERVE_RECORD: served requests go to the warehouse
@@ -225,6 +227,7 @@ class Settings:
             promotion_mode=_choice(env, "FLIGHTS_PROMOTION_MODE", "auto", PROMOTION_MODES),
             challenger_expiry_days=_number(env, "FLIGHTS_CHALLENGER_EXPIRY_DAYS", 7, int, low=1),
             shadow_days=_number(env, "FLIGHTS_SHADOW_DAYS", 3, int, low=1),
+            data_retention_days=_number(env, "FLIGHTS_DATA_RETENTION_DAYS", 90.0, low=0),
             serve_poll_seconds=_number(env, "FLIGHTS_SERVE_POLL_SECONDS", 2.0, low=0.1),
             serve_record=_flag(env, "FLIGHTS_SERVE_RECORD", default=True),
             serve_record_seconds=_number(env, "FLIGHTS_SERVE_RECORD_SECONDS", 1.0, low=0.05),

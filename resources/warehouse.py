@@ -2,14 +2,17 @@
 table schemas.
 
 Writing partitions replaces them in one transaction: readers see either the old or the new
-rows of a day, never a mix, and a failure part-way leaves the tables as they were.
+rows of a day, never a mix, and a failure part-way leaves the tables as they were. The tables of
+the lifecycle's days (raw, validated, quarantine, features) keep what they replace: each write
+makes a new version of the day and the superseded one stays readable by its id
+(`resources.day_versions`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import pandas as pd
 from dagster import ConfigurableResource
@@ -17,7 +20,9 @@ from pydantic import Field
 from sqlalchemy import Engine, Float, Table, create_engine, event, func, make_url, select
 from sqlalchemy.exc import OperationalError
 
+from resources import day_versions as versions
 from resources import schemas
+from resources.day_versions import DayVersion, WrittenVersions
 from resources.errors import DataProblem
 from resources.settings import settings
 
@@ -143,7 +148,10 @@ class PartitionWriter:
         frame: pd.DataFrame,
         dataset: str | None = None,
     ) -> int:
-        self._lock(table, partitions, dataset)
+        """Replace the rows of these days of a table that keeps no versions (scores, reports)."""
+        if table.name in schemas.history_tables:
+            raise ValueError(f"{table.name} keeps versions of its days: write it with `write_version`")
+        self._lock([f"{table.name}/{dataset or ''}/{p}" for p in partitions])
         stmt = table.delete().where(table.c.partition_date.in_(list(partitions)))
         if dataset is not None:
             stmt = stmt.where(table.c.dataset == dataset)
@@ -154,19 +162,44 @@ class PartitionWriter:
             _insert(self._conn, table, frame)
         return len(frame)
 
-    def _lock(self, table: Table, partitions: Sequence[str], dataset: str | None) -> None:
-        """Serialize writers of the same partitions until this transaction ends.
+    def write_version(self, asset: str, days: Mapping[str, DayVersion], frames: Mapping[Table, pd.DataFrame],
+                      run_id: str | None = None) -> WrittenVersions:
+        """A new version of each of `days` of `asset`: the rows of `frames` (one frame per table
+        the asset writes, `schemas.VERSIONED_ASSETS`) become current; the versions they replace
+        are marked superseded and their rows move to the history tables, all in this transaction."""
+        pairs = schemas.VERSIONED_ASSETS[asset]
+        if set(frames) != {t for t, _ in pairs}:
+            raise ValueError(f"{asset} writes {[t.name for t, _ in pairs]}, got {[t.name for t in frames]}")
+        self._lock([f"versions/{asset}/{d}" for d in days])
+        written = versions.add_versions(self._conn, asset, days, run_id)
+        for table, dataset in pairs:
+            versions.move_to_history(self._conn, table, list(days), dataset)
+            frame = frames[table]
+            if len(frame):
+                extra = {"version_id": frame["partition_date"].map(written.ids)}
+                if dataset is not None:
+                    extra["dataset"] = dataset
+                unknown = extra["version_id"].isna()
+                if unknown.any():
+                    raise ValueError(f"{table.name}: rows of days not in the version being written: "
+                                     f"{sorted(frame.loc[unknown, 'partition_date'].unique())[:5]}")
+                _insert(self._conn, table, frame.assign(**extra))
+        return written
+
+    def _lock(self, keys: Iterable[str]) -> None:
+        """Serialize writers of the same days until this transaction ends.
 
         Without it, two runs replacing the same day on PostgreSQL (READ COMMITTED) both delete
         the old rows and both insert: the second DELETE cannot see the first run's rows, which
-        were committed after its snapshot, so the day ends up doubled. A transaction-scoped
-        advisory lock per (table, dataset, day), taken in sorted order (no deadlock), makes the
-        second writer wait and then delete what the first wrote. SQLite needs nothing: it
-        admits one writer at a time for the whole database.
+        were committed after its snapshot, so the day ends up doubled (and two versions would
+        both be current). A transaction-scoped advisory lock per key (asset or table, dataset,
+        day), taken in sorted order (no deadlock), makes the second writer wait and then replace
+        what the first wrote. SQLite needs nothing: it admits one writer at a time for the
+        whole database.
         """
         if self._conn.dialect.name != "postgresql":
             return
-        for key in sorted(f"{table.name}/{dataset or ''}/{p}" for p in partitions):
+        for key in sorted(keys):
             self._conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
 
     def count_by_partition(
@@ -186,6 +219,10 @@ def _count_by_partition(conn, table: Table, partitions: Sequence[str], dataset: 
     counts = {p: 0 for p in partitions}
     counts.update({p: n for p, n in conn.execute(stmt)})
     return counts
+
+
+def _content_columns(table: Table, with_version: bool) -> list:
+    return [c for c in table.columns if with_version or c.name != "version_id"]
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -241,13 +278,42 @@ class Warehouse(ConfigurableResource):
         partitions: Iterable[str],
         columns: Sequence[str] | None = None,
         dataset: str | None = None,
+        with_version: bool = False,
     ) -> pd.DataFrame:
-        cols = [table.c[c] for c in columns] if columns else list(table.columns)
+        """The current rows of these days (`version_id` only if asked for)."""
+        cols = [table.c[c] for c in columns] if columns else _content_columns(table, with_version)
         stmt = select(*cols).where(table.c.partition_date.in_(list(partitions)))
         if dataset is not None:
             stmt = stmt.where(table.c.dataset == dataset)
         with self._reachable(), self.engine.connect() as conn:
             return _fetch_frame(conn, stmt)
+
+    def read_versions(self, table: Table, version_ids: Mapping[str, str],
+                      columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The rows of the given versions (day -> version id), current or superseded."""
+        names = list(columns) if columns else [c.name for c in _content_columns(table, False)]
+        with self._reachable(), self.engine.connect() as conn:
+            return _fetch_frame(conn, versions.rows_of_versions(table, version_ids, names))
+
+    def versions(self, assets: Iterable[str] | None = None, days: Iterable[str] | None = None,
+                 version_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Catalog rows of `day_versions` (current, superseded and deleted), oldest first."""
+        with self._reachable(), self.engine.connect() as conn:
+            return versions.catalog(conn, assets, days, version_ids)
+
+    def current_versions(self, asset: str, days: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """day -> (version id, content hash) of the asset's current version of each day."""
+        stmt = (select(schemas.day_versions.c.partition_date, schemas.day_versions.c.version_id,
+                       schemas.day_versions.c.content_hash)
+                .where(schemas.day_versions.c.asset == asset, schemas.day_versions.c.partition_date.in_(list(days)),
+                       schemas.day_versions.c.superseded_at.is_(None)))
+        with self._reachable(), self.engine.connect() as conn:
+            return {day: (vid, digest) for day, vid, digest in conn.execute(stmt)}
+
+    def delete_versions(self, rows: pd.DataFrame) -> int:
+        """Delete the rows of these superseded versions (catalog rows) in one transaction."""
+        with self._reachable(), self.engine.begin() as conn:
+            return versions.delete_versions(conn, rows)
 
     def count_by_partition(
         self, table: Table, partitions: Sequence[str], dataset: str | None = None

@@ -154,19 +154,35 @@ def tick(sensor, instance, cursor):
     return requests, result.cursor if result.cursor is not None else cursor, skip
 
 
-def warehouse_snapshot(warehouse) -> dict[str, list]:
+def warehouse_snapshot(warehouse, versions: bool = True) -> dict[str, list]:
     """Every row of every warehouse table (but the ingestion timestamp of a day's manifest:
-    in a run that fails on flights, the weather branch may re-ingest the same weather)."""
+    in a run that fails on flights, the weather branch may re-ingest the same weather).
+    `versions=False`: the current rows only, without their version ids (the content of the
+    current versions, which two runs of the same data agree on)."""
     from sqlalchemy import select
 
-    from resources.schemas import metadata
+    from resources.schemas import day_versions, history_tables, metadata
 
+    skip = set() if versions else {day_versions.name, *(t.name for t in history_tables.values())}
     out = {}
     with warehouse.engine.connect() as conn:
         for name, table in metadata.tables.items():
-            cols = [c for c in table.columns if c.name != "ingested_at"]
+            if name in skip:
+                continue
+            cols = [c for c in table.columns if c.name != "ingested_at" and (versions or c.name != "version_id")]
             out[name] = sorted(map(tuple, conn.execute(select(*cols)).fetchall()), key=repr)
     return out
+
+
+def write_versions(warehouse, asset: str, frames: dict, days: list[str], content: str = "test"):
+    """A new version of each of `days` of `asset` with these rows (one frame per table the asset
+    writes; a missing table: no rows), as the assets write them. Returns `WrittenVersions`."""
+    from resources.day_versions import DayVersion
+    from resources.schemas import VERSIONED_ASSETS
+
+    tables = {t: frames.get(t, pd.DataFrame({"partition_date": []})) for t, _ in VERSIONED_ASSETS[asset]}
+    with warehouse.replace_partitions() as tx:
+        return tx.write_version(asset, {d: DayVersion(content) for d in days}, tables)
 
 
 def dagster_cli_env(workdir: dict, **extra) -> dict:
@@ -214,6 +230,7 @@ def every_setting(folder: Path) -> dict[str, str]:
         "FLIGHTS_EVIDENTLY_SECRET": "write-secret",
         "FLIGHTS_TUNING_TRIALS": "3", "FLIGHTS_TUNING_SECONDS": "10",
         "FLIGHTS_PROMOTION_MODE": "approve", "FLIGHTS_CHALLENGER_EXPIRY_DAYS": "5", "FLIGHTS_SHADOW_DAYS": "2",
+        "FLIGHTS_DATA_RETENTION_DAYS": "30",
         "FLIGHTS_SERVE_POLL_SECONDS": "1", "FLIGHTS_SERVE_RECORD": "false", "FLIGHTS_SERVE_RECORD_SECONDS": "0.5",
         "FLIGHTS_DAGSTER_UI_URL": "http://dagster.internal:3000",
         # alerts to nowhere: an operator CLI sends none

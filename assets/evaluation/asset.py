@@ -9,9 +9,9 @@ from pydantic import Field
 from assets.asset_factory import DataFailure, latest_materialization, lifecycle_asset
 from assets.common import bullet_list, markdown_table
 from assets.evaluation.logic import GatePolicy, evaluate
+from assets.training.asset import read_window
 from assets.training.logic import BASELINE_COLUMNS, build_training_set
 from resources.registry import EVALUATION_ARTIFACT, ModelRegistry
-from resources.schemas import flight_features
 from resources.warehouse import Warehouse
 
 SEGMENT_COLUMNS = ["rows", "late_share", "roc_auc", "f1"]
@@ -47,8 +47,9 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehou
     version = latest_materialization(context, "candidate_model").metadata["model_version"].value
     candidate = model_registry.record(version)
     splits = candidate.window.splits
-    rows = pd.concat([warehouse.read(flight_features, splits["test"]),  # scored by every model
-                      warehouse.read(flight_features, splits["train"], columns=BASELINE_COLUMNS)],  # the baseline's history
+    window = candidate.window  # the versions of the days the candidate was trained and tested on
+    rows = pd.concat([read_window(warehouse, window, splits["test"]),  # scored by every model
+                      read_window(warehouse, window, splits["train"], columns=BASELINE_COLUMNS)],  # the baseline's history
                      ignore_index=True)
     ts = build_training_set(rows, candidate.window, splits=("train", "test"))
     champion = model_registry.champion()

@@ -2,9 +2,11 @@
 
 from dagster import AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue
 
-from assets.asset_factory import add_partition_metadata, lifecycle_asset, partition_check_results
+from assets.asset_factory import add_partition_metadata, day_history_metadata, lifecycle_asset, partition_check_results
 from assets.common import stored_data_versions
 from assets.features.logic import build_features, day_figures
+from resources.day_versions import DayVersion
+from resources.registry import ModelRegistry
 from resources.schemas import flight_features as flight_features_table
 from resources.schemas import validated_tables
 from resources.settings import settings
@@ -27,19 +29,32 @@ COVERAGE_CHECK = "weather_coverage"
     description=(
         "One row per valid flight: features known at scheduled departure only (calendar, carrier, route, "
         "distance, origin weather at the scheduled hour, origin congestion and delays propagating before "
-        "departure) and the labels (`is_late` = arrived 15+ min late), in `flight_features`."
+        "departure) and the labels (`is_late` = arrived 15+ min late), in `flight_features`. Each build of a day "
+        "is a new version of it, built from the validated versions it read; the one it replaces stays readable."
     ),
 )
-def flight_features(context: AssetExecutionContext, warehouse: Warehouse):
+def flight_features(context: AssetExecutionContext, warehouse: Warehouse, model_registry: ModelRegistry):
     partitions = context.partition_keys
     minimum = settings().min_weather_coverage
-    features = build_features(warehouse.read(validated_tables["flights"], partitions),
-                              warehouse.read(validated_tables["weather"], partitions))
-    with warehouse.replace_partitions() as tx:
-        tx.replace(flight_features_table, partitions, features)
-
+    inputs: dict[str, list[str]] = {p: [] for p in partitions}
+    frames = {}
+    for dataset in ("flights", "weather"):  # the validated versions read: what each day's version is built from
+        read = {d: vid for d, (vid, _) in warehouse.current_versions(f"validated_{dataset}", partitions).items()}
+        frame = warehouse.read(validated_tables[dataset], partitions, with_version=True)
+        read.update(frame.groupby("partition_date")["version_id"].first().to_dict())
+        frames[dataset] = frame.drop(columns=["version_id"])
+        for day in partitions:
+            if day in read:
+                inputs[day].append(read[day])
+    features = build_features(frames["flights"], frames["weather"])
     per_day = day_figures(features, partitions, stored_data_versions(features, flight_features_table))
-    add_partition_metadata(context, per_day)
+    days = {p: DayVersion(d["data_version"], rows_in=d["rows"], inputs=tuple(inputs[p])) for p, d in per_day.items()}
+    with warehouse.replace_partitions() as tx:
+        written = tx.write_version("flight_features", days, {flight_features_table: features}, run_id=context.run_id)
+
+    history = day_history_metadata(warehouse, model_registry, "flight_features", written)
+    add_partition_metadata(context, {p: {**d, "built_from": MetadataValue.text(", ".join(inputs[p]) or "none"), **history[p]}
+                                     for p, d in per_day.items()})
     yield MaterializeResult(metadata={
         "rows": MetadataValue.int(len(features)),
         "feature_columns": MetadataValue.json(FEATURE_COLUMNS),

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from assets.common import data_version
+from resources.schemas import content_columns
 from resources.schemas import flight_features as flight_features_table
 
 WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
@@ -296,7 +297,7 @@ def build_features(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame
     out["arr_delay"] = arr_delay
     out["cancelled"] = flights["dep_time"].isna().astype(int)
     out["is_late"] = (arr_delay >= LATE_THRESHOLD_MINUTES).astype("Int64").where(arr_delay.notna())
-    return out[[c.name for c in flight_features_table.columns]]
+    return out[content_columns(flight_features_table)]
 
 
 def day_figures(features: pd.DataFrame, partitions: list[str], versions: dict[str, str]) -> dict[str, dict]:

@@ -9,11 +9,19 @@ the column, nothing is written, and nothing downstream is built.
 import pandas as pd
 from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue
 
-from assets.asset_factory import DataFailure, add_partition_metadata, lifecycle_asset, partition_check_results
+from assets.asset_factory import (
+    DataFailure,
+    add_partition_metadata,
+    day_history_metadata,
+    lifecycle_asset,
+    partition_check_results,
+)
 from assets.common import bullet_list, markdown_table
 from assets.ingestion.logic import batch_problems, manifest, raw_rows
 from assets.validation.expectations import batch_suite
 from resources.data_quality import GreatExpectations
+from resources.day_versions import DayVersion
+from resources.registry import ModelRegistry
 from resources.schemas import FLIGHTS, WEATHER, DatasetContract, raw_batches, raw_tables
 from resources.source import FlightSource
 from resources.warehouse import Warehouse
@@ -38,11 +46,13 @@ def build_raw_asset(contract: DatasetContract):
         description=(
             f"Each day's {contract.name} exactly as they arrived (text values, source file and row "
             f"number, unknown columns kept as JSON), in the warehouse table `{name}`; "
-            "one manifest row per day in `raw_batches`."
+            "one manifest row per day in `raw_batches`. Each ingestion of a day is a new version of it "
+            "(an ingestion id and its content hash); the one it replaces stays readable "
+            "(`python -m pipelines.history DAY`)."
         ),
     )
     def _raw(context: AssetExecutionContext, source: FlightSource, warehouse: Warehouse,
-             great_expectations: GreatExpectations):
+             great_expectations: GreatExpectations, model_registry: ModelRegistry):
         partitions = context.partition_keys
         batches = [source.load(contract, p) for p in partitions]
         table = manifest(batches, contract)
@@ -63,13 +73,17 @@ def build_raw_asset(contract: DatasetContract):
                 metadata={"failures": MetadataValue.md(bullet_list(messages))},
             )
 
+        days = {r.partition_date: DayVersion(r.data_version, source_file=r.source_file, rows_in=int(r.row_count))
+                for r in table.itertuples()}
         with warehouse.replace_partitions() as tx:
-            tx.replace(raw_tables[contract.name], partitions, raw_rows(batches, contract))
-            tx.replace(raw_batches, partitions, table, dataset=contract.name)
+            written = tx.write_version(name, days, {raw_tables[contract.name]: raw_rows(batches, contract),
+                                                    raw_batches: table}, run_id=context.run_id)
 
+        history = day_history_metadata(warehouse, model_registry, name, written)
         add_partition_metadata(context, {
             r.partition_date: {"rows_in": int(r.row_count), "source": source.resolved_mode, "source_file": r.source_file,
-                               "data_version": r.data_version, "arrived_without_file": bool(r.absent)}
+                               "data_version": r.data_version, "ingestion_id": written.ids[r.partition_date],
+                               "arrived_without_file": bool(r.absent), **history[r.partition_date]}
             for r in table.itertuples()
         })
         yield MaterializeResult(metadata={

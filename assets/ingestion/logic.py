@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from assets.common import data_versions_of
-from resources.schemas import DatasetContract, raw_tables
+from resources.schemas import DatasetContract, content_columns, raw_tables
 from resources.source_files import SourceBatch
 
 
@@ -76,7 +76,7 @@ def raw_rows(batches: list[SourceBatch], contract: DatasetContract) -> pd.DataFr
         out.insert(0, "partition_date", b.partition)
         parts.append(out)
     if not parts:
-        return pd.DataFrame(columns=[c.name for c in raw_tables[contract.name].columns])
+        return pd.DataFrame(columns=content_columns(raw_tables[contract.name]))
     return pd.concat(parts, ignore_index=True)
 
 

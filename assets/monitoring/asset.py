@@ -40,6 +40,7 @@ from assets.monitoring.logic import (
     trailing_performance,
 )
 from assets.monitoring.reports import SnapshotLabels, classification_report, drift_report_for_day
+from assets.training.asset import read_window
 from assets.training.logic import LABEL
 from resources.errors import DataProblem
 from resources.monitoring_workspace import (
@@ -142,7 +143,7 @@ def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version
     sample_path, thresholds_path = stem.with_suffix(".parquet"), stem.with_suffix(".json")
     if sample_path.exists() and thresholds_path.exists():
         return pd.read_parquet(sample_path), json.loads(thresholds_path.read_text())
-    frame = warehouse.read(flight_features, record.window.days)
+    frame = read_window(warehouse, record.window, record.window.days)  # the versions it was trained on
     frame["probability_late"] = model_registry.load(version).predict_proba(model_input(frame))[:, 1]
     ref, thresholds = reference_and_thresholds(frame, rows, quantile)
     atomic_write(sample_path, lambda p: ref.to_parquet(p, index=False))

@@ -7,7 +7,7 @@ registered version; each step finds its upstream's record in its materialization
 
 import json
 
-from dagster import AssetExecutionContext, AssetKey, AssetRecordsFilter, Config, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
 from pydantic import Field
 
 from assets.asset_factory import latest_materialization, lifecycle_asset
@@ -49,17 +49,24 @@ class TrainingSetConfig(Config):
     min_rows: int = Field(default=2000, description="Fewer labelled rows than this is an error.")
 
 
-def feature_data_versions(context: AssetExecutionContext, days: list[str]) -> dict[str, str]:
-    """Data version of each day, as recorded by its latest flight_features materialization."""
-    records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey("flight_features"), asset_partitions=days), limit=len(days) * 20
-    ).records
-    out: dict[str, str] = {}
-    for r in records:  # newest first
-        m = r.asset_materialization
-        if m.partition not in out and "data_version" in m.metadata:
-            out[m.partition] = m.metadata["data_version"].value
-    return out
+def read_window(warehouse: Warehouse, window: TrainingWindow, days: list[str], columns=None):
+    """The `flight_features` rows of `days` a model was trained on: the versions it recorded,
+    current or superseded since; current rows for a version registered before ids were recorded.
+    A day whose version is gone (deleted by the retention job) or unknown is a DataProblem naming it."""
+    if not window.version_ids:
+        return warehouse.read(flight_features, days, columns=columns)
+    wanted = {d: window.version_ids[d] for d in days if d in window.version_ids}
+    catalog = warehouse.versions(assets=["flight_features"], version_ids=set(wanted.values()))
+    known = {r.version_id: r for r in catalog.itertuples()}
+    gone = [f"{d} (version {vid}: deleted {known[vid].deleted_at[:19]})" for d, vid in wanted.items()
+            if vid in known and isinstance(known[vid].deleted_at, str)]
+    unknown = [f"{d} (version {vid}: not in this warehouse's day_versions)" for d, vid in wanted.items() if vid not in known]
+    unknown += [f"{d} (no version recorded)" for d in days if d not in wanted]
+    if gone or unknown:
+        raise DataProblem(f"training window {window.label}: the flight_features versions of {len(gone) + len(unknown)} "
+                          f"day(s) cannot be read back: " + "; ".join((gone + unknown)[:20])
+                          + ("; …" if len(gone) + len(unknown) > 20 else ""))
+    return warehouse.read_versions(flight_features, wanted, columns=columns)
 
 
 @lifecycle_asset(
@@ -85,7 +92,9 @@ def training_set(context: AssetExecutionContext, config: TrainingSetConfig, ware
         raise DataProblem(f"training window {days[0]}…{days[-1]}: no features for {len(missing)} day(s), e.g. {missing[:5]}")
     counts = warehouse.rows_by(flight_features, days, LABEL).dropna(subset=[LABEL])
     check_label_counts(counts, splits, config.min_rows)
-    window = TrainingWindow(splits, feature_data_versions(context, days))
+    current = warehouse.current_versions("flight_features", days)
+    window = TrainingWindow(splits, {d: current[d][1] for d in days if d in current},
+                            {d: current[d][0] for d in days if d in current})
     build = BuildInfo(context.run_id, context.job_name, git_commit(), lock_digest(), PACKAGE_VERSION)
     run_id = model_registry.start_training_run(window, RetrainTrigger.from_tags(context.run.tags), build,
                                                run_name=f"retrain-{context.run_id[:8]}")
@@ -94,7 +103,8 @@ def training_set(context: AssetExecutionContext, config: TrainingSetConfig, ware
         "rows": MetadataValue.int(int(counts["rows"].sum())),
         "splits": MetadataValue.md(markdown_table(split_summary(counts, splits), ["split", "days", "rows", "late_share"])),
         "partitions": MetadataValue.json({"flight_features": days}),
-        "data_versions": MetadataValue.json(window.data_versions),
+        "data_versions": MetadataValue.json({d: {"version_id": window.version_ids.get(d), "content_hash": h}
+                                             for d, h in window.data_versions.items()}),
         "mlflow_run_id": MetadataValue.text(run_id),
         "mlflow_run": MetadataValue.url(model_registry.run_url(run_id)),
     })
@@ -153,7 +163,7 @@ def candidate_model(context: AssetExecutionContext, config: ModelConfig, warehou
     window = model_registry.training_window(run_id)
     splits = SPLITS if config.calibrate else FIT_SPLITS  # calibration is decided on the test days
     days = [d for s in splits for d in window.splits[s]]
-    ts = build_training_set(warehouse.read(flight_features, days), window, splits=splits)
+    ts = build_training_set(read_window(warehouse, window, days), window, splits=splits)
     params, policy = config.params(), config.policy()
     fitted = fit_candidate(ts, params, policy, calibrate_on_test=config.calibrate)
     chosen = fitted.chosen

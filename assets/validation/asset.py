@@ -16,7 +16,13 @@ import pandas as pd
 from dagster import AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue
 from pydantic import Field
 
-from assets.asset_factory import DataFailure, add_partition_metadata, lifecycle_asset, partition_check_results
+from assets.asset_factory import (
+    DataFailure,
+    add_partition_metadata,
+    day_history_metadata,
+    lifecycle_asset,
+    partition_check_results,
+)
 from assets.common import bullet_list, data_version, data_versions_by_partition, markdown_table
 from assets.validation.expectations import ROW_SUITES, quarantine_share_suite
 from assets.validation.logic import (
@@ -29,6 +35,7 @@ from assets.validation.logic import (
     warnings_of,
 )
 from resources.data_quality import GreatExpectations
+from resources.day_versions import DayVersion
 from resources.registry import ModelRegistry
 from resources.schemas import FLIGHTS, WEATHER, DatasetContract, quarantine, raw_tables, validated_tables
 from resources.settings import settings
@@ -95,7 +102,11 @@ def build_validated_asset(contract: DatasetContract):
                    great_expectations: GreatExpectations, model_registry: ModelRegistry):
         partitions = context.partition_keys
         limit = settings().max_quarantine_share if config.max_quarantine_share is None else config.max_quarantine_share
-        raw = warehouse.read(raw_tables[contract.name], partitions)
+        raw_asset = f"raw_{contract.name}"
+        raw_versions = {d: vid for d, (vid, _) in warehouse.current_versions(raw_asset, partitions).items()}
+        raw = warehouse.read(raw_tables[contract.name], partitions, with_version=True)
+        raw_versions.update(raw.groupby("partition_date")["version_id"].first().to_dict())  # what was read
+        raw = raw.drop(columns=["version_id"])
         frame = prepare_for_validation(raw, contract)
         outcomes, docs = [], None
         if len(frame):
@@ -119,9 +130,15 @@ def build_validated_asset(contract: DatasetContract):
             raise DataFailure(f"{name}: too many bad rows; nothing was written:\n"
                               + "\n".join(too_many_bad_rows(summary, counts, limit)))
 
+        versions = data_versions_by_partition(valid, exclude=("source_file",))
+        no_rows = data_version(valid.drop(columns=["source_file"]).iloc[0:0])  # a day without valid rows, once
+        days = {r.partition_date: DayVersion(
+            versions.get(r.partition_date, no_rows), source_file=None if pd.isna(r.source_file) else str(r.source_file),
+            rows_in=int(r.rows_in), rows_valid=int(r.rows_valid), rows_quarantined=int(r.rows_quarantined),
+            inputs=tuple(v for v in [raw_versions.get(r.partition_date)] if v)) for r in summary.itertuples()}
         with warehouse.replace_partitions() as tx:
-            tx.replace(validated_tables[contract.name], partitions, valid)
-            tx.replace(quarantine, partitions, quarantined, dataset=contract.name)
+            written = tx.write_version(name, days, {validated_tables[contract.name]: valid, quarantine: quarantined},
+                                       run_id=context.run_id)
             n_raw = tx.count_by_partition(raw_tables[contract.name], partitions)
             n_valid = tx.count_by_partition(validated_tables[contract.name], partitions)
             n_bad = tx.count_by_partition(quarantine, partitions, dataset=contract.name)
@@ -134,8 +151,7 @@ def build_validated_asset(contract: DatasetContract):
         if NULLS_CHECK in CHECKS[contract.name]:
             for p in partitions:
                 verdicts[p][NULLS_CHECK] = not warned
-        versions = data_versions_by_partition(valid, exclude=("source_file",))
-        no_rows = data_version(valid.drop(columns=["source_file"]).iloc[0:0])  # a day without valid rows, once
+        history = day_history_metadata(warehouse, model_registry, name, written)
         add_partition_metadata(context, {
             r.partition_date: {
                 "rows_in": int(r.rows_in), "rows_valid": int(r.rows_valid), "rows_quarantined": int(r.rows_quarantined),
@@ -144,6 +160,8 @@ def build_validated_asset(contract: DatasetContract):
                 "source_file": str(r.source_file),
                 # the checks' verdicts of the day, for the provenance of models trained on it
                 "checks": MetadataValue.json({c: "passed" if ok else "failed" for c, ok in verdicts[r.partition_date].items()}),
+                "built_from": MetadataValue.text(", ".join(days[r.partition_date].inputs) or "none"),
+                **history[r.partition_date],
             }
             for r in summary.itertuples()
         })

@@ -11,21 +11,23 @@ from pathlib import Path
 from dagster import DagsterInstance
 from sqlalchemy import text
 
-from tests.support import REPO, make_dagster_home, store_url, typed_day, warehouse_snapshot
+from resources.schemas import flight_features
+from tests.support import REPO, make_dagster_home, store_url, typed_day, warehouse_snapshot, write_versions
 
 DAY = "2013-05-14"
 
 KILLED_WRITER = r"""
 import sys, time
 import pandas as pd
+from resources.day_versions import DayVersion
 from resources.schemas import quarantine, validated_tables
 from resources.warehouse import Warehouse
 
 url, day, rows_path, marker = sys.argv[1:5]
 new = pd.read_parquet(rows_path)
 with Warehouse(url=url).replace_partitions() as tx:
-    tx.replace(validated_tables["flights"], [day], new)                   # the new day, uncommitted
-    tx.replace(quarantine, [day], new.iloc[0:0].reindex(columns=[]), dataset="flights")
+    tx.write_version("validated_flights", {day: DayVersion("new")},       # the new version, uncommitted
+                     {validated_tables["flights"]: new, quarantine: new.iloc[0:0]})
     open(marker, "w").write("inside the transaction")
     time.sleep(120)                                                         # SIGKILL lands here
 """
@@ -43,9 +45,9 @@ def test_a_writer_killed_inside_its_transaction_leaves_the_old_day(tmp_path):
     url = store_url(tmp_path, "warehouse")
     wh = Warehouse(url=url)
     old = typed_day("flights", DAY)
-    with wh.replace_partitions() as tx:
-        tx.replace(validated_tables["flights"], [DAY], old)
-    before = _rows(wh, "validated_flights")
+    table = validated_tables["flights"]
+    write_versions(wh, "validated_flights", {table: old}, [DAY], "old")
+    before = warehouse_snapshot(wh)
 
     new = old.iloc[: len(old) // 2].assign(dep_delay=999)  # a different version of the day
     new.to_parquet(tmp_path / "new.parquet")
@@ -59,15 +61,14 @@ def test_a_writer_killed_inside_its_transaction_leaves_the_old_day(tmp_path):
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
 
-    after = _rows(Warehouse(url=url), "validated_flights")
-    assert after == before  # the old version, whole
-    # re-running the write gives exactly the rows of a clean run
-    with wh.replace_partitions() as tx:
-        tx.replace(validated_tables["flights"], [DAY], new)
+    assert warehouse_snapshot(Warehouse(url=url)) == before  # the old version whole and current, no trace of the new
+    # re-running the write gives exactly the current rows of a clean run, and keeps the old version
+    write_versions(wh, "validated_flights", {table: new}, [DAY], "new")
     clean = Warehouse(url=store_url(tmp_path, "clean"))
-    with clean.replace_partitions() as tx:
-        tx.replace(validated_tables["flights"], [DAY], new)
-    assert _rows(wh, "validated_flights") == _rows(clean, "validated_flights")
+    write_versions(clean, "validated_flights", {table: new}, [DAY], "new")
+    assert warehouse_snapshot(wh, versions=False) == warehouse_snapshot(clean, versions=False)
+    assert wh.versions()["content_hash"].tolist() == ["old", "new"]
+    assert sorted(_rows(wh, "validated_flights_history"), key=repr) == before["validated_flights"]  # the old, kept
 
 
 def test_two_runs_of_the_same_day_at_once_equal_one_run(tmp_path):
@@ -91,6 +92,12 @@ def test_two_runs_of_the_same_day_at_once_equal_one_run(tmp_path):
     assert all(code == 0 for code, _ in outcomes), outcomes
     alone = env_for(tmp_path / "alone")
     assert subprocess.run(cmd, env=alone, cwd=REPO, capture_output=True).returncode == 0
-    both = warehouse_snapshot(Warehouse(url=shared["WAREHOUSE_URL"]))
-    one = warehouse_snapshot(Warehouse(url=alone["WAREHOUSE_URL"]))
-    assert both == one and len(both["flight_features"]) > 800
+    both = warehouse_snapshot(Warehouse(url=shared["WAREHOUSE_URL"]), versions=False)
+    one = warehouse_snapshot(Warehouse(url=alone["WAREHOUSE_URL"]), versions=False)
+    assert both == one and len(both["flight_features"]) > 800  # the current versions: as one run makes them
+    catalog = Warehouse(url=shared["WAREHOUSE_URL"]).versions()
+    current = catalog[catalog["superseded_at"].isna()]
+    assert sorted(current["asset"]) == sorted(set(catalog["asset"])) and len(catalog) == 2 * len(current)
+    superseded = catalog.loc[catalog["superseded_at"].notna() & (catalog["asset"] == "flight_features"), "version_id"]
+    kept = Warehouse(url=shared["WAREHOUSE_URL"]).read_versions(flight_features, {DAY: superseded.iloc[0]})
+    assert len(kept) == len(both["flight_features"])  # the first run's version, whole, in the history

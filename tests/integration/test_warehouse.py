@@ -1,12 +1,14 @@
-"""The warehouse: partitions replaced in one transaction, other days and datasets untouched,
-an older schema named."""
+"""The warehouse: days written in one transaction as new versions (the old ones kept), other days
+and datasets untouched, an older schema named."""
 
 import pandas as pd
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from resources.schemas import quarantine, raw_batches
+from resources.day_versions import DayVersion
+from resources.schemas import quarantine, raw_batches, raw_tables, validated_tables
 from resources.warehouse import Warehouse
+from tests.support import warehouse_snapshot, write_versions
 
 
 def _batches(day: str, n: int) -> pd.DataFrame:
@@ -23,42 +25,62 @@ def _batches(day: str, n: int) -> pd.DataFrame:
     )
 
 
-def test_replace_is_idempotent_per_partition(tmp_path):
+def test_writing_a_day_again_makes_a_new_current_version_and_keeps_the_old_one(tmp_path):
     wh = Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}")
-    for n in (1, 2, 3):
-        with wh.replace_partitions() as tx:
-            tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", n), dataset="flights")
+    written = [write_versions(wh, "raw_flights", {raw_batches: _batches("2013-01-01", n)}, ["2013-01-01"], f"h{n}")
+               for n in (1, 2, 3)]
     got = wh.read(raw_batches, ["2013-01-01"])
-    assert len(got) == 1 and got.loc[0, "row_count"] == 3
+    assert len(got) == 1 and got.loc[0, "row_count"] == 3  # reads see the current version
+    assert "version_id" not in got.columns
+    ids = [w.ids["2013-01-01"] for w in written]
+    assert [w.superseded for w in written] == [{}, {"2013-01-01": ids[0]}, {"2013-01-01": ids[1]}]
+    catalog = wh.versions(assets=["raw_flights"])
+    assert catalog["version_id"].tolist() == ids and catalog["content_hash"].tolist() == ["h1", "h2", "h3"]
+    assert catalog["superseded_at"].isna().tolist() == [False, False, True]  # one current version
+    assert wh.current_versions("raw_flights", ["2013-01-01"]) == {"2013-01-01": (ids[2], "h3")}
+    for n, vid in zip((1, 2, 3), ids, strict=True):  # every version stays readable by its id
+        assert wh.read_versions(raw_batches, {"2013-01-01": vid})["row_count"].tolist() == [n]
+
+
+def test_a_versioned_table_refuses_a_plain_replace(tmp_path):
+    wh = Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}")
+    with pytest.raises(ValueError, match="write_version"), wh.replace_partitions() as tx:
+        tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", 1), dataset="flights")
 
 
 def test_failure_inside_the_transaction_leaves_every_table_as_before(tmp_path):
     wh = Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}")
-    with wh.replace_partitions() as tx:
-        tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", 7), dataset="flights")
+    first = write_versions(wh, "raw_flights", {raw_batches: _batches("2013-01-01", 7)}, ["2013-01-01"])
     bad_q = pd.DataFrame({"partition_date": ["2013-01-01"], "source_file": ["x"], "row_number": [1],
                           "reasons": [None], "original_row": ["{}"]})  # reasons NOT NULL -> fails
+    before = warehouse_snapshot(wh)
     with pytest.raises(IntegrityError):
         with wh.replace_partitions() as tx:
-            tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", 99), dataset="flights")
-            tx.replace(quarantine, ["2013-01-01"], bad_q, dataset="flights")
+            tx.write_version("raw_flights", {"2013-01-01": DayVersion("x")},
+                             {raw_batches: _batches("2013-01-01", 99), raw_tables["flights"]: _batches("2013-01-01", 0)})
+            tx.write_version("validated_flights", {"2013-01-01": DayVersion("y")},
+                             {quarantine: bad_q, validated_tables["flights"]: bad_q.iloc[0:0]})
     got = wh.read(raw_batches, ["2013-01-01"])
     assert got["row_count"].tolist() == [7]
     assert wh.count_by_partition(quarantine, ["2013-01-01"]) == {"2013-01-01": 0}
+    assert warehouse_snapshot(wh) == before  # no version, no history row, no catalog entry
+    assert wh.current_versions("raw_flights", ["2013-01-01"])["2013-01-01"][0] == first.ids["2013-01-01"]
 
 
 def test_other_partitions_and_datasets_are_untouched(tmp_path):
     wh = Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}")
-    with wh.replace_partitions() as tx:
-        tx.replace(raw_batches, ["2013-01-01", "2013-01-02"],
-                   pd.concat([_batches("2013-01-01", 1), _batches("2013-01-02", 2)]), dataset="flights")
-        tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", 5), dataset="weather")
-    with wh.replace_partitions() as tx:
-        tx.replace(raw_batches, ["2013-01-01"], _batches("2013-01-01", 10), dataset="flights")
+    write_versions(wh, "raw_flights", {raw_batches: pd.concat([_batches("2013-01-01", 1), _batches("2013-01-02", 2)])},
+                   ["2013-01-01", "2013-01-02"])
+    write_versions(wh, "raw_weather", {raw_batches: _batches("2013-01-01", 5)}, ["2013-01-01"])
+    write_versions(wh, "raw_flights", {raw_batches: _batches("2013-01-01", 10)}, ["2013-01-01"])
     got = wh.read(raw_batches, ["2013-01-01", "2013-01-02"]).sort_values(["partition_date", "dataset"])
     assert got[["partition_date", "dataset", "row_count"]].values.tolist() == [
         ["2013-01-01", "flights", 10], ["2013-01-01", "weather", 5], ["2013-01-02", "flights", 2]
     ]
+    current = wh.versions()
+    current = current[current["superseded_at"].isna()]
+    assert sorted(zip(current["asset"], current["partition_date"], strict=True)) == [
+        ("raw_flights", "2013-01-01"), ("raw_flights", "2013-01-02"), ("raw_weather", "2013-01-01")]
 
 
 def test_a_table_from_an_older_schema_is_named_with_its_missing_columns(tmp_path):
@@ -85,8 +107,7 @@ def test_a_float_column_that_is_null_on_every_row_of_a_day_reads_back_as_float(t
                          **{c: ["x", "y"] for c in FEATURE_COLUMNS_CATEGORICAL},
                          "arr_delay": [3.0, 20.0], "cancelled": [0, 0], "is_late": [0, 1]})
     rows["wind_gust"] = None
-    with wh.replace_partitions() as tx:
-        tx.replace(flight_features, ["2013-03-10"], rows)
+    write_versions(wh, "flight_features", {flight_features: rows}, ["2013-03-10"])
     got = wh.read(flight_features, ["2013-03-10"])
     assert got["wind_gust"].dtype == "float64" and got["wind_gust"].isna().all()
     assert got["temp"].tolist()[0] == 1.5 and got["tailnum"].tolist()[1] == "N1"  # text stays text
@@ -104,9 +125,9 @@ def test_a_days_data_version_is_the_same_before_writing_and_after_reading_back(t
     features = feature_days(days)
     before = stored_data_versions(features, flight_features)
     wh = Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}")
-    with wh.replace_partitions() as tx:
-        tx.replace(flight_features, days, features)
+    written = write_versions(wh, "flight_features", {flight_features: features}, days)
     assert stored_data_versions(wh.read(flight_features, days), flight_features) == before
+    assert stored_data_versions(wh.read_versions(flight_features, written.ids), flight_features) == before
     one_day = features[features["partition_date"] == days[0]]
     assert data_versions_by_partition(features)[days[0]] == data_version(one_day)  # a day alone or among others
     assert data_version(one_day.astype({"carrier": object})) == data_version(one_day)

@@ -49,6 +49,7 @@ NON_DEFAULT = {
     "FLIGHTS_PROMOTION_MODE": ("approve", "promotion_mode", "approve"),
     "FLIGHTS_CHALLENGER_EXPIRY_DAYS": ("3", "challenger_expiry_days", 3),
     "FLIGHTS_SHADOW_DAYS": ("5", "shadow_days", 5),
+    "FLIGHTS_DATA_RETENTION_DAYS": ("30", "data_retention_days", 30.0),
     "FLIGHTS_SERVE_POLL_SECONDS": ("0.5", "serve_poll_seconds", 0.5),
     "FLIGHTS_SERVE_RECORD": ("false", "serve_record", False),
     "FLIGHTS_SERVE_RECORD_SECONDS": ("2.5", "serve_record_seconds", 2.5),

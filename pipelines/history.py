@@ -1,0 +1,79 @@
+"""The versions of a day: every ingestion, validation and feature build of it, and which
+registered model versions use each.
+
+    python -m pipelines.history DAY [DAY ...] [--asset ASSET] [--json]
+
+Per version: when it was written, whether it is current, superseded or deleted by the retention
+job, its source file, rows in / valid / quarantined, its content hash, the versions it was built
+from and the model versions that use it (directly, or through what was built from it). Exit
+status 2 for a day that is not a day of the partitions or has no version in the warehouse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from assets.common import partition_days
+from assets.day_history import ASSET_ORDER, history_rows, model_usage
+from resources.registry import ModelRegistry
+from resources.settings import configure_process
+from resources.warehouse import Warehouse
+
+COLUMNS = [("asset", 17), ("version", 12), ("created", 23), ("status", 33), ("source_file", 24), ("rows_in", 7),
+           ("rows_valid", 10), ("rows_quarantined", 16), ("content_hash", 16), ("built_from", 25), ("used_by", 0)]
+
+
+class UnknownDays(LookupError):
+    pass
+
+
+def history(days: list[str], asset: str | None = None, registry: ModelRegistry | None = None,
+            warehouse: Warehouse | None = None) -> dict[str, list[dict]]:
+    """day -> its versions (upstream assets first, oldest first)."""
+    calendar = set(partition_days())
+    not_days = [d for d in days if d not in calendar]
+    if not_days:
+        raise UnknownDays(f"not a day of the partitions ({min(calendar)} … {max(calendar)}): {', '.join(not_days)}")
+    if asset is not None and asset not in ASSET_ORDER:
+        raise UnknownDays(f"{asset!r} keeps no versions; one of: {', '.join(ASSET_ORDER)}")
+    warehouse = warehouse or Warehouse()
+    catalog = warehouse.versions(days=days)
+    never = [d for d in days if d not in set(catalog["partition_date"])]
+    if never:
+        raise UnknownDays(f"no version of {', '.join(never)} in the warehouse {warehouse.display_url}: "
+                          "the day was never ingested there (run ingest_job for it)")
+    usage = model_usage((registry or ModelRegistry()).versions(), catalog)
+    return {d: history_rows(catalog[catalog["partition_date"] == d], usage, asset) for d in days}
+
+
+def render(day: str, rows: list[dict]) -> str:
+    head = "  ".join(f"{name:{width}s}" if width else name for name, width in COLUMNS)
+    lines = [f"{day}: {len(rows)} version(s)", "  " + head]
+    for r in rows:
+        lines.append("  " + "  ".join(f"{str(r[name]):{width}s}" if width else str(r[name]) for name, width in COLUMNS))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    configure_process()
+    parser = argparse.ArgumentParser(description="List the versions of days: when, source, rows, hash, used by.")
+    parser.add_argument("days", nargs="+", metavar="DAY", help="a day of the partitions, e.g. 2013-03-04")
+    parser.add_argument("--asset", help=f"only this asset's versions ({', '.join(ASSET_ORDER)})")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        found = history(args.days, args.asset)
+    except UnknownDays as exc:
+        print(f"history: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(found, indent=1))
+    else:
+        print("\n\n".join(render(d, rows) for d, rows in found.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
