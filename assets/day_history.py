@@ -67,6 +67,10 @@ def _count(value) -> int | str:
     return "" if value is None or pd.isna(value) else int(value)
 
 
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def history_rows(catalog: pd.DataFrame, usage: dict[str, list[str]], asset: str | None = None) -> list[dict]:
     """One row per version in `catalog` (of `asset`, or of every asset), upstream assets first,
     oldest first: what a person auditing the day reads."""
@@ -75,15 +79,15 @@ def history_rows(catalog: pd.DataFrame, usage: dict[str, list[str]], asset: str 
     frame = frame.assign(_order=frame["asset"].map(order)).sort_values(["partition_date", "_order", "created_at"], kind="stable")
     return [{
         "day": r.partition_date, "asset": r.asset, "version": r.version_id, "created": _when(r.created_at),
-        "status": status(r), "source_file": r.source_file or "", "rows_in": _count(r.rows_in),
+        "status": status(r), "source_file": _text(r.source_file), "rows_in": _count(r.rows_in),
         "rows_valid": _count(r.rows_valid), "rows_quarantined": _count(r.rows_quarantined),
         "content_hash": r.content_hash, "built_from": ", ".join(json.loads(r.inputs or "[]")),
         "used_by": ", ".join(usage.get(r.version_id, [])),
     } for r in frame.itertuples()]
 
 
-HISTORY_COLUMNS = ["version", "created", "status", "source_file", "rows_in", "rows_valid", "rows_quarantined",
-                   "content_hash", "built_from", "used_by"]
+HISTORY_COLUMNS = ["version", "created", "status", "rows_in", "rows_valid", "rows_quarantined", "content_hash",
+                   "built_from", "used_by", "source_file"]
 
 
 def retention_candidates(catalog: pd.DataFrame, usage: dict[str, list[str]], keep_days: float,

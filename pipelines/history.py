@@ -21,8 +21,8 @@ from resources.registry import ModelRegistry
 from resources.settings import configure_process
 from resources.warehouse import Warehouse
 
-COLUMNS = [("asset", 17), ("version", 12), ("created", 23), ("status", 33), ("source_file", 24), ("rows_in", 7),
-           ("rows_valid", 10), ("rows_quarantined", 16), ("content_hash", 16), ("built_from", 25), ("used_by", 0)]
+COLUMNS = [("asset", 17), ("version", 12), ("created", 23), ("status", 33), ("rows_in", 7), ("rows_valid", 10),
+           ("rows_quarantined", 16), ("content_hash", 16), ("built_from", 26), ("used_by", 28), ("source_file", 0)]
 
 
 class UnknownDays(LookupError):

@@ -58,7 +58,7 @@ def read_window(warehouse: Warehouse, window: TrainingWindow, days: list[str], c
     wanted = {d: window.version_ids[d] for d in days if d in window.version_ids}
     catalog = warehouse.versions(assets=["flight_features"], version_ids=set(wanted.values()))
     known = {r.version_id: r for r in catalog.itertuples()}
-    gone = [f"{d} (version {vid}: deleted {known[vid].deleted_at[:19]})" for d, vid in wanted.items()
+    gone = [f"{d} (version {vid}: deleted {known[vid].deleted_at[:19].replace('T', ' ')} UTC)" for d, vid in wanted.items()
             if vid in known and isinstance(known[vid].deleted_at, str)]
     unknown = [f"{d} (version {vid}: not in this warehouse's day_versions)" for d, vid in wanted.items() if vid not in known]
     unknown += [f"{d} (no version recorded)" for d in days if d not in wanted]
