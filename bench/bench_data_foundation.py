@@ -36,8 +36,8 @@ def _child_peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one command in a fresh child process."""
+def _timed(cmd: list[str], env: dict, cwd: Path = REPO) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one command in a fresh child process (run from `cwd`)."""
     # getrusage(RUSAGE_CHILDREN) reports the largest child so far: run each measurement in its
     # own helper process so that the figure belongs to this command alone
     helper = (
@@ -46,7 +46,7 @@ def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
         "w=time.perf_counter()-t;"
         "print(json.dumps([r.returncode,w,resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024,r.stderr[-4000:]]))"
     )
-    out = subprocess.run([sys.executable, "-c", helper, *cmd], env=env, capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-c", helper, *cmd], env=env, capture_output=True, text=True, cwd=cwd)
     code, wall, rss, err = json.loads(out.stdout.strip().splitlines()[-1])
     if code != 0:
         raise SystemExit(f"command failed ({code}): {' '.join(cmd)}\n{err}")

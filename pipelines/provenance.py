@@ -87,6 +87,7 @@ def provenance(version: str, instance: DagsterInstance | None = None, registry: 
         recorded, built = window.data_versions.get(day), features.get(day, {})
         row: dict[str, Any] = {
             "day": day, "split": window.split_of(day), "data_version": recorded,
+            "version_id": window.version_ids.get(day),  # the flight_features version read (pipelines.history DAY)
             "features_data_version_in_instance": built.get("data_version"),
             "data_version_matches": recorded is not None and recorded == built.get("data_version"),
             "features_run_id": built.get("run_id"),
@@ -153,12 +154,12 @@ def as_text(p: dict[str, Any]) -> str:
     lines += [f"  retrain run: {why['dagster_run_id']} ({why['dagster_job']}, {why['dagster_run_status']})"
               + (f", as of {why['retrain_as_of']}" if why["retrain_as_of"] else ""),
               "", f"WHAT DATA MADE IT  window {data['window']}; data versions match the instance: {data['all_data_versions_match']}",
-              "  day         split       data version      flights in/valid/quarantined  weather in/valid/quar.  checks"]
+              "  day         split       version id    data version      flights in/valid/quarantined  weather in/valid/quar.  checks"]
     for r in data["days"]:
         fl, we = r["flights"], r["weather"]
         failed = [f"{a}:{c}" for a, x in (("flights", fl), ("weather", we)) for c, s in x["checks"].items() if s != "passed"]
         lines.append(
-            f"  {r['day']}  {r['split']:10s}  {str(r['data_version']):16s}  "
+            f"  {r['day']}  {r['split']:10s}  {str(r['version_id'] or '-'):12s}  {str(r['data_version']):16s}  "
             f"{fl['rows_in']}/{fl['rows_valid']}/{fl['rows_quarantined']!s:<5}                 "
             f"{we['rows_in']}/{we['rows_valid']}/{we['rows_quarantined']!s:<5}       "
             f"{'all passed' if not failed else ', '.join(failed)}{'' if r['data_version_matches'] else '  (version differs!)'}")

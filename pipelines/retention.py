@@ -84,6 +84,7 @@ def data_retention_job():
 
 
 data_retention_schedule = ScheduleDefinition(
+    name="data_retention_schedule",
     job=data_retention_job,
     cron_schedule="0 5 * * 0",
     execution_timezone="America/New_York",

@@ -42,7 +42,14 @@ def _failure_text(result) -> str:
 
 
 def _snapshot(resources) -> dict[str, list]:
-    return warehouse_snapshot(resources["warehouse"])
+    """The current rows of every table, without version ids (the branch of a run that succeeds,
+    e.g. the weather of a day whose flights fail, writes a new version of the same content)."""
+    return warehouse_snapshot(resources["warehouse"], versions=False)
+
+
+def _versions(resources, assets) -> list:
+    catalog = resources["warehouse"].versions(assets=assets)
+    return catalog[["asset", "partition_date", "version_id", "superseded_at"]].values.tolist()
 
 
 def _balanced(resources, days):
@@ -85,6 +92,8 @@ def test_batch_level_failures_name_file_partition_column_and_change_nothing(
     path = landing_day(DAY)
     assert _run(resources, DAY).success
     before = _snapshot(resources)
+    untouched = ["validated_flights", "flight_features"] + ([] if arrival_kept else ["raw_flights"])
+    versions_before = _versions(resources, untouched)
     flights = breakage(replay_day("flights", DAY))
     path = landing_day(DAY, flights=flights)
     result = _run(resources, DAY)
@@ -100,6 +109,7 @@ def test_batch_level_failures_name_file_partition_column_and_change_nothing(
             assert after[table] != before[table], table
         else:
             assert after[table] == before[table], table
+    assert _versions(resources, untouched) == versions_before  # no version made, none superseded
     if arrival_kept:
         raw = resources["warehouse"].read(raw_tables_["flights"], [DAY], columns=["distance"])
         assert set(raw["distance"]) == {"far"}  # the text that arrived is kept

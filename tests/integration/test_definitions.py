@@ -50,6 +50,7 @@ def test_sensors_and_schedules_start_as_documented():
     assert {s.name: s.default_status for s in defs.schedules} == {
         "daily_ingestion_schedule": DefaultScheduleStatus.STOPPED,
         "periodic_retrain_schedule": DefaultScheduleStatus.STOPPED,
+        "data_retention_schedule": DefaultScheduleStatus.STOPPED,  # deleting data is the team's decision
     }
     monitor = defs.resolve_job_def("monitor_job")
     assert {k.to_user_string() for k in monitor.asset_layer.executable_asset_keys} == {

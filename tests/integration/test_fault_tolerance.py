@@ -10,6 +10,7 @@ DAY = "2013-05-14"
 def test_unreachable_warehouse_is_retried_with_backoff_then_fails_clearly():
     from pipelines.definitions import defs
     from resources.data_quality import GreatExpectations
+    from resources.registry import ModelRegistry
     from resources.source import FlightSource
     from resources.warehouse import Warehouse
 
@@ -17,7 +18,7 @@ def test_unreachable_warehouse_is_retried_with_backoff_then_fails_clearly():
     result = materialize(
         [defs.get_assets_def("raw_flights")], partition_key=DAY, instance=DagsterInstance.ephemeral(),
         resources={"source": FlightSource(mode="replay"), "warehouse": Warehouse(url=url),
-                   "great_expectations": GreatExpectations()},
+                   "great_expectations": GreatExpectations(), "model_registry": ModelRegistry()},
         raise_on_error=False,
     )
     assert not result.success
