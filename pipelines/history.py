@@ -1,12 +1,14 @@
 """The versions of a day: every ingestion, validation and feature build of it, and which
 registered model versions use each.
 
-    python -m pipelines.history DAY [DAY ...] [--asset ASSET] [--json]
+    python -m pipelines.history DAY|VERSION_ID [...] [--asset ASSET] [--json]
 
 Per version: when it was written, whether it is current, superseded or deleted by the retention
 job, its source file, rows in / valid / quarantined, its content hash, the versions it was built
-from and the model versions that use it (directly, or through what was built from it). Exit
-status 2 for a day that is not a day of the partitions or has no version in the warehouse.
+from and the model versions that use it (directly, or through what was built from it). A
+version id (e.g. an ingestion id from the asset's metadata) lists the history of its day. Exit
+status 2, naming them, for days that are not days of the partitions or were never ingested, and
+for version ids the warehouse does not know.
 """
 
 from __future__ import annotations
@@ -31,14 +33,20 @@ class UnknownDays(LookupError):
 
 def history(days: list[str], asset: str | None = None, registry: ModelRegistry | None = None,
             warehouse: Warehouse | None = None) -> dict[str, list[dict]]:
-    """day -> its versions (upstream assets first, oldest first)."""
-    calendar = set(partition_days())
-    not_days = [d for d in days if d not in calendar]
-    if not_days:
-        raise UnknownDays(f"not a day of the partitions ({min(calendar)} … {max(calendar)}): {', '.join(not_days)}")
+    """day -> its versions (upstream assets first, oldest first). A version id stands for its day."""
     if asset is not None and asset not in ASSET_ORDER:
         raise UnknownDays(f"{asset!r} keeps no versions; one of: {', '.join(ASSET_ORDER)}")
     warehouse = warehouse or Warehouse()
+    calendar = set(partition_days())
+    ids = [d for d in days if d not in calendar]
+    if ids:
+        found = warehouse.versions(version_ids=ids)
+        day_of = dict(zip(found["version_id"], found["partition_date"], strict=True))
+        unknown = [d for d in ids if d not in day_of]
+        if unknown:
+            raise UnknownDays(f"neither a day of the partitions ({min(calendar)} … {max(calendar)}) nor a version id in "
+                              f"the warehouse {warehouse.display_url}: {', '.join(unknown)}")
+        days = list(dict.fromkeys(day_of.get(d, d) for d in days))
     catalog = warehouse.versions(days=days)
     never = [d for d in days if d not in set(catalog["partition_date"])]
     if never:
@@ -59,7 +67,7 @@ def render(day: str, rows: list[dict]) -> str:
 def main(argv=None) -> int:
     configure_process()
     parser = argparse.ArgumentParser(description="List the versions of days: when, source, rows, hash, used by.")
-    parser.add_argument("days", nargs="+", metavar="DAY", help="a day of the partitions, e.g. 2013-03-04")
+    parser.add_argument("days", nargs="+", metavar="DAY", help="a day of the partitions, e.g. 2013-03-04, or a version id")
     parser.add_argument("--asset", help=f"only this asset's versions ({', '.join(ASSET_ORDER)})")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

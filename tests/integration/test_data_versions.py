@@ -123,5 +123,7 @@ def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_agai
 
     # days that do not exist, or were never ingested, are named
     assert history_main(["2013-02-30"]) == 2
+    assert history_main(["0123456789ab"]) == 2  # no such version id
+    assert history([meta["ingestion_id"]], registry=registry, warehouse=warehouse).keys() == {CORRECTED}
     assert history_main(["2013-07-30", CORRECTED]) == 2
     assert history_main([CORRECTED]) == 0
