@@ -81,6 +81,7 @@ def champion_model(context: AssetExecutionContext, config: DeploymentConfig, mod
         # provenance, reachable from this page (the full chain: `python -m pipelines.provenance`)
         "trigger": MetadataValue.json(candidate.trigger.tags()),
         "training_window": MetadataValue.json(candidate.window.splits),
-        "data_versions": MetadataValue.json(candidate.window.data_versions),
+        "data_versions": MetadataValue.json({d: {"version_id": candidate.window.version_ids.get(d), "content_hash": h}
+                                             for d, h in candidate.window.data_versions.items()}),
         "provenance": MetadataValue.text(f"python -m pipelines.provenance {version}"),
     })

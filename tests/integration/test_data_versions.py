@@ -3,12 +3,14 @@ again (a correction) becomes a new current version and the old one stays; the mo
 the old one is still rebuilt exactly; a day's history lists its versions and the model that used
 them (also on the asset's partition metadata); the retention job deletes only superseded
 versions no registered model uses; the impossible requests (a deleted version, an unknown day)
-name the days."""
+name the days. Also run on PostgreSQL (`make test-postgres` runs the e2e mark)."""
 
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
 from tests.support import land_and_ingest, replay_day, write_landing
+
+pytestmark = pytest.mark.e2e  # every store on the test's profile: SQLite, or PostgreSQL
 
 DAYS = [f"2013-06-{d:02d}" for d in range(1, 15)]
 CORRECTED = "2013-06-03"  # a train day of the 14-day window
