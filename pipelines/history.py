@@ -19,9 +19,10 @@ import sys
 
 from assets.common import partition_days
 from assets.day_history import ASSET_ORDER, history_rows, model_usage
+from resources.errors import DataProblem
 from resources.registry import ModelRegistry
 from resources.settings import configure_process
-from resources.warehouse import Warehouse
+from resources.warehouse import Warehouse, WarehouseUnavailable
 
 COLUMNS = [("asset", 17), ("version", 12), ("created", 23), ("status", 33), ("rows_in", 7), ("rows_valid", 10),
            ("rows_quarantined", 16), ("content_hash", 16), ("built_from", 26), ("used_by", 28), ("source_file", 0)]
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         found = history(args.days, args.asset)
-    except UnknownDays as exc:
+    except (UnknownDays, DataProblem, WarehouseUnavailable) as exc:  # also: an older warehouse, one unreachable
         print(f"history: {exc}", file=sys.stderr)
         return 2
     if args.json:

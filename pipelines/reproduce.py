@@ -27,7 +27,7 @@ from resources.errors import DataProblem
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features
 from resources.settings import configure_process
-from resources.warehouse import Warehouse
+from resources.warehouse import Warehouse, WarehouseUnavailable
 from served_model.features import model_input
 
 TOLERANCE = 1e-9
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         r = reproduce(args.version)
-    except (DataProblem, LookupError) as exc:
+    except (DataProblem, LookupError, WarehouseUnavailable) as exc:
         print(f"cannot reproduce {args.version}: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
