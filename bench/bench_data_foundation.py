@@ -141,9 +141,14 @@ def main(skip_year: bool = False) -> dict:
         print(f"one day: median {statistics.median(walls):.1f} s vs floor {statistics.median(floors):.1f} s = "
               f"{ratio:.2f}x (target <= 2x)", flush=True)
 
+    return write_results("data_foundation", results)
+
+
+def write_results(name: str, results: dict) -> dict:
+    """Print the figures and keep them in bench/results/NAME_<time>.json."""
     out = REPO / "bench" / "results"
     out.mkdir(exist_ok=True)
-    path = out / f"data_foundation_{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out / f"{name}_{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     print(f"written to {path}")

@@ -22,13 +22,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.bench_data_foundation import _fresh_env, _timed  # noqa: E402
+from bench.bench_data_foundation import _fresh_env, _materialize, _timed, write_results  # noqa: E402
 
 BASELINE = "4bb5375"
 WINDOW = ("2013-10-03", 60)
@@ -64,9 +63,7 @@ def _tree(rev: str, into: Path) -> Path:
 def _backfill(tree: Path, root: Path) -> tuple[float, dict]:
     env = _fresh_env(root)
     env["WAREHOUSE_URL"] = f"sqlite:///{root / 'data' / 'warehouse.db'}"
-    cmd = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
-           "--select", "*flight_features", "--partition-range", "2013-01-01...2013-12-31"]
-    wall, _ = _timed_in(tree, cmd, env)
+    wall, _ = _timed_in(tree, _materialize(["--partition-range", "2013-01-01...2013-12-31"]), env)
     return wall, env
 
 
@@ -127,20 +124,12 @@ def main(baseline: str = BASELINE) -> dict:
             for side in ("baseline", "current"):
                 env = _fresh_env(tmp / f"again_{side}_{day}")
                 env["WAREHOUSE_URL"] = urls[side]
-                cmd = [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
-                       "--select", "*flight_features", "--partition", day]
-                again[side].append(_timed_in(trees[side], cmd, env)[0])
+                again[side].append(_timed_in(trees[side], _materialize(["--partition", day]), env)[0])
         results["one_day_written_again_s"] = {k: [round(w, 1) for w in v] for k, v in again.items()}
         print(f"one day written again via the CLI: baseline median {statistics.median(again['baseline']):.1f} s, "
               f"current (old version kept) {statistics.median(again['current']):.1f} s", flush=True)
 
-    out = REPO / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"data_versions_{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
-    print(f"written to {path}")
-    return results
+    return write_results("data_versions", results)
 
 
 if __name__ == "__main__":

@@ -46,9 +46,7 @@ def apply_retention(warehouse: Warehouse, registry: ModelRegistry, keep_days: fl
     superseded = catalog["superseded_at"].notna() & catalog["deleted_at"].isna()
     kept_for_models = catalog[superseded & catalog["version_id"].isin(list(usage))]
     return {
-        "keep_days": keep_days, "dry_run": dry_run,
-        "versions_deleted": [] if dry_run else doomed[["asset", "partition_date", "version_id", "superseded_at"]].to_dict("records"),
-        "versions_to_delete": doomed[["asset", "partition_date", "version_id", "superseded_at"]].to_dict("records"),
+        "versions": doomed[["asset", "partition_date", "version_id", "superseded_at"]].to_dict("records"),  # deleted, or to be
         "rows_deleted": int(rows_deleted),
         "superseded_kept_for_models": [{**r, "used_by": ", ".join(usage[r["version_id"]])} for r in
                                        kept_for_models[["asset", "partition_date", "version_id"]].to_dict("records")],
@@ -62,7 +60,7 @@ def delete_unused_data_versions(context: OpExecutionContext, config: RetentionCo
                                 model_registry: ModelRegistry):
     keep = settings().data_retention_days if config.keep_days is None else config.keep_days
     result = apply_retention(warehouse, model_registry, keep, config.dry_run)
-    listed = result["versions_to_delete"]
+    listed = result["versions"]
     context.log.info(f"{'would delete' if config.dry_run else 'deleted'} {len(listed)} superseded version(s) "
                      f"({result['rows_deleted']} rows); kept {len(result['superseded_kept_for_models'])} for models")
     yield Output(None, metadata={

@@ -222,7 +222,7 @@ def _count_by_partition(conn, table: Table, partitions: Sequence[str], dataset: 
 
 
 def _content_columns(table: Table, with_version: bool) -> list:
-    return [c for c in table.columns if with_version or c.name != "version_id"]
+    return list(table.columns) if with_version else [table.c[n] for n in schemas.content_columns(table)]
 
 
 class WarehouseUnavailable(RuntimeError):
@@ -288,10 +288,20 @@ class Warehouse(ConfigurableResource):
         with self._reachable(), self.engine.connect() as conn:
             return _fetch_frame(conn, stmt)
 
+    def read_current_versions(self, table: Table, partitions: Sequence[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+        """The current rows of these days (without `version_id`) and day -> the version they are:
+        the version read, or the catalog's current one for a day without rows (a versioned asset's
+        own table, e.g. `validated_flights`: the ids a version built from it names as its inputs)."""
+        asset = next(a for a, pairs in schemas.VERSIONED_ASSETS.items() if (table, None) in pairs)
+        ids = {d: vid for d, (vid, _) in self.current_versions(asset, partitions).items()}
+        frame = self.read(table, partitions, with_version=True)
+        ids.update(frame.groupby("partition_date")["version_id"].first().to_dict())  # what was read
+        return frame.drop(columns=["version_id"]), ids
+
     def read_versions(self, table: Table, version_ids: Mapping[str, str],
                       columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The rows of the given versions (day -> version id), current or superseded."""
-        names = list(columns) if columns else [c.name for c in _content_columns(table, False)]
+        names = list(columns) if columns else schemas.content_columns(table)
         with self._reachable(), self.engine.connect() as conn:
             return _fetch_frame(conn, versions.rows_of_versions(table, version_ids, names))
 

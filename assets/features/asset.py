@@ -36,17 +36,11 @@ COVERAGE_CHECK = "weather_coverage"
 def flight_features(context: AssetExecutionContext, warehouse: Warehouse, model_registry: ModelRegistry):
     partitions = context.partition_keys
     minimum = settings().min_weather_coverage
-    inputs: dict[str, list[str]] = {p: [] for p in partitions}
-    frames = {}
-    for dataset in ("flights", "weather"):  # the validated versions read: what each day's version is built from
-        read = {d: vid for d, (vid, _) in warehouse.current_versions(f"validated_{dataset}", partitions).items()}
-        frame = warehouse.read(validated_tables[dataset], partitions, with_version=True)
-        read.update(frame.groupby("partition_date")["version_id"].first().to_dict())
-        frames[dataset] = frame.drop(columns=["version_id"])
-        for day in partitions:
-            if day in read:
-                inputs[day].append(read[day])
-    features = build_features(frames["flights"], frames["weather"])
+    flights, flights_read = warehouse.read_current_versions(validated_tables["flights"], partitions)
+    weather, weather_read = warehouse.read_current_versions(validated_tables["weather"], partitions)
+    # what each day's version is built from: the validated versions read
+    inputs = {p: [read[p] for read in (flights_read, weather_read) if p in read] for p in partitions}
+    features = build_features(flights, weather)
     per_day = day_figures(features, partitions, stored_data_versions(features, flight_features_table))
     days = {p: DayVersion(d["data_version"], rows_in=d["rows"], inputs=tuple(inputs[p])) for p, d in per_day.items()}
     with warehouse.replace_partitions() as tx:

@@ -102,11 +102,7 @@ def build_validated_asset(contract: DatasetContract):
                    great_expectations: GreatExpectations, model_registry: ModelRegistry):
         partitions = context.partition_keys
         limit = settings().max_quarantine_share if config.max_quarantine_share is None else config.max_quarantine_share
-        raw_asset = f"raw_{contract.name}"
-        raw_versions = {d: vid for d, (vid, _) in warehouse.current_versions(raw_asset, partitions).items()}
-        raw = warehouse.read(raw_tables[contract.name], partitions, with_version=True)
-        raw_versions.update(raw.groupby("partition_date")["version_id"].first().to_dict())  # what was read
-        raw = raw.drop(columns=["version_id"])
+        raw, raw_versions = warehouse.read_current_versions(raw_tables[contract.name], partitions)
         frame = prepare_for_validation(raw, contract)
         outcomes, docs = [], None
         if len(frame):
