@@ -82,14 +82,11 @@ def main(argv=None) -> int:
     parser.add_argument("version", nargs="?", default="champion")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    from mlflow.exceptions import MlflowException  # e.g. a version the registry does not have
+
     try:
         r = reproduce(args.version)
-    except (DataProblem, LookupError, WarehouseUnavailable) as exc:
-        print(f"cannot reproduce {args.version}: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        if type(exc).__name__ != "MlflowException":
-            raise
+    except (DataProblem, LookupError, WarehouseUnavailable, MlflowException) as exc:
         print(f"cannot reproduce {args.version}: {exc}", file=sys.stderr)
         return 2
     if args.json:
