@@ -16,6 +16,8 @@ else
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 endif
 export PATH := $(BIN):$(PATH)
+# `dg` (pyproject.toml [tool.dg]) checks that the environment it runs in is the project's own
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 # Telemetry and warning filters: resources/settings.py (configure_process), nowhere else.
 
 DEMO_START ?= 2013-01-01
@@ -34,34 +36,36 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 setup: $(VENV)/.installed
 
-## The whole loop on the embedded default (pipelines/demo.py): ingest + validate + features for
+## The whole loop on the embedded default (pipelines/commands/demo.py): ingest + validate + features for
 ## DEMO_START..DEMO_TRAIN_END (one CLI run), the first model (retrain_job), then the Dagster daemon
 ## replays the following days through the sensors until the first sensor-triggered retrain is
 ## decided (or DEMO_END), and prints the chain and where to look. Logs: data/demo/*.log
 demo: setup
-	python -m pipelines.demo --start $(DEMO_START) --train-end $(DEMO_TRAIN_END) --end $(DEMO_END)
+	flights-demo --start $(DEMO_START) --train-end $(DEMO_TRAIN_END) --end $(DEMO_END)
 
 ## The champion on http://127.0.0.1:$(SERVE_PORT) (loopback only), following the registry alias: two workers
 ## that switch versions at one instant, X-Model-Version on every response, served flights recorded
 serve: setup
-	python -m pipelines.serve --port $(SERVE_PORT)
+	flights-serve --port $(SERVE_PORT)
 
 ## The MLflow UI on http://127.0.0.1:5000 (loopback only), over the settings' tracking store
 mlflow-ui: setup
-	python -m pipelines.mlflow_ui --port 5000
+	flights-mlflow-ui --port 5000
 
 ## The Evidently UI on http://127.0.0.1:8000 (loopback only), over the local monitoring workspace
 ## (data/evidently): the dashboard of daily drift and performance, each day's snapshot
 evidently-ui: setup
-	python -m pipelines.evidently_ui --port 8000
+	flights-evidently-ui --port 8000
 
 ## The lint (ruff, configured in pyproject.toml); part of `make test`
 lint: setup
 	ruff check .
 
-## The test suite: lint, then unit, integration and end-to-end tests (tests/unit, tests/integration,
-## tests/e2e); CI runs exactly this, then `make test-postgres`
+## The test suite: lint, `dg check defs` (the definitions load and validate), then unit, integration
+## and end-to-end tests (tests/unit, tests/integration, tests/e2e); CI runs exactly this, then
+## `make test-postgres` and `make test-team`
 test: setup lint
+	dg check defs
 	python -m pytest -q -m "not team"
 
 ## The end-to-end tests again with every store on PostgreSQL: a server on loopback (the OS

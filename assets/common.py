@@ -107,7 +107,7 @@ def data_versions_by_partition(frame: pd.DataFrame, exclude: tuple[str, ...] = (
 
 def stored_data_versions(frame: pd.DataFrame, table) -> dict[str, str]:
     """Data version of each day as `table` stores the rows: the same before writing and after
-    reading back (`flight_features` records it; `pipelines.reproduce` re-checks it)."""
+    reading back (`flight_features` records it; `pipelines.commands.reproduce` re-checks it)."""
     stored = as_stored(frame, table).sort_values(["partition_date", "row_number"], kind="stable")
     return data_versions_by_partition(stored)
 

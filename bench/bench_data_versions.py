@@ -8,7 +8,7 @@ the same benchmark run, on the same machine.
 2. A 60-day window read of `flight_features` (2013-10-03 … 12-01, as a retrain reads its recent
    days) from each tree's year-long warehouse: median of 9 reads, alternating the trees; for the
    current tree also the read of those days by their recorded version ids (what `candidate_model`
-   and `pipelines.reproduce` do). Target: <= 1.2 x baseline.
+   and `pipelines.commands.reproduce` do). Target: <= 1.2 x baseline.
 3. One day written again through the CLI, both trees alternating on their year-long warehouses:
    the baseline deletes the day's old rows, the current tree moves them to the history tables.
 

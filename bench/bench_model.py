@@ -193,7 +193,7 @@ def serving(env: dict, results: dict) -> None:
     import pandas as pd
     from sqlalchemy import create_engine
 
-    from pipelines.serve import serve_command
+    from pipelines.serving.server import serve_command
     from resources.registry import ModelRegistry
     from served_model.features import model_input
 

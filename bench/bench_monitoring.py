@@ -91,7 +91,7 @@ def sensor_figures() -> dict:
 
     from assets.common import partition_days
     from pipelines.definitions import defs
-    from pipelines.sensors import drift_sensor, monitor_sensor, performance_sensor
+    from pipelines.orchestration.sensors import drift_sensor, monitor_sensor, performance_sensor
 
     keys = partition_days()
     out: dict = {}

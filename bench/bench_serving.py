@@ -1,4 +1,4 @@
-"""Benchmark of the scoring server that follows the registry (pipelines/serve.py), on loopback.
+"""Benchmark of the scoring server that follows the registry (pipelines/serving/server.py), on loopback.
 
 1. Swap: the `champion` alias moved 5 times between two versions while a client sends single-row
    requests back to back; the time from each move to the first response by the new version
@@ -54,7 +54,7 @@ def registry_with_two_versions(folder: Path):
 
 
 def start(registry, folder: Path, record: bool):
-    from pipelines.serve import serve_command
+    from pipelines.serving.server import serve_command
     from tests.support import free_port
 
     port = free_port()

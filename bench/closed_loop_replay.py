@@ -23,7 +23,7 @@ Dagster backfill, shared by the three policies and timed separately); the replay
 in one process, the pipeline's own functions: training set, fit, threshold, metrics, gate
 (assets/training/logic.py, assets/evaluation/logic.py), the per-column drift verdicts of
 Evidently's stat tests (assets/monitoring/reports.py column_drift, the verdicts drift_report records) and the trailing ROC AUC of
-performance_report, and the sensors' rules (pipelines.policy). It skips what does not change a
+performance_report, and the sensors' rules (pipelines.orchestration.policy). It skips what does not change a
 decision: Dagster run bookkeeping, MLflow logging and HTML rendering per day.
 
     make replay          # or: python bench/closed_loop_replay.py [--start 2013-03-02] [--end 2013-12-31]
@@ -59,7 +59,7 @@ from assets.training.logic import (  # noqa: E402
     split_days,
     window_days,
 )
-from pipelines.policy import in_cooldown, retrain_due  # noqa: E402
+from pipelines.orchestration.policy import in_cooldown, retrain_due  # noqa: E402
 from resources.records import TrainingWindow  # noqa: E402
 from resources.settings import configure_process  # noqa: E402
 from resources.settings import settings as current_settings  # noqa: E402

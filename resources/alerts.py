@@ -1,5 +1,5 @@
 """Alerts to people: a Slack-compatible webhook (FLIGHTS_ALERT_WEBHOOK_URL) and, optionally, email
-through an SMTP server (FLIGHTS_SMTP_*). No Dagster: the alert sensors (pipelines/alerts.py) and
+through an SMTP server (FLIGHTS_SMTP_*). No Dagster: the alert sensors (pipelines/orchestration/alerts.py) and
 the scoring server build an `Alert` and call `send`.
 
 A delivery that fails is retried FLIGHTS_ALERT_RETRIES times with exponential backoff

@@ -20,7 +20,7 @@ from dagster import ConfigurableResource
 
 @dataclass
 class ExpectationOutcome:
-    """What one expectation found: its meta (level, column, reason) and the failing rows."""
+    """What one expectation found: its GX severity, its meta (column, reason) and the failing rows."""
 
     type: str
     kwargs: dict
@@ -28,6 +28,7 @@ class ExpectationOutcome:
     success: bool
     unexpected_index: list  # frame index labels of failing rows (column-map expectations)
     observed: object = None
+    severity: str = "critical"  # the expectation's `FailureSeverity` value: "critical", "warning" or "info"
 
 
 @dataclass
@@ -36,6 +37,9 @@ class SuiteRun:
     success: bool
     outcomes: list[ExpectationOutcome]
     page_html: str | None  # the Data Docs page of this validation result (with `docs`)
+    # GX's `get_max_severity_failure()`: the highest `FailureSeverity` value among the failed
+    # expectations ("critical" > "warning" > "info"), None when none failed
+    max_severity_failure: str | None = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -132,6 +136,9 @@ class GreatExpectations(ConfigurableResource):
                     success=bool(r.success),
                     unexpected_index=list(res.get("unexpected_index_list") or []),
                     observed=res.get("observed_value"),
+                    severity=cfg.severity.value,
                 )
             )
-        return SuiteRun(suite_name, bool(validation.success), outcomes, data_docs_page(validation) if docs else None)
+        worst = validation.get_max_severity_failure()
+        return SuiteRun(suite_name, bool(validation.success), outcomes, data_docs_page(validation) if docs else None,
+                        max_severity_failure=None if worst is None else worst.value)

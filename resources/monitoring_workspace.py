@@ -26,7 +26,15 @@ SERVED_DRIFT_TAG = "served_drift"  # the drift of what the scoring server served
 # constant columns the monitoring asset adds, `late` and the probability come from
 # assets/monitoring/reports.py (classification_report)
 TRAILING_ROC_AUC, EVALUATION_ROC_AUC, LATE, PROBABILITY = "trailing_roc_auc", "evaluation_roc_auc", "late", "probability_late"
+# columns of a drift snapshot whose MeanValue the dashboard plots (reports.py, drift_report_for_day):
+# the drifted share and count of `DriftedColumnsCount` as constant columns. The service keys a
+# series by every parameter of its metric, and DriftedColumnsCount's (the judged columns, the
+# per-column thresholds of the model) change when a column has no value on a day (2013-03-10) and
+# at every retrain, which split the measure into several lines of the same name.
+DRIFT_SHARE, DRIFTED_COUNT = "share_of_drifted_columns", "number_of_drifted_columns"
 TAB = "Daily monitoring"
+SERVED_EMPTY = ("Empty when no served traffic was recorded for these days, or too few served flights to judge: "
+                "start the scoring server with `make serve`, it records the flights it answers")
 
 
 _PROJECTS: dict[tuple, object] = {}  # the project id per workspace, once its dashboard is in place
@@ -52,14 +60,12 @@ def dashboard_panels() -> list:
         return PanelMetric(legend=legend, metric=name, metric_labels=labels, tags=[tag])
 
     return [
-        line_plot_panel("Dataset drift share", [metric("DriftedColumnsCount", "share of drifted columns", DRIFT_TAG,
-                                                       value_type="share")], size="half",
-                        description="Share of the monitored columns that drifted from the model's training window"),
+        line_plot_panel("Dataset drift share", [metric("MeanValue", "share of drifted columns", DRIFT_TAG, column=DRIFT_SHARE)],
+                        size="half", description="Share of the monitored columns that drifted from the model's training window"),
         # its own panel: the service merges two lines of one metric with the same parameters
-        line_plot_panel("Served traffic drift share", [metric("DriftedColumnsCount", "served flights", SERVED_DRIFT_TAG,
-                                                              value_type="share")], size="half",
-                        description="The same, for the flights the scoring server served for the day (make serve)"),
-        bar_plot_panel("Drifted columns", [metric("DriftedColumnsCount", "drifted columns", DRIFT_TAG, value_type="count")],
+        line_plot_panel("Served traffic drift share", [metric("MeanValue", "served flights", SERVED_DRIFT_TAG, column=DRIFT_SHARE)],
+                        size="half", description=f"The same, for the flights the scoring server served for the day. {SERVED_EMPTY}."),
+        bar_plot_panel("Drifted columns", [metric("MeanValue", "drifted columns", DRIFT_TAG, column=DRIFTED_COUNT)],
                        size="half", description="Number of monitored columns that drifted"),
         line_plot_panel("Daily ROC AUC", [metric("RocAuc", "ROC AUC of the day", PERFORMANCE_TAG)], size="half",
                         description="The deployed model on the day's flights, once arrivals are known"),
@@ -74,6 +80,11 @@ def dashboard_panels() -> list:
             metric("MeanValue", "mean predicted probability of a late arrival", PERFORMANCE_TAG, column=PROBABILITY)],
             size="half"),
     ]
+
+
+def _shown(panel) -> dict:
+    """What a panel shows: all but its id and its title (by which the code's panels are found)."""
+    return panel.dict(exclude={"id", "title"})
 
 
 class MonitoringWorkspace(ConfigurableResource):
@@ -110,13 +121,20 @@ class MonitoringWorkspace(ConfigurableResource):
         return _PROJECTS[key]
 
     def _project(self, workspace):
-        """The model's project, created with its dashboard on first use; panels added later to the
-        code are added to an existing project, panels a person added in the UI are kept."""
+        """The model's project, created with its dashboard on first use. On an existing project, a
+        panel of the code that changed since (same title) is updated in place, one added to the code
+        is added, and the panels a person added in the UI are kept."""
         found = [p for p in workspace.search_project(self.project_name) if p.name == self.project_name]
         project = found[0] if found else workspace.create_project(self.project_name, description=PROJECT_DESCRIPTION)
-        present = {panel.title for panel in project.dashboard.model().panels}
-        for panel in dashboard_panels():
-            if panel.title not in present:
+        dashboard, wanted = project.dashboard.model(), {panel.title: panel for panel in dashboard_panels()}
+        outdated = [i for i, p in enumerate(dashboard.panels) if p.title in wanted and _shown(p) != _shown(wanted[p.title])]
+        for i in outdated:  # the panel keeps its id, so its place in the tab
+            dashboard.panels[i] = wanted[dashboard.panels[i].title].copy(update={"id": dashboard.panels[i].id})
+        if outdated:
+            workspace.save_dashboard(project.id, dashboard)
+        present = {panel.title for panel in dashboard.panels}
+        for title, panel in wanted.items():
+            if title not in present:
                 project.dashboard.add_panel(panel, tab=TAB)
         return project
 

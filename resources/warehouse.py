@@ -13,17 +13,15 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
-from dagster import ConfigurableResource
-from pydantic import Field
 from sqlalchemy import Engine, Float, Table, create_engine, event, func, make_url, select
 from sqlalchemy.exc import OperationalError
 
 from resources import day_versions as versions
-from resources import schemas
+from resources import schemas, warehouse_migrations
 from resources.day_versions import DayVersion, WrittenVersions
-from resources.errors import DataProblem
 from resources.settings import settings
 
 
@@ -46,26 +44,10 @@ def _engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-    schemas.metadata.create_all(engine)
-    _check_columns(engine)
+    # the schema of this code: a new warehouse gets it, an older one is migrated in place (its
+    # versions kept), one already at it costs a query (resources/warehouse_migrations)
+    warehouse_migrations.upgrade(engine)
     return engine
-
-
-def _check_columns(engine) -> None:
-    """A table created by an older version of resources/schemas.py lacks columns: say so now,
-    rather than fail on the first read or write that needs them."""
-    from sqlalchemy import inspect
-
-    inspector = inspect(engine)
-    for table in schemas.metadata.sorted_tables:
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        missing = [c.name for c in table.columns if c.name not in have]
-        if missing:
-            raise DataProblem(  # retrying cannot fix it
-                f"warehouse {engine.url.render_as_string(hide_password=True)}: table {table.name} lacks "
-                f"columns {missing}; it was created by an older version of resources/schemas.py. "
-                "Rebuild it (`make clean`, then ingest again) or add the columns."
-            )
 
 
 def _insert(conn, table: Table, frame: pd.DataFrame) -> None:
@@ -230,14 +212,13 @@ class WarehouseUnavailable(RuntimeError):
     locked past the busy timeout): transient, so the step's retry policy tries again."""
 
 
-class Warehouse(ConfigurableResource):
-    """SQL warehouse reached through SQLAlchemy (SQLite under data/ by default)."""
+@dataclass(frozen=True)
+class Warehouse:
+    """SQL warehouse reached through SQLAlchemy (SQLite under data/ by default): `Warehouse()`
+    follows the setting WAREHOUSE_URL, read at each call; `Warehouse(url=...)` names one. No
+    Dagster: the steps get it through the thin resource in resources/dagster_resources.py."""
 
-    url: str | None = Field(
-        default=None,
-        description="SQLAlchemy URL of the warehouse; unset: the setting WAREHOUSE_URL (or the profile's "
-        "default), read when a step runs, so that no credential is part of the definitions.",
-    )
+    url: str | None = None
 
     @property
     def resolved_url(self) -> str:

@@ -1,18 +1,18 @@
 """Deployment: the `champion` (or `challenger`) alias of the MLflow registry (`champion_model`)
 and the model card. The jobs that move aliases by hand (approve, reject, roll back):
-assets/deployment/jobs.py."""
+pipelines/orchestration/deployment.py."""
 
 
 import tempfile
 from pathlib import Path
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, ResourceParam
 from pydantic import Field
 
 from assets.asset_factory import latest_materialization, lifecycle_asset
 from assets.common import bullet_list
-from assets.deployment.logic import CARD_FILE, model_card, plots
-from assets.evaluation.logic import Evaluation
+from assets.deployment.logic import CARD_FILE, PLOT_TITLES, model_card, plots
+from assets.evaluation.logic import Evaluation, ScoredTestDays
 from resources.errors import DataProblem
 from resources.registry import EVALUATION_ARTIFACT, MODEL_CARD_FOLDER, ModelRegistry
 from resources.settings import PROMOTION_MODES, settings
@@ -31,17 +31,21 @@ class DeploymentConfig(Config):
     kinds={"mlflow"},
     description="The deployed model: when the gate passes, the registry alias `champion` moves to the candidate "
     "(the old champion keeps `previous`), or, with promotion mode approve or shadow, `challenger` does and the "
-    "candidate waits; otherwise nothing changes and the metadata says why. A model card with ROC and calibration "
-    "plots is stored with the version's MLflow run. Approvals, rejections and rollbacks (their jobs) are recorded "
+    "candidate waits; otherwise nothing changes and the metadata says why. A model card with ROC, precision-recall "
+    "and calibration curves (the candidate with the champion's on the same test days) and permutation importance "
+    "is stored with the version's MLflow run. Approvals, rejections and rollbacks (their jobs) are recorded "
     "here too (metadata `event`).",
 )
-def champion_model(context: AssetExecutionContext, config: DeploymentConfig, model_registry: ModelRegistry) -> MaterializeResult:
+def champion_model(context: AssetExecutionContext, config: DeploymentConfig, model_registry: ResourceParam[ModelRegistry]) -> MaterializeResult:
     mode = config.promotion_mode or settings().promotion_mode
     if mode not in PROMOTION_MODES:
         raise DataProblem(f"promotion_mode {mode!r}: expected one of {', '.join(PROMOTION_MODES)}")
     version = latest_materialization(context, "model_evaluation").metadata["model_version"].value
     candidate = model_registry.record(version)
     evaluation = Evaluation.from_json(model_registry.read_json(candidate.run_id, EVALUATION_ARTIFACT))
+    # the test flights' outcomes and both models' probabilities, as model_evaluation scored them
+    scores = (ScoredTestDays.from_json(model_registry.read_json(candidate.run_id, evaluation.scores_artifact))
+              if evaluation.scores_artifact else None)
     verdict = evaluation.verdict
     previous, superseded, event = None, None, "rejected"
     if verdict.promote and mode == "auto":
@@ -60,7 +64,8 @@ def champion_model(context: AssetExecutionContext, config: DeploymentConfig, mod
     with tempfile.TemporaryDirectory() as scratch:  # the card lives in the artifact store, not on this host
         folder = Path(scratch)
         (folder / CARD_FILE).write_text(card)
-        model_registry.log_files(candidate.run_id, [folder / CARD_FILE, *plots(evaluation, folder)], MODEL_CARD_FOLDER)
+        figures = [plot.path for plot in plots(evaluation, scores, folder)]
+        model_registry.log_files(candidate.run_id, [folder / CARD_FILE, *figures], MODEL_CARD_FOLDER)
     # what monitoring compares the live ROC AUC against (performance_report), and the decision
     model_registry.record_verdict(version, verdict, evaluation.candidate.roc_auc)
     return MaterializeResult(metadata={
@@ -76,12 +81,14 @@ def champion_model(context: AssetExecutionContext, config: DeploymentConfig, mod
         "reasons": MetadataValue.md(bullet_list(verdict.reasons)),
         "model_card": MetadataValue.md(card),
         "model_card_url": MetadataValue.url(model_registry.artifact_url(candidate.run_id, f"{MODEL_CARD_FOLDER}/{CARD_FILE}")),
+        "model_card_plots": MetadataValue.md(bullet_list([
+            f"[{PLOT_TITLES[f.name]}]({model_registry.artifact_url(candidate.run_id, f'{MODEL_CARD_FOLDER}/{f.name}')})" for f in figures])),
         "model_version_url": MetadataValue.url(model_registry.version_url(version)),
         "mlflow_run": MetadataValue.url(model_registry.run_url(candidate.run_id)),
-        # provenance, reachable from this page (the full chain: `python -m pipelines.provenance`)
+        # provenance, reachable from this page (the full chain: `flights-provenance`)
         "trigger": MetadataValue.json(candidate.trigger.tags()),
         "training_window": MetadataValue.json(candidate.window.splits),
         "data_versions": MetadataValue.json({d: {"version_id": candidate.window.version_ids.get(d), "content_hash": h}
                                              for d, h in candidate.window.data_versions.items()}),
-        "provenance": MetadataValue.text(f"python -m pipelines.provenance {version}"),
+        "provenance": MetadataValue.text(f"flights-provenance {version}"),
     })

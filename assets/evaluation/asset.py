@@ -1,17 +1,19 @@
 """Evaluation: candidate, current champion and a baseline on the same test rows, and the
 promotion decision with every reason (`model_evaluation`), recorded on the candidate's MLflow
-run (test metrics, and the whole evaluation as `evaluation/evaluation.json`)."""
+run (test metrics, the whole evaluation as `evaluation/evaluation.json`, and the test flights'
+outcomes with both models' probabilities as `evaluation/test_scores.json`, which the model card's
+curves are drawn from)."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, ResourceParam
 from pydantic import Field
 
 from assets.asset_factory import DataFailure, latest_materialization, lifecycle_asset
 from assets.common import bullet_list, markdown_table
 from assets.evaluation.logic import GatePolicy, evaluate
-from assets.training.asset import read_window
 from assets.training.logic import BASELINE_COLUMNS, build_training_set
 from resources.registry import EVALUATION_ARTIFACT, ModelRegistry
+from resources.training_data import read_window
 from resources.warehouse import Warehouse
 
 SEGMENT_COLUMNS = ["rows", "late_share", "roc_auc", "f1"]
@@ -42,8 +44,8 @@ class GateConfig(Config):
     "threshold, calibration, per origin and per carrier, candidate vs champion on every guarded segment, "
     "permutation importance of both; and the promotion decision with every reason.",
 )
-def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehouse: Warehouse,
-                     model_registry: ModelRegistry) -> MaterializeResult:
+def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehouse: ResourceParam[Warehouse],
+                     model_registry: ResourceParam[ModelRegistry]) -> MaterializeResult:
     version = latest_materialization(context, "candidate_model").metadata["model_version"].value
     candidate = model_registry.record(version)
     splits = candidate.window.splits
@@ -60,13 +62,15 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehou
         except RuntimeError as exc:
             raise DataFailure(f"the current champion cannot be evaluated, nothing changes: {exc}") from exc
     try:
-        evaluation = evaluate(
+        evaluation, scores = evaluate(
             ts, version, model_registry.load(version),  # what is registered is what is judged
             candidate.threshold, None if champion is None else champion.version, champion_model,
             0.5 if champion is None else champion.threshold, GatePolicy(**config.model_dump()))
     except ValueError as exc:
         raise DataFailure(str(exc)) from exc
     model_registry.log_metrics(candidate.run_id, evaluation.mlflow_metrics())
+    # the scores first: an evaluation that names its scores artifact has it
+    model_registry.log_json(candidate.run_id, evaluation.scores_artifact, scores.as_json())
     model_registry.log_json(candidate.run_id, EVALUATION_ARTIFACT, evaluation.as_json())
     days = evaluation.test_days
     return MaterializeResult(metadata={
@@ -86,4 +90,5 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehou
         "calibration_error": MetadataValue.float(evaluation.candidate.calibration_error),
         "mlflow_run_id": MetadataValue.text(candidate.run_id),
         "evaluation_artifact": MetadataValue.url(model_registry.artifact_url(candidate.run_id, EVALUATION_ARTIFACT)),
+        "test_scores_artifact": MetadataValue.url(model_registry.artifact_url(candidate.run_id, evaluation.scores_artifact)),
     })

@@ -187,6 +187,7 @@ class Evaluation:
     roc_curve: dict = field(default_factory=dict)
     segments: list[dict] = field(default_factory=list)  # candidate vs champion per guarded segment
     importance: list[dict] = field(default_factory=list)  # permutation importance, candidate and champion
+    scores_artifact: str = ""  # where the `ScoredTestDays` behind the model card's curves are ("": not kept, older evaluations)
 
     @property
     def candidate(self) -> Metrics:
@@ -207,6 +208,37 @@ class Evaluation:
 
     def table(self) -> list[dict]:
         return [{"model": k, **{x: round(v, 4) for x, v in asdict(m).items() if x != "rows"}} for k, m in self.metrics.items()]
+
+
+# the test flights' outcomes and both models' probabilities, on the candidate's MLflow run beside
+# the evaluation (evaluation/evaluation.json): what the model card's curves are drawn from
+SCORES_ARTIFACT = "evaluation/test_scores.json"
+
+
+@dataclass(frozen=True)
+class ScoredTestDays:
+    """The test flights' outcomes (1: late) and, row for row, the probabilities of the candidate
+    and of the champion it is judged against (None: no champion yet): the model card's ROC,
+    precision-recall and calibration curves are drawn from them. Stored as `SCORES_ARTIFACT`."""
+
+    y: list[int]
+    candidate: list[float]
+    champion: list[float] | None = None
+
+    @classmethod
+    def of(cls, y: np.ndarray, p_candidate: np.ndarray, p_champion: np.ndarray | None = None) -> ScoredTestDays:
+        def rounded(p):  # 6 digits: the curves and their AUCs unchanged (to 1e-5), a smaller artifact
+            return np.round(np.asarray(p, dtype=float), 6).tolist()
+
+        return cls(y=np.asarray(y, dtype=int).tolist(), candidate=rounded(p_candidate),
+                   champion=None if p_champion is None else rounded(p_champion))
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ScoredTestDays:
+        return cls(**data)
 
 
 # permutation importance: a fixed-seed sample of the test flights, and shuffles per feature
@@ -249,14 +281,15 @@ def permutation_importance_table(models: dict[str, object], test: pd.DataFrame, 
 
 
 def evaluate(ts: TrainingSet, candidate_version: str, candidate, threshold: float, champion_version: str | None,
-             champion, champion_threshold: float, gate: GatePolicy, importance: bool = True) -> Evaluation:
+             champion, champion_threshold: float, gate: GatePolicy, importance: bool = True) -> tuple[Evaluation, ScoredTestDays]:
     """Candidate, champion (if any) and the baseline on the window's test days, the segments the
-    gate guards, permutation importance of both models, and the gate."""
+    gate guards, permutation importance of both models, and the gate; with the test flights'
+    outcomes and both models' probabilities (to store as `evaluation.scores_artifact`)."""
     test, train = ts.split("test"), ts.split("train")
     y, X = test[LABEL].to_numpy(), model_input(test)
     p_candidate = candidate.predict_proba(X)[:, 1]
     scored = {"candidate": metrics(y, p_candidate, threshold)}
-    segments = None
+    segments, p_champion = None, None
     if champion is not None:
         p_champion = champion.predict_proba(X)[:, 1]
         scored["champion"] = metrics(y, p_champion, champion_threshold)
@@ -264,11 +297,13 @@ def evaluate(ts: TrainingSet, candidate_version: str, candidate, threshold: floa
     scored["baseline"] = metrics(y, baseline_scores(train, test), threshold)
     verdict = decide(scored["candidate"], scored.get("champion"), scored["baseline"], gate, segments)
     models = {"candidate": candidate, **({"champion": champion} if champion is not None else {})}
-    return Evaluation(
+    evaluation = Evaluation(
         candidate_version=str(candidate_version), champion_version=champion_version, test_days=ts.window.splits["test"],
         metrics=scored, verdict=verdict, calibration=calibration_table(y, p_candidate),
         by_origin=segment_metrics(test, p_candidate, threshold, "origin"),
         by_carrier=segment_metrics(test, p_candidate, threshold, "carrier"),
         roc_curve=roc_points(y, p_candidate), segments=segments or [],
         importance=permutation_importance_table(models, test) if importance else [],
+        scores_artifact=SCORES_ARTIFACT,
     )
+    return evaluation, ScoredTestDays.of(y, p_candidate, p_champion)

@@ -1,6 +1,6 @@
 """Features: one row per valid flight, known at its scheduled departure (`flight_features`)."""
 
-from dagster import AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster import AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, ResourceParam
 
 from assets.asset_factory import add_partition_metadata, day_history_metadata, lifecycle_asset, partition_check_results
 from assets.common import stored_data_versions
@@ -33,7 +33,7 @@ COVERAGE_CHECK = "weather_coverage"
         "is a new version of it, built from the validated versions it read; the one it replaces stays readable."
     ),
 )
-def flight_features(context: AssetExecutionContext, warehouse: Warehouse, model_registry: ModelRegistry):
+def flight_features(context: AssetExecutionContext, warehouse: ResourceParam[Warehouse], model_registry: ResourceParam[ModelRegistry]):
     partitions = context.partition_keys
     minimum = settings().min_weather_coverage
     flights, flights_read = warehouse.read_current_versions(validated_tables["flights"], partitions)

@@ -7,7 +7,7 @@ the column, nothing is written, and nothing downstream is built.
 """
 
 import pandas as pd
-from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, ResourceParam
 
 from assets.asset_factory import (
     DataFailure,
@@ -48,11 +48,11 @@ def build_raw_asset(contract: DatasetContract):
             f"number, unknown columns kept as JSON), in the warehouse table `{name}`; "
             "one manifest row per day in `raw_batches`. Each ingestion of a day is a new version of it "
             "(an ingestion id and its content hash); the one it replaces stays readable "
-            "(`python -m pipelines.history DAY`)."
+            "(`flights-history DAY`)."
         ),
     )
-    def _raw(context: AssetExecutionContext, source: FlightSource, warehouse: Warehouse,
-             great_expectations: GreatExpectations, model_registry: ModelRegistry):
+    def _raw(context: AssetExecutionContext, source: FlightSource, warehouse: ResourceParam[Warehouse],
+             great_expectations: GreatExpectations, model_registry: ResourceParam[ModelRegistry]):
         partitions = context.partition_keys
         batches = [source.load(contract, p) for p in partitions]
         table = manifest(batches, contract)

@@ -9,7 +9,8 @@ Each report records the thresholds it applied and its verdict (`dataset_drift`,
 `performance_degraded`) in the day's metadata; the sensors act on those verdicts.
 """
 
-import json
+import functools
+import math
 import time
 
 import pandas as pd
@@ -22,25 +23,37 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
+    TableColumn,
+    TableRecord,
+    TableSchema,
 )
 from pydantic import Field
 
 from assets.asset_factory import add_partition_metadata, lifecycle_asset, partition_check_results
-from assets.common import markdown_table, partition_days
+from assets.common import partition_days
 from assets.monitoring.logic import (
-    DRIFT_COLUMNS_CATEGORICAL,
-    DRIFT_COLUMNS_NUMERIC,
+    CALIBRATION_TABLE,
+    COLUMNS_TABLE,
+    DRIFT_SUMMARY,
     KEY,
-    atomic_write,
-    day_version,
+    MIN_SERVED_ROWS,
+    PERFORMANCE_SUMMARY,
+    DayDrift,
+    DayPerformance,
+    DriftThresholds,
+    PerformanceThresholds,
+    SnapshotNames,
+    cached_reference,
+    drift_days,
+    labelled_rows,
+    performance_days,
     reference_and_thresholds,
     rounded,
     shadow_comparison,
-    trailing_days,
-    trailing_performance,
+    trailing_span,
 )
-from assets.monitoring.reports import SnapshotLabels, classification_report, drift_report_for_day
-from assets.training.asset import read_window
+from assets.monitoring.reports import SnapshotTest
 from assets.training.logic import LABEL
 from resources.errors import DataProblem
 from resources.monitoring_workspace import (
@@ -55,14 +68,33 @@ from resources.monitoring_workspace import (
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features, predictions, served_predictions, shadow_predictions
 from resources.settings import settings
+from resources.training_data import read_window
 from resources.warehouse import Warehouse
 from served_model.features import model_input
+
+NAMES = SnapshotNames(drift=DRIFT_TAG, served_drift=SERVED_DRIFT_TAG, performance=PERFORMANCE_TAG,
+                      trailing_roc_auc=TRAILING_ROC_AUC, evaluation_roc_auc=EVALUATION_ROC_AUC)
 
 
 def _number(value: float, digits: int = 4):
     """A float for the metadata, or a note when it is undefined (e.g. ROC AUC of a one-class day)."""
     shown = rounded(value, digits)
     return MetadataValue.text("undefined") if shown is None else MetadataValue.float(shown)
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str, str]]):
+    """Rows as a Dagster table; `columns`: (name, type, description). An undefined figure is empty."""
+    def cell(value):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    return MetadataValue.table(records=[TableRecord({c: cell(row.get(c)) for c, _, _ in columns}) for row in rows],
+                               schema=TableSchema(columns=[TableColumn(c, kind, description=d) for c, kind, d in columns]))
+
+
+def _tests(tests: list[SnapshotTest]):
+    """The Evidently tests the check's verdict is read from, as the snapshot shows them."""
+    return MetadataValue.text("; ".join(f"{t.status}: {t.description}" for t in tests) or "none (no verdict)")
+
 
 
 def scored_days(warehouse: Warehouse, days: list[str]) -> pd.DataFrame:
@@ -84,20 +116,7 @@ def _upload_check(asset: str) -> AssetCheckSpec:
 
 
 DRIFT_CHECK = "no_dataset_drift"
-MIN_SERVED_ROWS = 50  # served flights of a day below which their drift is not judged
 PERFORMANCE_CHECK = "performance_not_degraded"
-
-
-def _previous_snapshots(context: AssetExecutionContext, days: list[str], id_key: str = SNAPSHOT_ID) -> dict[str, str]:
-    """The snapshot id each day's latest earlier materialization uploaded (replaced on upload)."""
-    records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(context.asset_key.path), asset_partitions=days), limit=4 * len(days)).records
-    out: dict[str, str] = {}
-    for record in records:  # newest first
-        meta = record.asset_materialization.metadata
-        if record.partition_key not in out and id_key in meta:
-            out[record.partition_key] = meta[id_key].value
-    return out
 
 
 class _Uploads:
@@ -107,7 +126,14 @@ class _Uploads:
     def __init__(self, context: AssetExecutionContext, workspace: MonitoringWorkspace, kind: str, prefix: str = ""):
         """`prefix` names a second snapshot of the same days (e.g. `served_`)."""
         self.context, self.workspace, self.kind, self.prefix = context, workspace, kind, prefix
-        self.previous = _previous_snapshots(context, context.partition_keys, prefix + SNAPSHOT_ID)
+        days = context.partition_keys  # the snapshot each day's latest earlier materialization uploaded: replaced
+        records = context.instance.fetch_materializations(AssetRecordsFilter(
+            asset_key=AssetKey(context.asset_key.path), asset_partitions=days), limit=4 * len(days)).records
+        self.previous: dict[str, str] = {}
+        for record in records:  # newest first
+            meta = record.asset_materialization.metadata
+            if record.partition_key not in self.previous and prefix + SNAPSHOT_ID in meta:
+                self.previous[record.partition_key] = meta[prefix + SNAPSHOT_ID].value
         self.results: dict[str, tuple[bool, dict]] = {}
         self.failed: str | None = None  # once the workspace is down, later days of the run do not wait again
 
@@ -139,30 +165,27 @@ def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version
     record = model_registry.record(version)
     if not record.window.days:
         raise DataProblem(f"{record.label} records no training window: its drift reference is unknown")
-    stem = settings().reports_dir / "reference" / f"{record.name}-v{version}-{record.run_id[:12]}-{rows}-q{quantile}"
-    sample_path, thresholds_path = stem.with_suffix(".parquet"), stem.with_suffix(".json")
-    if sample_path.exists() and thresholds_path.exists():
-        return pd.read_parquet(sample_path), json.loads(thresholds_path.read_text())
-    frame = read_window(warehouse, record.window, record.window.days)  # the versions it was trained on
-    frame["probability_late"] = model_registry.load(version).predict_proba(model_input(frame))[:, 1]
-    ref, thresholds = reference_and_thresholds(frame, rows, quantile)
-    atomic_write(sample_path, lambda p: ref.to_parquet(p, index=False))
-    atomic_write(thresholds_path, lambda p: p.write_text(json.dumps(thresholds, indent=1)))
-    return ref, thresholds
+
+    def build() -> tuple[pd.DataFrame, dict[str, float]]:
+        frame = read_window(warehouse, record.window, record.window.days)  # the versions it was trained on
+        frame["probability_late"] = model_registry.load(version).predict_proba(model_input(frame))[:, 1]
+        return reference_and_thresholds(frame, rows, quantile)
+
+    return cached_reference(settings().reports_dir / "reference" / f"{record.name}-v{version}-{record.run_id[:12]}-{rows}-q{quantile}",
+                            build)
 
 
-def _shadow_rows(warehouse: Warehouse, challenger, last_day: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The shadow challenger's scores and the champion's labelled rows of the days since it became
-    the challenger, up to `last_day`: read once for all the days of a run."""
-    days = [d for d in partition_days() if challenger.challenger_since < d <= last_day]
-    shadow = warehouse.read(shadow_predictions, days)
-    labelled = scored_days(warehouse, sorted(set(shadow["partition_date"])))
-    labelled = labelled[labelled[LABEL].notna()].copy()
-    labelled[LABEL] = labelled[LABEL].astype(int)
-    return shadow, labelled
+def _shadow(warehouse: Warehouse, model_registry: ModelRegistry, last_day: str) -> tuple | None:
+    """The shadow challenger, its scores and the champion's labelled rows of the days since it
+    became the challenger, up to `last_day` (read once for all the days of a run); None without one."""
+    challenger = model_registry.challenger()
+    if challenger is None or challenger.challenger_mode != "shadow" or not challenger.challenger_since:
+        return None
+    shadow = warehouse.read(shadow_predictions, [d for d in partition_days() if challenger.challenger_since < d <= last_day])
+    return challenger, shadow, labelled_rows(scored_days(warehouse, sorted(set(shadow["partition_date"]))), LABEL)
 
 
-def _shadow_metadata(shadow: pd.DataFrame, labelled: pd.DataFrame, challenger, day: str) -> dict:
+def _shadow_metadata(challenger, shadow: pd.DataFrame, labelled: pd.DataFrame, day: str) -> dict:
     """The shadow challenger against the champion on the labelled days since it became the
     challenger, up to `day`, pooled."""
     from assets.evaluation.logic import GatePolicy
@@ -185,6 +208,62 @@ def _dashboard_link(workspace: MonitoringWorkspace, upload: _Uploads):
     return MetadataValue.url(workspace.project_url())
 
 
+def _drift_metadata(d: DayDrift, t: DriftThresholds) -> dict:
+    meta = {
+        "dataset_drift": MetadataValue.bool(d.batch.dataset_drift),
+        "drift_share": MetadataValue.float(round(d.batch.share, 4)),
+        "drifted_columns": MetadataValue.int(d.batch.count),
+        "monitored_columns": MetadataValue.int(d.batch.judged),
+        "drift_share_threshold": MetadataValue.float(t.drift_share),
+        "columns": _table(d.batch.columns, COLUMNS_TABLE),
+        "model_version": MetadataValue.text(d.version),
+        "reference": MetadataValue.text(d.reference),
+        "column_thresholds": MetadataValue.text(t.described),
+        "current_rows": MetadataValue.int(d.rows),
+        "dagster/row_count": MetadataValue.int(d.rows),  # the flights judged
+        "served_rows": MetadataValue.int(d.served_rows),
+    }
+    if d.served is not None:  # what the scoring server served, against the reference of the version that served it
+        meta.update({"served_dataset_drift": MetadataValue.bool(d.served.dataset_drift),
+                     "served_drift_share": MetadataValue.float(round(d.served.share, 4)),
+                     "served_drifted_columns": MetadataValue.text(d.served.drifted),
+                     "served_model_version": MetadataValue.text(d.served_version)})
+    return meta
+
+
+def _drift_check(d: DayDrift, t: DriftThresholds) -> tuple[bool, dict]:
+    """The check's verdict: the day's snapshots' tests (batch and served)."""
+    served = (MetadataValue.float(round(d.served.share, 4)) if d.served
+              else MetadataValue.text(f"{d.served_rows} served flights (< {MIN_SERVED_ROWS})"))
+    return d.passed, {"drift_share": MetadataValue.float(round(d.batch.share, 4)), "threshold": MetadataValue.float(t.drift_share),
+                      "drifted": MetadataValue.text(d.batch.drifted), "served_drift_share": served,
+                      "evidently_tests": _tests(d.batch.tests + (d.served.tests if d.served else []))}
+
+
+def _performance_metadata(d: DayPerformance, t: PerformanceThresholds) -> dict:
+    return {
+        "performance_degraded": MetadataValue.bool(not d.passed),
+        **{name: _number(d.result.metrics[name]) for name in ("roc_auc", "precision", "recall", "brier")},
+        "calibration": _table(d.result.calibration, CALIBRATION_TABLE),
+        "trailing_roc_auc": _number(d.trailing.roc_auc),
+        "trailing_days": MetadataValue.text(f"{d.trailing.first_day} … {d.day} ({d.trailing.days} days, {d.trailing.flights} flights)"),
+        "evaluation_roc_auc": MetadataValue.float(round(d.evaluation_roc_auc, 4)),
+        "roc_auc_drop": _number(d.trailing.drop),
+        "roc_auc_drop_threshold": MetadataValue.float(t.roc_auc_drop),
+        "late_share": MetadataValue.float(round(d.late_share, 4)),
+        "labelled_rows": MetadataValue.int(d.rows),
+        "dagster/row_count": MetadataValue.int(d.rows),  # the flights judged
+        "model_version": MetadataValue.text(d.version),
+    }
+
+
+def _performance_check(d: DayPerformance, t: PerformanceThresholds) -> tuple[bool, dict]:
+    """The check's verdict: the snapshot's test of the trailing ROC AUC against its floor."""
+    return d.passed, {"trailing_roc_auc": _number(d.trailing.roc_auc), "evaluation_roc_auc": MetadataValue.float(round(d.evaluation_roc_auc, 4)),
+                      "roc_auc_drop": _number(d.trailing.drop), "threshold": MetadataValue.float(t.roc_auc_drop),
+                      "evidently_tests": _tests(d.result.tests)}
+
+
 class DriftConfig(Config):
     drift_share: float | None = Field(default=None, description="Dataset drift when at least this share of the monitored "
                                       "columns drifted; unset: FLIGHTS_DRIFT_SHARE (default 0.3).")
@@ -205,83 +284,29 @@ class DriftConfig(Config):
     check_specs=[_upload_check("drift_report"), AssetCheckSpec(
         DRIFT_CHECK, asset="drift_report", description= "WARN when the day's features and predictions drifted from the model's reference "
         "(dataset drift: the drifted share of the monitored columns reached the threshold), or when the traffic the "
-        "scoring server served for the day did. drift_sensor requests a retrain on the same verdict.")],
+        "scoring server served for the day did. The verdict is the Evidently test the day's snapshot carries (share of "
+        "drifted columns below the threshold), shown in the Evidently UI. drift_sensor requests a retrain on the same verdict.")],
     description="Evidently data drift of the day's features and predicted probabilities against the reference of the "
     "model that scored them (a fixed-seed sample of its training window): dataset drift share, per-column method / "
     "score / threshold / verdict, and the day's snapshot in the Evidently workspace (link `report`).",
 )
-def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse: Warehouse,
-                 model_registry: ModelRegistry, monitoring_workspace: MonitoringWorkspace):
-    s = settings()
-    share = s.drift_share if config.drift_share is None else config.drift_share
-    column_threshold = s.column_drift_threshold if config.column_threshold is None else config.column_threshold
-    quantile = s.column_drift_quantile if config.column_quantile is None else config.column_quantile
-    reference_rows = s.drift_reference_rows if config.reference_rows is None else max(1001, config.reference_rows)
+def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse: ResourceParam[Warehouse],
+                 model_registry: ResourceParam[ModelRegistry], monitoring_workspace: MonitoringWorkspace):
+    thresholds = DriftThresholds.of(settings(), config.drift_share, config.column_threshold, config.column_quantile,
+                                    config.reference_rows)
     days = context.partition_keys
-    current = scored_days(warehouse, days)
-    served = warehouse.read(served_predictions, days)
-    references: dict[str, tuple] = {}
-    per_day, summary, verdicts = {}, [], {}
+    current, served = scored_days(warehouse, days), warehouse.read(served_predictions, days)
+    reference_of = functools.partial(drift_reference, warehouse, model_registry, rows=thresholds.reference_rows,
+                                     quantile=thresholds.quantile)
     upload = _Uploads(context, monitoring_workspace, "drift")
     served_upload = _Uploads(context, monitoring_workspace, "served drift", prefix="served_")
-
-    def reference_of(version: str):
-        if version not in references:
-            references[version] = drift_reference(warehouse, model_registry, version, reference_rows, quantile)
-        return references[version]
-
-    for day in days:
-        rows = current[current["partition_date"] == day]
-        if rows.empty:
-            raise DataProblem(f"partition {day}: no scored flights to monitor (table predictions); run score_job for the day first")
-        version = day_version(rows, day)
-        ref, calibrated = reference_of(version)
-        result = drift_report_for_day(ref, rows, DRIFT_COLUMNS_NUMERIC, DRIFT_COLUMNS_CATEGORICAL,
-                                      drift_share=share, column_threshold=column_threshold or calibrated,
-                                      labels=SnapshotLabels(day, (DRIFT_TAG,), {"model_version": version}))
-        per_day[day] = {
-            "dataset_drift": MetadataValue.bool(result.dataset_drift),
-            "drift_share": MetadataValue.float(round(result.share, 4)),
-            "drifted_columns": MetadataValue.int(result.count),
-            "monitored_columns": MetadataValue.int(result.judged),
-            "drift_share_threshold": MetadataValue.float(share),
-            "columns": MetadataValue.md(markdown_table(result.columns, ["column", "method", "score", "threshold", "drifted"])),
-            "model_version": MetadataValue.text(version),
-            "reference": MetadataValue.text(
-                f"{len(ref)} rows sampled from {ref['partition_date'].min()} … {ref['partition_date'].max()}"),
-            "column_thresholds": MetadataValue.text(
-                f"{column_threshold} for every column" if column_threshold
-                else f"calibrated: q{quantile} of the training days' distances, at least Evidently's default"),
-            "current_rows": MetadataValue.int(len(rows)),
-            **upload(day, result.snapshot),
-        }
-        # what the scoring server served for the day, against the reference of the version that served it
-        served_day = served[served["partition_date"] == day]
-        served_drift = None
-        per_day[day]["served_rows"] = MetadataValue.int(len(served_day))
-        if len(served_day) >= MIN_SERVED_ROWS:
-            served_version = served_day["model_version"].mode().iloc[0]
-            served_day = served_day[served_day["model_version"] == served_version]
-            s_ref, s_calibrated = reference_of(served_version)
-            served_drift = drift_report_for_day(
-                s_ref, served_day, DRIFT_COLUMNS_NUMERIC, DRIFT_COLUMNS_CATEGORICAL, drift_share=share,
-                column_threshold=column_threshold or s_calibrated,
-                labels=SnapshotLabels(day, (SERVED_DRIFT_TAG,), {"model_version": served_version, "source": "served"}))
-            per_day[day].update({
-                "served_dataset_drift": MetadataValue.bool(served_drift.dataset_drift),
-                "served_drift_share": MetadataValue.float(round(served_drift.share, 4)),
-                "served_drifted_columns": MetadataValue.text(served_drift.drifted),
-                "served_model_version": MetadataValue.text(served_version),
-                **served_upload(day, served_drift.snapshot),
-            })
-        drifted = result.dataset_drift or bool(served_drift and served_drift.dataset_drift)
-        verdicts[day] = (not drifted, {
-            "drift_share": MetadataValue.float(round(result.share, 4)), "threshold": MetadataValue.float(share),
-            "drifted": MetadataValue.text(result.drifted),
-            "served_drift_share": (MetadataValue.float(round(served_drift.share, 4)) if served_drift
-                                   else MetadataValue.text(f"{len(served_day)} served flights (< {MIN_SERVED_ROWS})"))})
-        summary.append({"day": day, "drift_share": round(result.share, 3), "dataset_drift": result.dataset_drift,
-                        "drifted": ", ".join(c["column"] for c in result.columns if c["drifted"])})
+    per_day, verdicts, summary = {}, {}, []
+    for day in drift_days(days, current, served, reference_of, thresholds, NAMES):
+        per_day[day.day] = {**_drift_metadata(day, thresholds), **upload(day.day, day.batch.snapshot)}
+        if day.served is not None:
+            per_day[day.day].update(served_upload(day.day, day.served.snapshot))
+        verdicts[day.day] = _drift_check(day, thresholds)
+        summary.append(day.summary_row())
     add_partition_metadata(context, per_day)
     yield from upload.checks()
     yield from partition_check_results(context, DRIFT_CHECK, verdicts, severity=AssetCheckSeverity.WARN)
@@ -289,7 +314,7 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
         "days": MetadataValue.int(len(days)),
         "monitoring_dashboard": _dashboard_link(monitoring_workspace, upload),
         "days_with_dataset_drift": MetadataValue.int(sum(r["dataset_drift"] for r in summary)),
-        "summary": MetadataValue.md(markdown_table(summary[-31:], ["day", "drift_share", "dataset_drift", "drifted"])),
+        "summary": _table(summary[-31:], DRIFT_SUMMARY),
     })
 
 
@@ -307,65 +332,27 @@ class PerformanceConfig(Config):
     kinds={"evidently"},
     check_specs=[_upload_check("performance_report"), AssetCheckSpec(
         PERFORMANCE_CHECK, asset="performance_report", description= "WARN when the model's ROC AUC over the trailing days fell "
-        "FLIGHTS_ROC_AUC_DROP or more below its evaluation ROC AUC. performance_sensor requests a retrain on the same "
-        "verdict.")],
+        "FLIGHTS_ROC_AUC_DROP or more below its evaluation ROC AUC. The verdict is the Evidently test the day's snapshot "
+        "carries (trailing ROC AUC above that floor), shown in the Evidently UI. performance_sensor requests a retrain on "
+        "the same verdict.")],
     description="Once the day's arrivals are known: the deployed model's real ROC AUC, precision, recall and "
     "calibration on the day (an Evidently classification snapshot in the monitoring workspace, link `report`), and "
     "its ROC AUC over the trailing days against the ROC AUC it had at evaluation.",
 )
-def performance_report(context: AssetExecutionContext, config: PerformanceConfig, warehouse: Warehouse,
-                       model_registry: ModelRegistry, monitoring_workspace: MonitoringWorkspace):
-    s = settings()
-    drop_threshold = s.roc_auc_drop if config.roc_auc_drop is None else config.roc_auc_drop
-    window = s.performance_window_days if config.window_days is None else config.window_days
+def performance_report(context: AssetExecutionContext, config: PerformanceConfig, warehouse: ResourceParam[Warehouse],
+                       model_registry: ResourceParam[ModelRegistry], monitoring_workspace: MonitoringWorkspace):
+    thresholds = PerformanceThresholds.of(settings(), config.roc_auc_drop, config.window_days)
     days = context.partition_keys
-    scored = scored_days(warehouse, sorted({d for day in days for d in trailing_days(day, window)}))
-    labelled = scored[scored[LABEL].notna()].copy()
-    labelled[LABEL] = labelled[LABEL].astype(int)
-    per_day, summary, verdicts = {}, [], {}
+    labelled = labelled_rows(scored_days(warehouse, trailing_span(days, thresholds.window_days)), LABEL)
+    shadow = _shadow(warehouse, model_registry, max(days))
     upload = _Uploads(context, monitoring_workspace, "performance")
-    challenger = model_registry.challenger()
-    if challenger is None or challenger.challenger_mode != "shadow" or not challenger.challenger_since:
-        challenger = None
-    else:
-        shadow, shadow_labelled = _shadow_rows(warehouse, challenger, max(days))
-    for day in days:
-        rows = labelled[labelled["partition_date"] == day]
-        if rows.empty:
-            raise DataProblem(f"partition {day}: no scored flight with a known arrival (tables predictions, flight_features.is_late)")
-        version = day_version(rows, day)
-        record = model_registry.record(version)
-        if record.evaluation_roc_auc is None:
-            raise DataProblem(f"{record.label} has no evaluation ROC AUC (tag eval.test_roc_auc): "
-                              "nothing to compare its live ROC AUC with")
-        trailing = trailing_performance(labelled, day, version, window, record.evaluation_roc_auc, drop_threshold, LABEL)
-        result = classification_report(
-            rows, LABEL, labels=SnapshotLabels(day, (PERFORMANCE_TAG,), {"model_version": version}),
-            figures={TRAILING_ROC_AUC: rounded(trailing.roc_auc), EVALUATION_ROC_AUC: record.evaluation_roc_auc})
-        per_day[day] = {
-            "performance_degraded": MetadataValue.bool(trailing.degraded),
-            "roc_auc": _number(result.metrics["roc_auc"]),
-            "precision": _number(result.metrics["precision"]),
-            "recall": _number(result.metrics["recall"]),
-            "brier": _number(result.metrics["brier"]),
-            "calibration": MetadataValue.md(markdown_table(result.calibration, ["bin", "rows", "mean_predicted", "observed_late"])),
-            "trailing_roc_auc": _number(trailing.roc_auc),
-            "trailing_days": MetadataValue.text(f"{trailing.first_day} … {day} ({trailing.days} days, {trailing.flights} flights)"),
-            "evaluation_roc_auc": MetadataValue.float(round(record.evaluation_roc_auc, 4)),
-            "roc_auc_drop": _number(trailing.drop),
-            "roc_auc_drop_threshold": MetadataValue.float(drop_threshold),
-            "late_share": MetadataValue.float(round(float(rows[LABEL].mean()), 4)),
-            "labelled_rows": MetadataValue.int(len(rows)),
-            "model_version": MetadataValue.text(version),
-            **upload(day, result.snapshot),
-        }
-        if challenger is not None and day > challenger.challenger_since:
-            per_day[day].update(_shadow_metadata(shadow, shadow_labelled, challenger, day))
-        verdicts[day] = (not trailing.degraded, {
-            "trailing_roc_auc": _number(trailing.roc_auc), "evaluation_roc_auc": MetadataValue.float(round(record.evaluation_roc_auc, 4)),
-            "roc_auc_drop": _number(trailing.drop), "threshold": MetadataValue.float(drop_threshold)})
-        summary.append({"day": day, "roc_auc": round(result.metrics["roc_auc"], 3), "trailing_roc_auc": round(trailing.roc_auc, 3),
-                        "drop": round(trailing.drop, 3), "degraded": trailing.degraded})
+    per_day, verdicts, summary = {}, {}, []
+    for day in performance_days(days, labelled, model_registry.record, thresholds, LABEL, NAMES):
+        per_day[day.day] = {**_performance_metadata(day, thresholds), **upload(day.day, day.result.snapshot)}
+        if shadow is not None and day.day > shadow[0].challenger_since:
+            per_day[day.day].update(_shadow_metadata(*shadow, day.day))
+        verdicts[day.day] = _performance_check(day, thresholds)
+        summary.append(day.summary_row())
     add_partition_metadata(context, per_day)
     yield from upload.checks()
     yield from partition_check_results(context, PERFORMANCE_CHECK, verdicts, severity=AssetCheckSeverity.WARN)
@@ -373,5 +360,5 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
         "days": MetadataValue.int(len(days)),
         "monitoring_dashboard": _dashboard_link(monitoring_workspace, upload),
         "days_degraded": MetadataValue.int(sum(r["degraded"] for r in summary)),
-        "summary": MetadataValue.md(markdown_table(summary[-31:], ["day", "roc_auc", "trailing_roc_auc", "drop", "degraded"])),
+        "summary": _table(summary[-31:], PERFORMANCE_SUMMARY),
     })

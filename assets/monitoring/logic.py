@@ -1,18 +1,29 @@
 """Monitoring logic (no Dagster): the columns watched for drift, a model's drift reference and
-calibrated thresholds, and the verdicts of a day (dataset drift, degraded performance).
+calibrated thresholds, the thresholds a run judges with, and each day's reports and verdicts
+(dataset drift, degraded performance), computed day by day for the assets to file.
 
-Evidently itself is wrapped in assets/monitoring/reports.py."""
+Evidently itself is wrapped in assets/monitoring/reports.py; a day's verdict is the result of the
+tests its Evidently snapshot carries."""
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from assets.common import days_ending
-from assets.monitoring.reports import calibrated_thresholds
+from assets.monitoring.reports import (
+    ClassificationResult,
+    DriftResult,
+    SnapshotLabels,
+    calibrated_thresholds,
+    classification_report,
+    drift_report_for_day,
+)
 from resources.errors import DataProblem
 
 # Columns watched for drift: what the model sees and can shift, plus its output. Calendar columns
@@ -29,6 +40,12 @@ DRIFT_COLUMNS_NUMERIC = [
 DRIFT_COLUMNS_CATEGORICAL = ["carrier", "origin"]
 DRIFT_COLUMNS = DRIFT_COLUMNS_NUMERIC + DRIFT_COLUMNS_CATEGORICAL
 KEY = ["partition_date", "row_number"]
+MIN_SERVED_ROWS = 50  # served flights of a day below which their drift is not judged
+
+
+def _setting(value, default):
+    """A Launchpad value, or the setting when it is unset."""
+    return default if value is None else value
 
 
 def atomic_write(path: Path, write) -> Path:
@@ -38,6 +55,19 @@ def atomic_write(path: Path, write) -> Path:
     write(tmp)
     tmp.replace(path)
     return path
+
+
+def cached_reference(stem: Path, build: Callable[[], tuple[pd.DataFrame, dict[str, float]]]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """A reference sample and its column thresholds, read from `stem`.parquet/.json, or built and
+    written there (atomically). The suffix is appended: `with_suffix` would take a quantile's
+    decimals (`-q0.95`) for one, and q0.9 and q0.95 would share a file."""
+    sample_path, thresholds_path = stem.with_name(stem.name + ".parquet"), stem.with_name(stem.name + ".json")
+    if sample_path.exists() and thresholds_path.exists():
+        return pd.read_parquet(sample_path), json.loads(thresholds_path.read_text())
+    ref, thresholds = build()
+    atomic_write(sample_path, lambda p: ref.to_parquet(p, index=False))
+    atomic_write(thresholds_path, lambda p: p.write_text(json.dumps(thresholds, indent=1)))
+    return ref, thresholds
 
 
 def reference_and_thresholds(window: pd.DataFrame, rows: int, quantile: float) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -63,13 +93,27 @@ def trailing_days(day: str, n: int) -> list[str]:
     return days_ending(day, n)
 
 
+def trailing_span(days: list[str], n: int) -> list[str]:
+    """Every day the trailing windows of `days` cover."""
+    return sorted({d for day in days for d in trailing_days(day, n)})
+
+
+def labelled_rows(scored: pd.DataFrame, label: str) -> pd.DataFrame:
+    """The scored flights whose arrival is known, the label as 0/1."""
+    labelled = scored[scored[label].notna()].copy()
+    labelled[label] = labelled[label].astype(int)
+    return labelled
+
+
 @dataclass(frozen=True)
 class TrailingPerformance:
-    """A model's ROC AUC over the trailing labelled days it scored, against its evaluation ROC AUC."""
+    """A model's ROC AUC over the trailing labelled days it scored, against its evaluation ROC AUC:
+    degraded when it is at or below `floor` (the evaluation ROC AUC less the allowed drop), the
+    test its performance snapshot carries."""
 
-    roc_auc: float  # NaN when the pooled rows hold one class
+    roc_auc: float  # NaN when the pooled rows hold one class: no verdict
     drop: float
-    degraded: bool
+    floor: float
     days: int
     flights: int
     first_day: str
@@ -82,8 +126,7 @@ def trailing_performance(labelled: pd.DataFrame, day: str, version: str, window_
     pooled = labelled[labelled["partition_date"].isin(trailing_days(day, window_days))
                       & (labelled["model_version"] == version)]
     auc = float(roc_auc_score(pooled[label], pooled["probability_late"])) if pooled[label].nunique() == 2 else float("nan")
-    drop = evaluation_roc_auc - auc
-    return TrailingPerformance(roc_auc=auc, drop=drop, degraded=bool(drop >= drop_threshold),  # NaN is never a verdict
+    return TrailingPerformance(roc_auc=auc, drop=evaluation_roc_auc - auc, floor=evaluation_roc_auc - drop_threshold,
                                days=pooled["partition_date"].nunique(), flights=len(pooled),
                                first_day=str(pooled["partition_date"].min()))
 
@@ -91,6 +134,176 @@ def trailing_performance(labelled: pd.DataFrame, day: str, version: str, window_
 def rounded(value: float, digits: int = 4) -> float | None:
     """A figure for a report, or None when it is undefined (e.g. ROC AUC of a one-class day)."""
     return round(value, digits) if math.isfinite(value) else None
+
+
+# The tables of the reports' metadata: (column, type, description) of the rows the logic makes
+COLUMNS_TABLE = [("column", "string", "monitored column"), ("method", "string", "Evidently's drift method; "
+                 "n/a (no values): not judged"), ("score", "float", "drift score"), ("threshold", "float", "the column "
+                 "drifts from this score on (p-value methods: below it)"), ("drifted", "bool", "the column's verdict")]
+CALIBRATION_TABLE = [("bin", "string", "predicted probability"), ("rows", "int", "flights"),
+                     ("mean_predicted", "float", "mean predicted probability"), ("observed_late", "float", "late share")]
+DRIFT_SUMMARY = [("day", "string", ""), ("drift_share", "float", "share of the judged columns that drifted"),
+                 ("dataset_drift", "bool", "the day's verdict"), ("drifted", "string", "drifted columns")]
+PERFORMANCE_SUMMARY = [("day", "string", ""), ("roc_auc", "float", "on the day"), ("trailing_roc_auc", "float", "over the "
+                       "trailing days"), ("drop", "float", "below the evaluation ROC AUC"), ("degraded", "bool", "the day's verdict")]
+
+
+@dataclass(frozen=True)
+class SnapshotNames:
+    """How the day's snapshots are filed for the workspace's dashboard: their tags, and the names
+    of the figures a performance snapshot carries (resources/monitoring_workspace.py)."""
+
+    drift: str
+    served_drift: str
+    performance: str
+    trailing_roc_auc: str
+    evaluation_roc_auc: str
+
+
+# --- drift ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """What a run judges drift with: the Launchpad's values, else the settings."""
+
+    drift_share: float  # dataset drift from this share of the judged columns drifted
+    column_threshold: float  # one threshold for every column; 0 = calibrated per column on the reference
+    quantile: float  # calibrated thresholds: this quantile of the training days' distances
+    reference_rows: int
+
+    @classmethod
+    def of(cls, s, drift_share=None, column_threshold=None, column_quantile=None, reference_rows=None) -> DriftThresholds:
+        """`s`: the settings (resources/settings.py); the others: the Launchpad's, None = the setting."""
+        return cls(drift_share=_setting(drift_share, s.drift_share),
+                   column_threshold=_setting(column_threshold, s.column_drift_threshold),
+                   quantile=_setting(column_quantile, s.column_drift_quantile),
+                   reference_rows=s.drift_reference_rows if reference_rows is None else max(1001, reference_rows))
+
+    def for_columns(self, calibrated: dict[str, float]) -> float | dict[str, float]:
+        return self.column_threshold or calibrated
+
+    @property
+    def described(self) -> str:
+        return (f"{self.column_threshold} for every column" if self.column_threshold
+                else f"calibrated: q{self.quantile} of the training days' distances, at least Evidently's default")
+
+
+@dataclass
+class DayDrift:
+    """One day's drift: the batch-scored flights against the reference of the model that scored
+    them, and the served flights (at least MIN_SERVED_ROWS) against the reference of the version
+    that served most of them."""
+
+    day: str
+    version: str
+    rows: int
+    reference: str  # the reference sample, in words
+    batch: DriftResult
+    served_rows: int = 0
+    served_version: str | None = None
+    served: DriftResult | None = None
+
+    @property
+    def passed(self) -> bool:
+        """The day's verdict: every test of its snapshots passed (no dataset drift, batch or served)."""
+        return self.batch.passed and (self.served is None or self.served.passed)
+
+    def summary_row(self) -> dict:
+        return {"day": self.day, "drift_share": round(self.batch.share, 3), "dataset_drift": self.batch.dataset_drift,
+                "drifted": ", ".join(c["column"] for c in self.batch.columns if c["drifted"])}
+
+
+def drift_days(days: list[str], current: pd.DataFrame, served: pd.DataFrame,
+               reference_of: Callable[[str], tuple[pd.DataFrame, dict[str, float]]],
+               thresholds: DriftThresholds, names: SnapshotNames) -> Iterator[DayDrift]:
+    """Each day's drift reports, one day at a time (a long backfill holds one day's snapshots).
+    `current`: the scored flights of `days`; `served`: the flights the scoring server served;
+    `reference_of(version)`: a model's reference sample and calibrated thresholds (asked once a version)."""
+    references: dict[str, tuple] = {}
+
+    def judge(ref_version: str, rows: pd.DataFrame, labels: SnapshotLabels) -> DriftResult:
+        if ref_version not in references:
+            references[ref_version] = reference_of(ref_version)
+        ref, calibrated = references[ref_version]
+        return drift_report_for_day(ref, rows, DRIFT_COLUMNS_NUMERIC, DRIFT_COLUMNS_CATEGORICAL, drift_share=thresholds.drift_share,
+                                    column_threshold=thresholds.for_columns(calibrated), labels=labels)
+
+    for day in days:
+        rows = current[current["partition_date"] == day]
+        if rows.empty:
+            raise DataProblem(f"partition {day}: no scored flights to monitor (table predictions); run score_job for the day first")
+        version = day_version(rows, day)
+        batch = judge(version, rows, SnapshotLabels(day, (names.drift,), {"model_version": version}))
+        ref = references[version][0]
+        result = DayDrift(day, version, len(rows), f"{len(ref)} rows sampled from {ref['partition_date'].min()} … "
+                          f"{ref['partition_date'].max()}", batch)
+        served_day = served[served["partition_date"] == day]
+        result.served_rows = len(served_day)
+        if len(served_day) >= MIN_SERVED_ROWS:
+            result.served_version = str(served_day["model_version"].mode().iloc[0])
+            result.served = judge(result.served_version, served_day[served_day["model_version"] == result.served_version],
+                                  SnapshotLabels(day, (names.served_drift,), {"model_version": result.served_version,
+                                                                                "source": "served"}))
+        yield result
+
+
+# --- performance ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PerformanceThresholds:
+    """What a run judges performance with: the Launchpad's values, else the settings."""
+
+    roc_auc_drop: float  # degraded when the trailing ROC AUC is this far below the evaluation ROC AUC
+    window_days: int  # trailing days pooled for that ROC AUC
+
+    @classmethod
+    def of(cls, s, roc_auc_drop=None, window_days=None) -> PerformanceThresholds:
+        return cls(roc_auc_drop=_setting(roc_auc_drop, s.roc_auc_drop), window_days=_setting(window_days, s.performance_window_days))
+
+
+@dataclass
+class DayPerformance:
+    """One day's classification quality and the model's trailing ROC AUC against its evaluation."""
+
+    day: str
+    version: str
+    evaluation_roc_auc: float
+    trailing: TrailingPerformance
+    result: ClassificationResult
+    rows: int
+    late_share: float
+
+    @property
+    def passed(self) -> bool:
+        """The day's verdict: the snapshot's test of the trailing ROC AUC against its floor passed
+        (an undefined trailing ROC AUC has no test: no verdict, not degraded)."""
+        return self.result.passed
+
+    def summary_row(self) -> dict:
+        return {"day": self.day, "roc_auc": round(self.result.metrics["roc_auc"], 3), "trailing_roc_auc": round(self.trailing.roc_auc, 3),
+                "drop": round(self.trailing.drop, 3), "degraded": not self.passed}
+
+
+def performance_days(days: list[str], labelled: pd.DataFrame, record_of: Callable, thresholds: PerformanceThresholds,
+                     label: str, names: SnapshotNames) -> Iterator[DayPerformance]:
+    """Each day's performance report, one day at a time. `labelled`: the labelled scored flights of
+    the days' trailing windows; `record_of(version)`: the registered version (`ModelRecord`)."""
+    for day in days:
+        rows = labelled[labelled["partition_date"] == day]
+        if rows.empty:
+            raise DataProblem(f"partition {day}: no scored flight with a known arrival (tables predictions, flight_features.is_late)")
+        version = day_version(rows, day)
+        record = record_of(version)
+        if record.evaluation_roc_auc is None:
+            raise DataProblem(f"{record.label} has no evaluation ROC AUC (tag eval.test_roc_auc): "
+                              "nothing to compare its live ROC AUC with")
+        trailing = trailing_performance(labelled, day, version, thresholds.window_days, record.evaluation_roc_auc,
+                                        thresholds.roc_auc_drop, label)
+        result = classification_report(
+            rows, label, labels=SnapshotLabels(day, (names.performance,), {"model_version": version}),
+            figures={names.trailing_roc_auc: trailing.roc_auc, names.evaluation_roc_auc: record.evaluation_roc_auc},
+            floors={names.trailing_roc_auc: trailing.floor})
+        yield DayPerformance(day, version, record.evaluation_roc_auc, trailing, result, len(rows), float(rows[label].mean()))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,11 @@ same stat tests Evidently runs inside it (`get_stattest`, default method by colu
 reference size), and the two are checked to agree. Evidently's `ValueDrift` builds a plotly chart
 per column inside its calculation (~45 ms a column), so the HTML carries per-column charts only
 for the most drifted columns, which keeps a day's report under a second.
+
+Each day's verdict is an Evidently test on the metric it judges (the drifted share of the columns
+against the drift share threshold, the trailing ROC AUC against its floor), so the snapshot in the
+workspace shows the pass/fail the Dagster checks record: the checks read their verdict from the
+snapshot's test results (`SnapshotTest`, `.passed`), never beside it.
 """
 
 from __future__ import annotations
@@ -20,15 +25,44 @@ import pandas as pd
 
 CHARTED_COLUMNS = 4  # per-column drift charts in the HTML: the most drifted ones
 LATE_COLUMN = "late"  # the outcome as a number in a performance snapshot (its mean: the late share)
+# The drifted share and count as constant columns of a drift snapshot, whose Evidently `MeanValue`s
+# the dashboard plots: the service keys a series by every parameter of its metric, and those of
+# `DriftedColumnsCount` (the judged columns, the per-column thresholds of the model) change from day
+# to day and at every retrain, which split one measure into several lines of the same name.
+DRIFT_SHARE_COLUMN, DRIFTED_COUNT_COLUMN = "share_of_drifted_columns", "number_of_drifted_columns"
+
+
+@dataclass(frozen=True)
+class SnapshotTest:
+    """An Evidently test of a snapshot and its outcome, as the workspace stores and shows it."""
+
+    name: str
+    description: str
+    status: str  # SUCCESS, FAIL, WARNING, ERROR
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "SUCCESS"
+
+
+def snapshot_tests(snapshot) -> list[SnapshotTest]:
+    """The test results a snapshot carries (what the Evidently UI shows as the day's pass/fail)."""
+    return [SnapshotTest(t.name, t.description, str(getattr(t.status, "value", t.status))) for t in snapshot.tests_results]
 
 
 @dataclass
 class DriftResult:
     count: int
     share: float
-    dataset_drift: bool
+    dataset_drift: bool  # the snapshot's test on the drifted share failed
     columns: list[dict] = field(default_factory=list)  # column, method, score, threshold, drifted
     snapshot: object = None
+    tests: list[SnapshotTest] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """The verdict of the snapshot's tests: no dataset drift."""
+        return all(t.passed for t in self.tests)
 
     @property
     def drifted(self) -> str:
@@ -152,8 +186,11 @@ def _run_kwargs(labels: SnapshotLabels | None) -> dict:
 def drift_report_for_day(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
                          drift_share: float, column_threshold: Thresholds = None,
                          labels: SnapshotLabels | None = None) -> DriftResult:
+    """The day's drift against the reference. The dataset verdict is the snapshot's test on
+    `DriftedColumnsCount`'s share (below `drift_share`: no drift), as Evidently shows it."""
     from evidently import Dataset, Report
-    from evidently.metrics import DriftedColumnsCount, ValueDrift
+    from evidently.metrics import DriftedColumnsCount, MeanValue, ValueDrift
+    from evidently.tests import lt
 
     per_column = column_drift(reference, current, numeric, categorical, column_threshold)
     # a column with no value on the day (or in the reference) is listed, not judged: Evidently
@@ -164,18 +201,19 @@ def drift_report_for_day(reference: pd.DataFrame, current: pd.DataFrame, numeric
         raise ValueError("no monitored column has a value on the day: nothing to judge for drift")
     columns = [*numeric, *categorical]
     charted = [c["column"] for c in sorted(per_column, key=_excess, reverse=True) if c["column"] in judged][:CHARTED_COLUMNS]
-    definition = _definition(numeric, categorical)
-    if isinstance(column_threshold, dict):
-        per_column_threshold = {c: t for c, t in column_threshold.items() if c in judged}
-        metrics = [DriftedColumnsCount(columns=columns, drift_share=drift_share, per_column_threshold=per_column_threshold)]
-    else:
-        metrics = [DriftedColumnsCount(columns=columns, drift_share=drift_share, threshold=column_threshold)]
-    metrics += [ValueDrift(column=c, threshold=_threshold(column_threshold, c)) for c in charted]
+    expected = sum(c["drifted"] for c in per_column)  # checked against Evidently's count below
+    figures = {DRIFT_SHARE_COLUMN: expected / len(columns), DRIFTED_COUNT_COLUMN: float(expected)}
+    definition = _definition([*numeric, *figures], categorical)
+    thresholds = ({"per_column_threshold": {c: t for c, t in column_threshold.items() if c in judged}}
+                  if isinstance(column_threshold, dict) else {"threshold": column_threshold})
+    metrics = [DriftedColumnsCount(columns=columns, drift_share=drift_share, share_tests=[lt(drift_share)], **thresholds),
+               *(ValueDrift(column=c, threshold=_threshold(column_threshold, c)) for c in charted),
+               *(MeanValue(column=c) for c in figures)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         snapshot = Report(metrics).run(
-            Dataset.from_pandas(current[columns], data_definition=definition),
-            Dataset.from_pandas(reference[columns], data_definition=definition),
+            Dataset.from_pandas(current[columns].assign(**figures), data_definition=definition),
+            Dataset.from_pandas(reference[columns].assign(**figures), data_definition=definition),
             **_run_kwargs(labels),
         )
     count = share = None
@@ -184,12 +222,17 @@ def drift_report_for_day(reference: pd.DataFrame, current: pd.DataFrame, numeric
             count, share = int(result.count.value), float(result.share.value)
     if count is None:
         raise RuntimeError("Evidently returned no DriftedColumnsCount result")
-    if count != sum(c["drifted"] for c in per_column):
+    if count != expected:
         raise RuntimeError(
-            f"per-column drift verdicts ({sum(c['drifted'] for c in per_column)}) disagree with Evidently's "
+            f"per-column drift verdicts ({expected}) disagree with Evidently's "
             f"DriftedColumnsCount ({count}); Evidently's drift methods changed?")
-    return DriftResult(count=count, share=share, dataset_drift=share >= drift_share, columns=per_column,
-                       snapshot=snapshot)
+    tests = snapshot_tests(snapshot)
+    passed = bool(tests) and all(t.passed for t in tests)
+    if passed != (share < drift_share):
+        raise RuntimeError(f"Evidently's test of the drifted share {share} against {drift_share} is {tests}: "
+                           "its comparison changed?")
+    return DriftResult(count=count, share=share, dataset_drift=not passed, columns=per_column, snapshot=snapshot,
+                       tests=tests)
 
 
 @dataclass
@@ -197,6 +240,12 @@ class ClassificationResult:
     metrics: dict[str, float]  # roc_auc, precision, recall, f1, log_loss (Evidently), brier (sklearn)
     calibration: list[dict]
     snapshot: object = None
+    tests: list[SnapshotTest] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """The verdict of the snapshot's tests (no test, e.g. an undefined figure: nothing failed)."""
+        return all(t.passed for t in self.tests)
 
     def save_html(self, path) -> None:
         self.snapshot.save_html(str(path))
@@ -204,16 +253,19 @@ class ClassificationResult:
 
 def classification_report(rows: pd.DataFrame, label: str, probability: str = "probability_late",
                           predicted: str = "predicted_late", threshold_column: str = "threshold",
-                          labels: SnapshotLabels | None = None, figures: dict[str, float] | None = None) -> ClassificationResult:
+                          labels: SnapshotLabels | None = None, figures: dict[str, float] | None = None,
+                          floors: dict[str, float] | None = None) -> ClassificationResult:
     """Quality of the day's predictions against the day's outcomes. With a single class in the
     day ROC AUC is undefined (NaN); the other figures remain.
 
     The snapshot also carries Evidently `MeanValue`s of the probability, of the outcome as a
     number (`late`, the late share) and of each of `figures` (figures computed outside the
     day, e.g. the trailing ROC AUC, as constant columns), so a dashboard can plot them over days
-    with Evidently's own metrics."""
+    with Evidently's own metrics. `floors`: a figure passes its snapshot test when it is above
+    its floor; an undefined figure gets no test (it is no verdict)."""
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.metrics import F1Score, LogLoss, MeanValue, Precision, Recall, RocAuc
+    from evidently.tests import gt
     from sklearn.metrics import brier_score_loss
 
     from assets.evaluation.logic import calibration_table
@@ -231,9 +283,14 @@ def classification_report(rows: pd.DataFrame, label: str, probability: str = "pr
         numerical_columns=summaries, categorical_columns=[label, predicted],
     )
     names = {"RocAuc": "roc_auc", "Precision": "precision", "Recall": "recall", "F1Score": "f1", "LogLoss": "log_loss"}
+
+    def floor_test(column: str) -> dict:
+        value, floor = (figures or {}).get(column), (floors or {}).get(column)
+        return {"tests": [gt(floor)]} if floor is not None and value is not None and np.isfinite(value) else {}
+
     # labels follow from the probabilities at the model's own operating threshold
     report = Report([RocAuc(), Precision(probas_threshold=threshold), Recall(probas_threshold=threshold),
-                     F1Score(probas_threshold=threshold), LogLoss(), *(MeanValue(column=c) for c in summaries)])
+                     F1Score(probas_threshold=threshold), LogLoss(), *(MeanValue(column=c, **floor_test(c)) for c in summaries)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         snapshot = report.run(Dataset.from_pandas(frame, data_definition=definition), None, **_run_kwargs(labels))
@@ -244,4 +301,5 @@ def classification_report(rows: pd.DataFrame, label: str, probability: str = "pr
             values[names[kind]] = float(result.value)
     y, p = frame[label].to_numpy(), frame[probability].to_numpy(dtype=float)
     values["brier"] = float(brier_score_loss(y, p))
-    return ClassificationResult(metrics=values, calibration=calibration_table(y, p), snapshot=snapshot)
+    return ClassificationResult(metrics=values, calibration=calibration_table(y, p), snapshot=snapshot,
+                                tests=snapshot_tests(snapshot))

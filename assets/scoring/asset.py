@@ -1,6 +1,6 @@
 """Batch scoring: each day's flights scored by the champion (`predictions`)."""
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ResourceParam
 
 from assets.asset_factory import add_partition_metadata, lifecycle_asset
 from assets.scoring.logic import score
@@ -20,7 +20,7 @@ from resources.warehouse import Warehouse
     "with the model version on every row; a shadow challenger (promotion mode shadow) scores them too, beside it "
     "(`shadow_predictions`).",
 )
-def predictions(context: AssetExecutionContext, warehouse: Warehouse, model_registry: ModelRegistry):
+def predictions(context: AssetExecutionContext, warehouse: ResourceParam[Warehouse], model_registry: ResourceParam[ModelRegistry]):
     champion = model_registry.champion()
     if champion is None:
         raise DataProblem("no champion model yet: run retrain_job first")

@@ -7,7 +7,7 @@ registered version; each step finds its upstream's record in its materialization
 
 import json
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, ResourceParam
 from pydantic import Field
 
 from assets.asset_factory import latest_materialization, lifecycle_asset
@@ -35,6 +35,7 @@ from resources.records import SPLITS, BuildInfo, RetrainTrigger, Tag, TrainingWi
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features
 from resources.settings import settings
+from resources.training_data import read_window
 from resources.warehouse import Warehouse
 from served_model import PACKAGE_VERSION
 from served_model.features import FEATURE_COLUMNS, model_input
@@ -49,26 +50,6 @@ class TrainingSetConfig(Config):
     min_rows: int = Field(default=2000, description="Fewer labelled rows than this is an error.")
 
 
-def read_window(warehouse: Warehouse, window: TrainingWindow, days: list[str], columns=None):
-    """The `flight_features` rows of `days` a model was trained on: the versions it recorded,
-    current or superseded since; current rows for a version registered before ids were recorded.
-    A day whose version is gone (deleted by the retention job) or unknown is a DataProblem naming it."""
-    if not window.version_ids:
-        return warehouse.read(flight_features, days, columns=columns)
-    wanted = {d: window.version_ids[d] for d in days if d in window.version_ids}
-    catalog = warehouse.versions(assets=["flight_features"], version_ids=set(wanted.values()))
-    known = {r.version_id: r for r in catalog.itertuples()}
-    gone = [f"{d} (version {vid}: deleted {known[vid].deleted_at[:19].replace('T', ' ')} UTC)" for d, vid in wanted.items()
-            if vid in known and isinstance(known[vid].deleted_at, str)]
-    unknown = [f"{d} (version {vid}: not in this warehouse's day_versions)" for d, vid in wanted.items() if vid not in known]
-    unknown += [f"{d} (no version recorded)" for d in days if d not in wanted]
-    if gone or unknown:
-        raise DataProblem(f"training window {window.label}: the flight_features versions of {len(gone) + len(unknown)} "
-                          f"day(s) cannot be read back: " + "; ".join((gone + unknown)[:20])
-                          + ("; …" if len(gone) + len(unknown) > 20 else ""))
-    return warehouse.read_versions(flight_features, wanted, columns=columns)
-
-
 @lifecycle_asset(
     "training",
     deps=["flight_features"],
@@ -77,8 +58,8 @@ def read_window(warehouse: Warehouse, window: TrainingWindow, days: list[str], c
     "time into train / validation / test, checked (enough rows, both classes in every split) and recorded on "
     "a new MLflow run with every day's data version and what triggered the retrain.",
 )
-def training_set(context: AssetExecutionContext, config: TrainingSetConfig, warehouse: Warehouse,
-                 model_registry: ModelRegistry) -> MaterializeResult:
+def training_set(context: AssetExecutionContext, config: TrainingSetConfig, warehouse: ResourceParam[Warehouse],
+                 model_registry: ResourceParam[ModelRegistry]) -> MaterializeResult:
     end = config.end_day or warehouse.latest_partition(flight_features)
     if end is None:
         raise DataProblem("no day of flight_features has been built: run ingest_job first")
@@ -157,8 +138,8 @@ class ModelConfig(Config):
     "signature, tags back to the Dagster run and partitions) and registered as a new version with the chosen "
     "parameters.",
 )
-def candidate_model(context: AssetExecutionContext, config: ModelConfig, warehouse: Warehouse,
-                    model_registry: ModelRegistry) -> MaterializeResult:
+def candidate_model(context: AssetExecutionContext, config: ModelConfig, warehouse: ResourceParam[Warehouse],
+                    model_registry: ResourceParam[ModelRegistry]) -> MaterializeResult:
     run_id = latest_materialization(context, "training_set").metadata["mlflow_run_id"].value
     window = model_registry.training_window(run_id)
     splits = SPLITS if config.calibrate else FIT_SPLITS  # calibration is decided on the test days

@@ -6,14 +6,25 @@ partition, source file and row number, and every reason; the other rows are stor
 `validated_*`. Both writes, for all days of the run, are one transaction, and inside it every
 day must satisfy rows in = rows valid + rows quarantined, or nothing is written.
 
-Batch-level checks (blocking, ERROR): too large a share of bad rows on a day. The null limits of
-columns that may legitimately be missing on single rows are a WARN check.
+Batch-level checks (blocking, ERROR: the GX expectation is CRITICAL): too large a share of bad rows
+on a day. The null limits of columns that may legitimately be missing on single rows are a WARN
+check (the GX expectations are WARNING). The reading, the verdicts and the accounting are in
+assets/validation/logic.py; here are the resources, the metadata and the checks.
 """
 
-from collections import Counter
-
-import pandas as pd
-from dagster import AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Config, MaterializeResult, MetadataValue
+from dagster import (
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    ResourceParam,
+    TableColumn,
+    TableColumnConstraints,
+    TableRecord,
+    TableSchema,
+)
 from pydantic import Field
 
 from assets.asset_factory import (
@@ -23,19 +34,17 @@ from assets.asset_factory import (
     lifecycle_asset,
     partition_check_results,
 )
-from assets.common import bullet_list, data_version, data_versions_by_partition, markdown_table
 from assets.validation.expectations import ROW_SUITES, quarantine_share_suite
 from assets.validation.logic import (
-    day_summary,
+    RowFindings,
+    ShareVerdict,
+    Violation,
+    accounting,
+    find_rows,
+    judge_shares,
     prepare_for_validation,
-    reason_counts,
-    row_reasons,
-    split_rows,
-    too_many_bad_rows,
-    warnings_of,
 )
 from resources.data_quality import GreatExpectations
-from resources.day_versions import DayVersion
 from resources.registry import ModelRegistry
 from resources.schemas import FLIGHTS, WEATHER, DatasetContract, quarantine, raw_tables, validated_tables
 from resources.settings import settings
@@ -45,6 +54,11 @@ SHARE_CHECK = "bad_row_share_within_limit"
 ACCOUNTED_CHECK = "rows_in_equal_valid_plus_quarantined"
 NULLS_CHECK = "null_limits"
 CHECKS = {"flights": [SHARE_CHECK, ACCOUNTED_CHECK, NULLS_CHECK], "weather": [SHARE_CHECK, ACCOUNTED_CHECK]}
+# a check's Dagster severity is the GX severity of its expectations: CRITICAL -> ERROR, WARNING -> WARN
+CHECK_SEVERITY = {SHARE_CHECK: AssetCheckSeverity.ERROR, ACCOUNTED_CHECK: AssetCheckSeverity.ERROR,
+                  NULLS_CHECK: AssetCheckSeverity.WARN}
+DAY_COLUMNS = {"partition_date": "string", "rows_in": "int", "rows_valid": "int", "rows_quarantined": "int",
+               "quarantine_share": "float"}
 
 
 class ValidationConfig(Config):
@@ -68,7 +82,7 @@ def _check_specs(name: str, dataset: str) -> list[AssetCheckSpec]:
             for c in CHECKS[dataset]]
 
 
-def _stored_data_docs(context: AssetExecutionContext, model_registry: ModelRegistry, asset: str, days: list[str],
+def _stored_data_docs(context: AssetExecutionContext, model_registry: ResourceParam[ModelRegistry], asset: str, days: list[str],
                       page_html: str | None):
     """The link to the validation's Data Docs page, kept in the MLflow artifact store (the one
     artifact service every host of the team profile reaches). A store that cannot take it does
@@ -80,6 +94,64 @@ def _stored_data_docs(context: AssetExecutionContext, model_registry: ModelRegis
     except Exception as exc:  # the tracking store down or refusing: the day stands without its page
         context.log.warning(f"{asset}: Data Docs page not stored ({type(exc).__name__}: {str(exc)[:200]})")
         return MetadataValue.text(f"not stored: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _table(rows: list[dict], columns: dict[str, str]):
+    """A Dagster table of `rows` (plain str/int/float/None values) with these columns and types."""
+    return MetadataValue.table(records=[TableRecord({c: r[c] for c in columns}) for r in rows],
+                               schema=TableSchema(columns=[TableColumn(c, t) for c, t in columns.items()]))
+
+
+def _column_schema(table) -> TableSchema:
+    """The warehouse table's columns (resources/schemas.py), for the standard `dagster/column_schema`."""
+    return TableSchema(columns=[TableColumn(c.name, str(c.type), constraints=TableColumnConstraints(nullable=bool(c.nullable)))
+                                for c in table.columns])
+
+
+def _violations(warnings: list[Violation]):
+    return _table([{"column": v.column, "rule": v.rule, "observed": None if v.observed is None else str(v.observed)}
+                   for v in warnings], {"column": "string", "rule": "string", "observed": "string"})
+
+
+def _check_results(dataset: str, partitions: list[str], shares: ShareVerdict, accounted: dict,
+                   warnings: list[Violation]) -> dict[str, dict[str, tuple[bool, dict]]]:
+    """check -> day -> (passed, metadata), for the dataset's checks in their order."""
+    scope = f"over the run's {len(partitions)} day(s)"
+    results = {SHARE_CHECK: shares.days, ACCOUNTED_CHECK: accounted,
+               NULLS_CHECK: {p: (not warnings, {"violations": _violations(warnings), "scope": scope}) for p in partitions}}
+    return {c: results[c] for c in CHECKS[dataset]}
+
+
+def _day_metadata(found: RowFindings, days: dict, checks: dict, history: dict) -> dict[str, dict]:
+    """Each day's own figures, for that day's materialization."""
+    return {r.partition_date: {
+        "rows_in": int(r.rows_in), "rows_valid": int(r.rows_valid), "rows_quarantined": int(r.rows_quarantined),
+        "dagster/row_count": int(r.rows_valid),
+        "quarantine_reasons": MetadataValue.json(dict(found.reasons.get(r.partition_date, {}))),
+        "data_version": days[r.partition_date].content_hash,
+        "source_file": str(r.source_file),
+        # the checks' verdicts of the day, for the provenance of models trained on it
+        "checks": MetadataValue.json({c: "passed" if per_day[r.partition_date][0] else "failed" for c, per_day in checks.items()}),
+        "built_from": MetadataValue.text(", ".join(days[r.partition_date].inputs) or "none"),
+        **history[r.partition_date],
+    } for r in found.summary.itertuples()}
+
+
+def _run_metadata(contract: DatasetContract, found: RowFindings, data_docs) -> dict:
+    """The run's figures (every day's materialization carries them; a day's own figures replace
+    those of the same name, e.g. `rows_in` and `quarantine_reasons`)."""
+    summary = found.summary
+    return {
+        "rows_in": MetadataValue.int(int(summary["rows_in"].sum())),
+        "rows_valid": MetadataValue.int(int(summary["rows_valid"].sum())),
+        "rows_quarantined": MetadataValue.int(int(summary["rows_quarantined"].sum())),
+        "quarantine_reasons": _table([{"reason": k, "rows": n} for k, n in found.reason_totals()],
+                                     {"reason": "string", "rows": "int"}),
+        "data_docs": data_docs,
+        "gx_suite": MetadataValue.text(f"{contract.name}_rows (assets/validation/expectations.py)"),
+        "days": _table(summary.to_dict("records"), DAY_COLUMNS),
+        "dagster/column_schema": _column_schema(validated_tables[contract.name]),
+    }
 
 
 def build_validated_asset(contract: DatasetContract):
@@ -98,93 +170,39 @@ def build_validated_asset(contract: DatasetContract):
             "(dataset, partition, source file, row number, original values and every reason)."
         ),
     )
-    def _validated(context: AssetExecutionContext, config: ValidationConfig, warehouse: Warehouse,
-                   great_expectations: GreatExpectations, model_registry: ModelRegistry):
+    def _validated(context: AssetExecutionContext, config: ValidationConfig, warehouse: ResourceParam[Warehouse],
+                   great_expectations: GreatExpectations, model_registry: ResourceParam[ModelRegistry]):
         partitions = context.partition_keys
         limit = settings().max_quarantine_share if config.max_quarantine_share is None else config.max_quarantine_share
         raw, raw_versions = warehouse.read_current_versions(raw_tables[contract.name], partitions)
         frame = prepare_for_validation(raw, contract)
-        outcomes, docs = [], None
-        if len(frame):
-            run = great_expectations.validate(frame, f"{name}_rows", ROW_SUITES[contract.name])
-            outcomes, docs = run.outcomes, run.page_html
-        reasons = row_reasons(outcomes, frame) if outcomes else pd.Series([], dtype=object)
-        valid, quarantined = split_rows(raw, frame, reasons, contract)
-        summary = day_summary(partitions, raw, reasons, frame)
-        counts = reason_counts(reasons, frame)
-
+        rows = great_expectations.validate(frame, f"{name}_rows", ROW_SUITES[contract.name]) if len(frame) else None
+        found = find_rows(raw, frame, rows.outcomes if rows else [], partitions, contract)
         share_run = great_expectations.validate(
-            summary, f"{name}_day_summary", quarantine_share_suite, contract.name, limit, docs=False)
-        share_results = {
-            r.partition_date: (r.quarantine_share <= limit, {
-                "rows_in": int(r.rows_in), "rows_quarantined": int(r.rows_quarantined),
-                "quarantine_share": float(r.quarantine_share), "limit": float(limit)})
-            for r in summary.itertuples()
-        }
-        if not share_run.success:
-            yield from partition_check_results(context, SHARE_CHECK, share_results)
-            raise DataFailure(f"{name}: too many bad rows; nothing was written:\n"
-                              + "\n".join(too_many_bad_rows(summary, counts, limit)))
+            found.summary, f"{name}_day_summary", quarantine_share_suite, contract.name, limit, docs=False)
+        shares = judge_shares(found, limit, share_run.max_severity_failure)
+        if shares.blocked:
+            yield from partition_check_results(context, SHARE_CHECK, shares.days)
+            raise DataFailure(f"{name}: too many bad rows; nothing was written:\n" + "\n".join(shares.messages))
 
-        versions = data_versions_by_partition(valid, exclude=("source_file",))
-        no_rows = data_version(valid.drop(columns=["source_file"]).iloc[0:0])  # a day without valid rows, once
-        days = {r.partition_date: DayVersion(
-            versions.get(r.partition_date, no_rows), source_file=None if pd.isna(r.source_file) else str(r.source_file),
-            rows_in=int(r.rows_in), rows_valid=int(r.rows_valid), rows_quarantined=int(r.rows_quarantined),
-            inputs=tuple(v for v in [raw_versions.get(r.partition_date)] if v)) for r in summary.itertuples()}
+        days = found.day_versions(raw_versions)
         with warehouse.replace_partitions() as tx:
-            written = tx.write_version(name, days, {validated_tables[contract.name]: valid, quarantine: quarantined},
+            written = tx.write_version(name, days, {validated_tables[contract.name]: found.valid, quarantine: found.quarantined},
                                        run_id=context.run_id)
-            n_raw = tx.count_by_partition(raw_tables[contract.name], partitions)
-            n_valid = tx.count_by_partition(validated_tables[contract.name], partitions)
-            n_bad = tx.count_by_partition(quarantine, partitions, dataset=contract.name)
-            unbalanced = [p for p in partitions if n_raw[p] != n_valid[p] + n_bad[p]]
+            accounted = accounting(partitions, tx.count_by_partition(raw_tables[contract.name], partitions),
+                                   tx.count_by_partition(validated_tables[contract.name], partitions),
+                                   tx.count_by_partition(quarantine, partitions, dataset=contract.name))
+            unbalanced = [p for p, (balanced, _) in accounted.items() if not balanced]
             if unbalanced:  # raising inside the transaction rolls every write of this run back
                 raise DataFailure(f"{name}: rows in != valid + quarantined for {unbalanced[:10]}; nothing was written")
 
-        warned = warnings_of(outcomes)
-        verdicts = {p: {SHARE_CHECK: share_results[p][0], ACCOUNTED_CHECK: True} for p in partitions}
-        if NULLS_CHECK in CHECKS[contract.name]:
-            for p in partitions:
-                verdicts[p][NULLS_CHECK] = not warned
+        checks = _check_results(contract.name, partitions, shares, accounted, found.warnings)
         history = day_history_metadata(warehouse, model_registry, name, written)
-        add_partition_metadata(context, {
-            r.partition_date: {
-                "rows_in": int(r.rows_in), "rows_valid": int(r.rows_valid), "rows_quarantined": int(r.rows_quarantined),
-                "quarantine_reasons": MetadataValue.json(dict(counts.get(r.partition_date, {}))),
-                "data_version": versions.get(r.partition_date, no_rows),
-                "source_file": str(r.source_file),
-                # the checks' verdicts of the day, for the provenance of models trained on it
-                "checks": MetadataValue.json({c: "passed" if ok else "failed" for c, ok in verdicts[r.partition_date].items()}),
-                "built_from": MetadataValue.text(", ".join(days[r.partition_date].inputs) or "none"),
-                **history[r.partition_date],
-            }
-            for r in summary.itertuples()
-        })
-        total = sum(counts.values(), Counter())
-        yield MaterializeResult(metadata={
-            "rows_in": MetadataValue.int(int(summary["rows_in"].sum())),
-            "rows_valid": MetadataValue.int(int(summary["rows_valid"].sum())),
-            "rows_quarantined": MetadataValue.int(int(summary["rows_quarantined"].sum())),
-            "quarantine_reasons": MetadataValue.md(markdown_table(
-                [{"reason": k, "rows": n} for k, n in total.most_common()], ["reason", "rows"])),
-            "data_docs": _stored_data_docs(context, model_registry, name, partitions, docs),
-            "gx_suite": MetadataValue.text(f"{contract.name}_rows (assets/validation/expectations.py)"),
-            "days": MetadataValue.md(markdown_table(summary.to_dict("records"), [
-                "partition_date", "rows_in", "rows_valid", "rows_quarantined", "quarantine_share"])),
-        })
-        yield from partition_check_results(context, SHARE_CHECK, share_results)
-        yield from partition_check_results(context, ACCOUNTED_CHECK, {
-            p: (n_raw[p] == n_valid[p] + n_bad[p], {"rows_in": n_raw[p], "rows_valid": n_valid[p], "rows_quarantined": n_bad[p]})
-            for p in partitions
-        })
-        if NULLS_CHECK in CHECKS[contract.name]:
-            scope = f"over the run's {len(partitions)} day(s)"
-            yield from partition_check_results(
-                context, NULLS_CHECK,
-                {p: (not warned, {"violations": MetadataValue.md(bullet_list(warned)), "scope": scope}) for p in partitions},
-                severity=AssetCheckSeverity.WARN,
-            )
+        add_partition_metadata(context, _day_metadata(found, days, checks, history))
+        docs = _stored_data_docs(context, model_registry, name, partitions, rows.page_html if rows else None)
+        yield MaterializeResult(metadata=_run_metadata(contract, found, docs))
+        for check, per_day in checks.items():
+            yield from partition_check_results(context, check, per_day, severity=CHECK_SEVERITY[check])
 
     return _validated
 

@@ -1,8 +1,14 @@
 """The Great Expectations suites of the pipeline, kept in the repository as code.
 
-Every expectation carries `meta`:
-- `level`: "row" (a failing row is quarantined with the reason), "batch" (a failing day blocks
-  everything downstream: ERROR) or "warn" (reported, never blocks);
+What a failing expectation does is its Great Expectations `severity` (`FailureSeverity`):
+- CRITICAL (`BLOCKING`): a failing day blocks: nothing is written and nothing downstream is
+  built (an ERROR check); the day-level suites (`batch_suite`, `quarantine_share_suite`);
+- WARNING (`WARNING`): reported (a WARN check), never blocks, quarantines no row (null limits);
+- INFO (`QUARANTINE`): each failing row is quarantined with the reason; for the day it is
+  information, not a failure: whether the day stands is the quarantine share's (CRITICAL) verdict.
+A suite run is blocking when GX's `get_max_severity_failure()` is CRITICAL.
+
+Every expectation also carries `meta`, for what GX has no field for:
 - `column`: the contract column it is about (derived helper columns map back to it);
 - `reason`: the sentence that goes into the quarantine row or the failure message.
 
@@ -40,8 +46,12 @@ def reference_codes() -> tuple[list[str], list[str]]:
     return sorted(set(airports) | set(EXTRA_AIRPORTS)), sorted(carriers)
 
 
-def _meta(level: str, column: str, reason: str) -> dict:
-    return {"level": level, "column": column, "reason": reason}
+# `FailureSeverity` values (GX is imported only where a suite is built; its pydantic fields take the values)
+BLOCKING, WARNING, QUARANTINE = "critical", "warning", "info"
+
+
+def _meta(column: str, reason: str) -> dict:
+    return {"column": column, "reason": reason}
 
 
 def _type_expectations(contract: DatasetContract, clock_columns: dict[str, str]) -> list:
@@ -59,7 +69,7 @@ def _type_expectations(contract: DatasetContract, clock_columns: dict[str, str])
             regex, reason = NUMBER_TEXT, "not a number"
         out.append(
             gxe.ExpectColumnValuesToMatchRegex(
-                column=f"{column}__raw", regex=regex, meta=_meta("row", column, reason)
+                column=f"{column}__raw", regex=regex, severity=QUARANTINE, meta=_meta(column, reason)
             )
         )
     return out
@@ -72,7 +82,8 @@ def _row_common(contract: DatasetContract, required: list[str]) -> list:
     out = [
         gxe.ExpectColumnValuesToNotBeNull(
             column=c if contract.columns[c] == "str" else f"{c}__raw",
-            meta=_meta("row", c, "missing value"),
+            severity=QUARANTINE,
+            meta=_meta(c, "missing value"),
         )
         for c in required
     ]
@@ -80,7 +91,8 @@ def _row_common(contract: DatasetContract, required: list[str]) -> list:
         gxe.ExpectColumnPairValuesToBeEqual(
             column_A="flight_date",
             column_B="partition_date",
-            meta=_meta("row", "year/month/day", "date differs from the partition's day"),
+            severity=QUARANTINE,
+            meta=_meta("year/month/day", "date differs from the partition's day"),
         )
     )
     key = ", ".join(contract.key)
@@ -88,20 +100,22 @@ def _row_common(contract: DatasetContract, required: list[str]) -> list:
         gxe.ExpectColumnValuesToBeInSet(
             column="occurrence",
             value_set=[0],
-            meta=_meta("row", key, f"duplicate: ({key}) already seen earlier that day"),
+            severity=QUARANTINE,
+            meta=_meta(key, f"duplicate: ({key}) already seen earlier that day"),
         )
     )
     return out
 
 
-def _between(column: str, low, high, level: str = "row") -> object:
+def _between(column: str, low, high) -> object:
     import great_expectations.expectations as gxe
 
     return gxe.ExpectColumnValuesToBeBetween(
         column=column,
         min_value=low,
         max_value=high,
-        meta=_meta(level, column, f"outside [{low}, {high}]"),
+        severity=QUARANTINE,
+        meta=_meta(column, f"outside [{low}, {high}]"),
     )
 
 
@@ -124,14 +138,14 @@ def flights_row_suite():
     expectations = _type_expectations(FLIGHTS, clocks) + _row_common(FLIGHTS, required)
     expectations += [
         gxe.ExpectColumnValuesToBeInSet(
-            column="origin", value_set=NYC_AIRPORTS,
-            meta=_meta("row", "origin", "unknown origin airport (not EWR, JFK or LGA)"),
+            column="origin", value_set=NYC_AIRPORTS, severity=QUARANTINE,
+            meta=_meta("origin", "unknown origin airport (not EWR, JFK or LGA)"),
         ),
         gxe.ExpectColumnValuesToBeInSet(
-            column="dest", value_set=airports, meta=_meta("row", "dest", "unknown airport code"),
+            column="dest", value_set=airports, severity=QUARANTINE, meta=_meta("dest", "unknown airport code"),
         ),
         gxe.ExpectColumnValuesToBeInSet(
-            column="carrier", value_set=carriers, meta=_meta("row", "carrier", "unknown carrier code"),
+            column="carrier", value_set=carriers, severity=QUARANTINE, meta=_meta("carrier", "unknown carrier code"),
         ),
         _between("distance", 1, 6000),
         _between("hour", 0, 23),
@@ -142,12 +156,12 @@ def flights_row_suite():
         _between("air_time", 1, 1000),
         # null limits of the columns that may be missing on single rows (cancellations, ...)
         gxe.ExpectColumnValuesToNotBeNull(
-            column="dep_time", mostly=0.5,
-            meta=_meta("warn", "dep_time", "more than half of the flights have no departure time"),
+            column="dep_time", mostly=0.5, severity=WARNING,
+            meta=_meta("dep_time", "more than half of the flights have no departure time"),
         ),
         gxe.ExpectColumnValuesToNotBeNull(
-            column="tailnum", mostly=0.9,
-            meta=_meta("warn", "tailnum", "more than 10% of the flights have no tail number"),
+            column="tailnum", mostly=0.9, severity=WARNING,
+            meta=_meta("tailnum", "more than 10% of the flights have no tail number"),
         ),
     ]
     return gx.ExpectationSuite(name=suite_name, expectations=expectations)
@@ -162,8 +176,8 @@ def weather_row_suite():
     expectations = _type_expectations(WEATHER, {}) + _row_common(WEATHER, required)
     expectations += [
         gxe.ExpectColumnValuesToBeInSet(
-            column="origin", value_set=NYC_AIRPORTS,
-            meta=_meta("row", "origin", "unknown weather station (not EWR, JFK or LGA)"),
+            column="origin", value_set=NYC_AIRPORTS, severity=QUARANTINE,
+            meta=_meta("origin", "unknown weather station (not EWR, JFK or LGA)"),
         ),
         _between("hour", 0, 23),
         _between("temp", -40, 130),
@@ -186,18 +200,18 @@ def batch_suite(contract: DatasetContract):
 
     expectations = [
         gxe.ExpectColumnValuesToBeNull(
-            column="read_error", meta=_meta("batch", "(file)", "the file could not be read")
+            column="read_error", severity=BLOCKING, meta=_meta("(file)", "the file could not be read")
         ),
         gxe.ExpectColumnValuesToBeNull(
-            column="missing_columns",
-            meta=_meta("batch", "missing_columns", "required column(s) missing"),
+            column="missing_columns", severity=BLOCKING,
+            meta=_meta("missing_columns", "required column(s) missing"),
         ),
     ]
     if not contract.optional:
         expectations.append(
             gxe.ExpectColumnValuesToBeBetween(
-                column="row_count", min_value=1,
-                meta=_meta("batch", "(rows)", "the file has no data rows"),
+                column="row_count", min_value=1, severity=BLOCKING,
+                meta=_meta("(rows)", "the file has no data rows"),
             )
         )
     return gx.ExpectationSuite(name=f"{contract.name}_batches", expectations=expectations)
@@ -209,8 +223,8 @@ def quarantine_share_suite(dataset: str, max_share: float):
     import great_expectations.expectations as gxe
 
     expectation = gxe.ExpectColumnValuesToBeBetween(
-        column="quarantine_share", min_value=0, max_value=max_share,
-        meta=_meta("batch", "quarantine_share", f"more than {max_share:.0%} of the rows failed row checks"),
+        column="quarantine_share", min_value=0, max_value=max_share, severity=BLOCKING,
+        meta=_meta("quarantine_share", f"more than {max_share:.0%} of the rows failed row checks"),
     )
     return gx.ExpectationSuite(name=f"{dataset}_quarantine_share", expectations=[expectation])
 

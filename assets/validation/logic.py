@@ -1,14 +1,19 @@
 """Validation logic (no Dagster): typed rows for the row suite, the structured reason of each
-failing row, the split into valid and quarantined rows, and each day's accounting."""
+failing row, the split into valid and quarantined rows, each day's accounting, and the verdicts:
+what a failed expectation does is its Great Expectations severity (assets/validation/expectations.py)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
+from assets.common import data_version, data_versions_by_partition
+from assets.validation.expectations import BLOCKING, QUARANTINE, WARNING
+from resources.day_versions import DayVersion
 from resources.schemas import DatasetContract
 
 
@@ -70,12 +75,24 @@ def prepare_for_validation(raw: pd.DataFrame, contract: DatasetContract) -> pd.D
     return out
 
 
+@dataclass(frozen=True)
+class Violation:
+    """A failed WARNING expectation (a null limit over the run's days): reported, never blocking."""
+
+    column: str
+    rule: str
+    observed: object = None
+
+    def render(self) -> str:
+        return f"{self.column}: {self.rule} (observed {self.observed})"
+
+
 def row_reasons(outcomes, frame: pd.DataFrame) -> pd.Series:
-    """index -> list of `QuarantineReason`, for the rows failing any row-level expectation
-    (`outcomes`: the row suite's `ExpectationOutcome`s)."""
+    """index -> list of `QuarantineReason`, for the rows failing any QUARANTINE (row-level)
+    expectation (`outcomes`: the row suite's `ExpectationOutcome`s)."""
     pieces = []
     for outcome in outcomes:
-        if outcome.success or outcome.meta.get("level") != "row" or not outcome.unexpected_index:
+        if outcome.success or outcome.severity != QUARANTINE or not outcome.unexpected_index:
             continue
         idx = pd.Index(outcome.unexpected_index)
         column, rule = outcome.meta["column"], outcome.meta["reason"]
@@ -149,7 +166,75 @@ def too_many_bad_rows(summary: pd.DataFrame, counts: dict[str, Counter], limit: 
     return messages
 
 
-def warnings_of(outcomes) -> list[str]:
-    """The WARN-level expectations that failed (null limits), with what was observed."""
-    return [f"{o.meta['column']}: {o.meta['reason']} (observed {o.observed})"
-            for o in outcomes if o.meta.get("level") == "warn" and not o.success]
+def warnings_of(outcomes) -> list[Violation]:
+    """The WARNING expectations that failed (null limits), with what was observed."""
+    return [Violation(o.meta["column"], o.meta["reason"], o.observed)
+            for o in outcomes if o.severity == WARNING and not o.success]
+
+
+def blocks(max_severity_failure: str | None) -> bool:
+    """Whether a suite run blocks the days it validated: its most severe failed expectation (GX's
+    `get_max_severity_failure()`, as `SuiteRun.max_severity_failure`) is CRITICAL."""
+    return max_severity_failure == BLOCKING
+
+
+@dataclass(frozen=True)
+class RowFindings:
+    """What the row suite found over the run's days."""
+
+    valid: pd.DataFrame  # typed: partition_date, source_file, row_number and the contract columns
+    quarantined: pd.DataFrame  # partition_date, source_file, row_number, reasons, original_row
+    summary: pd.DataFrame  # one row per day (`day_summary`)
+    reasons: dict[str, Counter]  # day -> reason kinds (`reason_counts`)
+    warnings: list[Violation]  # the failed WARNING expectations, over all the run's days
+
+    def reason_totals(self) -> list[tuple[str, int]]:
+        """(reason kind, rows) over every day of the run, the most common first."""
+        return sum(self.reasons.values(), Counter()).most_common()
+
+    def day_versions(self, raw_versions: Mapping[str, str]) -> dict[str, DayVersion]:
+        """Each day's new version: the content hash of its valid rows (one hash for every day
+        without valid rows), its accounting, and the raw version it was built from."""
+        hashes = data_versions_by_partition(self.valid, exclude=("source_file",))
+        no_rows = data_version(self.valid.drop(columns=["source_file"]).iloc[0:0])
+        return {r.partition_date: DayVersion(
+            hashes.get(r.partition_date, no_rows), source_file=None if pd.isna(r.source_file) else str(r.source_file),
+            rows_in=int(r.rows_in), rows_valid=int(r.rows_valid), rows_quarantined=int(r.rows_quarantined),
+            inputs=tuple(v for v in [raw_versions.get(r.partition_date)] if v)) for r in self.summary.itertuples()}
+
+
+def find_rows(raw: pd.DataFrame, frame: pd.DataFrame, outcomes, partitions: list[str], contract: DatasetContract
+              ) -> RowFindings:
+    """The row suite's `outcomes` over `frame` (`prepare_for_validation(raw, contract)`; no
+    outcomes: nothing was validated) turned into the rows of each side and each day's figures."""
+    reasons = row_reasons(outcomes, frame)
+    valid, quarantined = split_rows(raw, frame, reasons, contract)
+    return RowFindings(valid, quarantined, day_summary(partitions, raw, reasons, frame), reason_counts(reasons, frame),
+                       warnings_of(outcomes))
+
+
+@dataclass(frozen=True)
+class ShareVerdict:
+    """Each day's quarantined share against the limit, and whether the run is blocked."""
+
+    days: dict[str, tuple[bool, dict]]  # day -> (within the limit, its figures)
+    blocked: bool  # the share suite's run failed a CRITICAL expectation: nothing is written
+    messages: list[str]  # when blocked: the days above the limit, with their most common reasons
+
+
+def judge_shares(found: RowFindings, limit: float, max_severity_failure: str | None) -> ShareVerdict:
+    """The share check of every day; blocked when the day-level share suite (run on
+    `found.summary`) failed a CRITICAL expectation (`max_severity_failure`)."""
+    days = {r.partition_date: (bool(r.quarantine_share <= limit), {
+        "rows_in": int(r.rows_in), "rows_quarantined": int(r.rows_quarantined),
+        "quarantine_share": float(r.quarantine_share), "limit": float(limit)}) for r in found.summary.itertuples()}
+    blocked = blocks(max_severity_failure)
+    return ShareVerdict(days, blocked, too_many_bad_rows(found.summary, found.reasons, limit) if blocked else [])
+
+
+def accounting(partitions: list[str], rows_in: Mapping[str, int], rows_valid: Mapping[str, int],
+               rows_quarantined: Mapping[str, int]) -> dict[str, tuple[bool, dict]]:
+    """Per day, as counted in the warehouse: (rows in = rows valid + rows quarantined, the counts)."""
+    return {p: (rows_in[p] == rows_valid[p] + rows_quarantined[p],
+                {"rows_in": rows_in[p], "rows_valid": rows_valid[p], "rows_quarantined": rows_quarantined[p]})
+            for p in partitions}

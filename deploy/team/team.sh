@@ -64,7 +64,7 @@ up() {
   start_bg webserver-read-only "$BIN/dagster-webserver" -w workspace.yaml -h 127.0.0.1 -p "$READONLY_PORT" --read-only
   start_bg daemon "$BIN/dagster-daemon" run -w workspace.yaml
   # the scoring server follows the registry's champion (it starts serving once there is one)
-  start_bg serving "$BIN/python" -m pipelines.serve --host 127.0.0.1 --port "$SERVE_PORT" --wait
+  start_bg serving "$BIN/python" -m pipelines.serving.server --host 127.0.0.1 --port "$SERVE_PORT" --wait
   for i in $(seq "$WORKERS"); do
     mkdir -p "$DIR/worker-$i/data"
     FLIGHTS_DATA_DIR="$DIR/worker-$i/data" PYTHONPATH="$REPO:$REPO/deploy/celery" start_bg "worker-$i" \

@@ -26,7 +26,7 @@ def test_the_demo_replays_days_through_the_daemon_until_a_sensor_retrain_is_deci
            "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "data" / "mlartifacts")}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    done = subprocess.run([sys.executable, "-m", "pipelines.demo", "--start", "2013-01-01", "--train-end", "2013-03-01",
+    done = subprocess.run([sys.executable, "-m", "pipelines.commands.demo", "--start", "2013-01-01", "--train-end", "2013-03-01",
                            "--end", "2013-03-06"], cwd=REPO, capture_output=True, text=True, timeout=900)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr

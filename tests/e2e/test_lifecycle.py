@@ -104,7 +104,7 @@ def test_lifecycle(env, tmp_path):
     version_run = _registry(env).record("1").run_id
     assert card["model_card_url"].value.endswith(f"/runs/{version_run}/artifacts/model_card/model_card.md")
     assert card["model_version_url"].value == "http://127.0.0.1:5000/#/models/flight_delay_classifier/versions/1"
-    stored = _registry(env)._setup().artifacts.load_text(f"runs:/{version_run}/model_card/model_card.md")
+    stored = _registry(env).mlflow_module().artifacts.load_text(f"runs:/{version_run}/model_card/model_card.md")
     assert stored == card["model_card"].value
 
     # 2. a failed retrain (too few rows) moves no alias
@@ -152,19 +152,19 @@ def test_lifecycle(env, tmp_path):
 
     # 6b. the operator CLIs with every documented setting set, as an operator's shell would have them
     cli_env = {**env, **every_setting(tmp_path)}
-    summary = _python(cli_env, "pipelines.summary", "2013-06-01", DAYS[1])
+    summary = _python(cli_env, "pipelines.commands.summary", "2013-06-01", DAYS[1])
     assert summary.returncode == 0 and "Champion: flight_delay_classifier v1" in summary.stdout, summary.stderr[-3000:]
-    chain = _python(cli_env, "pipelines.provenance", "1", "--json")
+    chain = _python(cli_env, "pipelines.commands.provenance", "1", "--json")
     assert chain.returncode == 0 and json.loads(chain.stdout)["model"]["version"] == "1", chain.stderr[-3000:]
-    rolled = json.loads(_python(cli_env, "pipelines.provenance", "3", "--json").stdout)["alias_moves"]
+    rolled = json.loads(_python(cli_env, "pipelines.commands.provenance", "3", "--json").stdout)["alias_moves"]
     assert [e["kind"] for e in rolled] == ["promoted", "rolled_back"]
     assert rolled[-1]["by"] == "on-call" and rolled[-1]["reason"] == "late share doubled after the override"
-    assert "rolled back" in _python(cli_env, "pipelines.provenance", "3").stdout
-    rebuilt = _python(cli_env, "pipelines.reproduce", "1")
+    assert "rolled back" in _python(cli_env, "pipelines.commands.provenance", "3").stdout
+    rebuilt = _python(cli_env, "pipelines.commands.reproduce", "1")
     assert rebuilt.returncode == 0 and "REPRODUCED" in rebuilt.stdout, rebuilt.stdout + rebuilt.stderr[-3000:]
 
     # 7. MLflow's scoring server answers like the batch predictions; bad requests get a 4xx
-    from pipelines.serve import serve_command
+    from pipelines.serving.server import serve_command
     from served_model.features import model_input
 
     port = free_port()
@@ -197,7 +197,7 @@ def test_lifecycle(env, tmp_path):
     # 7b. a version registered before the served_model package: the scoring server refuses it, saying why
     registry = _registry(env)
     registry.client.delete_model_version_tag(registry.model_name, "1", "served_model.package")
-    refused = _python(env, "pipelines.serve", "--port", str(free_port()))
+    refused = _python(env, "pipelines.serving.server", "--port", str(free_port()))
     assert refused.returncode != 0 and "registered before the served_model package" in refused.stdout + refused.stderr
     registry.set_version_tags("1", {"served_model.package": "1"})
 

@@ -33,7 +33,7 @@ def run(defs, instance, job: str, request=None, **kwargs):
 
 def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir, monkeypatch):
     from pipelines.definitions import build_definitions
-    from pipelines.sensors import drift_sensor, landing_sensor, monitor_sensor
+    from pipelines.orchestration.sensors import drift_sensor, landing_sensor, monitor_sensor
     from resources.data_quality import GreatExpectations
     from resources.registry import ModelRegistry
     from resources.source import FlightSource
@@ -111,8 +111,8 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     assert tick(drift_sensor, instance, cursors[drift_sensor])[0] == []  # nothing twice
 
     # the audit: the new model's provenance chain, and a rebuild from its recorded inputs
-    from pipelines.provenance import as_text, provenance
-    from pipelines.reproduce import reproduce
+    from pipelines.commands.provenance import as_text, provenance
+    from pipelines.commands.reproduce import reproduce
 
     chain = provenance("2", instance=instance, registry=registry)
     assert chain["why"]["trigger"]["kind"] == "drift_sensor"

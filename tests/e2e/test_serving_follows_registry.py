@@ -67,7 +67,7 @@ def test_serving_follows_the_champion_under_load(stores, tmp_path):
     hook = WebhookReceiver()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    from pipelines.serve import serve_command
+    from pipelines.serving.server import serve_command
 
     cmd, env = serve_command(registry, "127.0.0.1", port)
     env.update({"WAREHOUSE_URL": stores["warehouse"], "FLIGHTS_SERVE_POLL_SECONDS": "1",
@@ -171,7 +171,7 @@ def test_bad_requests_are_refused_naming_the_field(stores, tmp_path):
     registry.promote("2", by="test", reason="for this test") if registry.champion().version != "2" else None
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    from pipelines.serve import serve_command
+    from pipelines.serving.server import serve_command
 
     cmd, env = serve_command(registry, "127.0.0.1", port, record=False)
     env["MLFLOW_ARTIFACT_ROOT"] = str(stores["tmp"] / "artifacts")

@@ -45,7 +45,7 @@ def test_a_refusing_webhook_is_retried_with_backoff_and_reported_not_raised(monk
 
 
 def test_a_blocked_day_is_alerted_with_the_check_the_day_and_the_file(resources, landing_day, monkeypatch):
-    from pipelines.alerts import run_failure_alert
+    from pipelines.orchestration.alerts import run_failure_alert
     from pipelines.definitions import defs
 
     path = landing_day(DAY, flights=replay_day("flights", DAY).assign(distance="far"))
@@ -86,7 +86,7 @@ def test_a_blocked_day_is_alerted_with_the_check_the_day_and_the_file(resources,
 def test_a_retrain_started_by_a_sensor_says_why(tags, said):
     from types import SimpleNamespace
 
-    from pipelines.alerts import retrain_alert
+    from pipelines.orchestration.alerts import retrain_alert
 
     alert = retrain_alert(SimpleNamespace(dagster_run=DagsterRun(job_name="retrain_job", run_id="r1", tags=tags)))
     if said is None:

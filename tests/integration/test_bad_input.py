@@ -8,12 +8,12 @@ import json
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, TableMetadataValue, materialize
 from sqlalchemy import text
 
 from assets.validation.logic import parse_reasons
 from pipelines.definitions import defs
-from resources.schemas import flight_features
+from resources.schemas import flight_features, validated_tables
 from resources.schemas import raw_tables as raw_tables_
 from tests.support import replay_day, warehouse_snapshot
 
@@ -21,7 +21,7 @@ ASSETS = ["raw_flights", "raw_weather", "validated_flights", "validated_weather"
 DAY, DAY2 = "2013-03-04", "2013-03-05"
 
 
-def _run(resources, partition=None, partition_range=None):
+def _run(resources, partition=None, partition_range=None, instance=None):
     assets = [defs.get_assets_def(k) for k in ASSETS]
     tags = {}
     if partition_range:
@@ -29,7 +29,7 @@ def _run(resources, partition=None, partition_range=None):
                 "dagster/asset_partition_range_end": partition_range[1]}
     return materialize(
         assets, partition_key=partition, tags=tags, resources=resources,
-        instance=DagsterInstance.ephemeral(), raise_on_error=False,
+        instance=instance or DagsterInstance.ephemeral(), raise_on_error=False,
     )
 
 
@@ -156,6 +156,16 @@ def test_row_level_problems_are_quarantined_with_file_partition_and_every_reason
     key = "carrier, flight, origin, sched_dep_time"
     duplicate_reason = f"{key}: duplicate: ({key}) already seen earlier that day"
     assert mat.metadata["quarantine_reasons"].data[duplicate_reason] == 2
+    assert mat.metadata["dagster/row_count"].value == mat.metadata["rows_valid"].value == ok[DAY] == len(flights) - 6
+    days = mat.metadata["days"]
+    assert isinstance(days, TableMetadataValue) and [c.name for c in days.schema.columns] == [
+        "partition_date", "rows_in", "rows_valid", "rows_quarantined", "quarantine_share"]
+    assert [r.data for r in days.records] == [{"partition_date": DAY, "rows_in": raw[DAY], "rows_valid": ok[DAY],
+                                               "rows_quarantined": 6, "quarantine_share": 6 / raw[DAY]}]
+    nulls = {e.check_name: e for e in result.get_asset_check_evaluations()
+             if e.asset_key.to_user_string() == "validated_flights"}["null_limits"]
+    assert nulls.passed and isinstance(nulls.metadata["violations"], TableMetadataValue)
+    assert nulls.metadata["violations"].records == []
 
 
 def test_a_day_without_weather_is_built_without_weather_and_warned(resources, landing_day):
@@ -190,7 +200,8 @@ def test_multi_day_run_balances_every_day_and_records_per_day_metadata(resources
     fl = replay_day("flights", DAY2)
     fl.loc[5, "distance"] = "-1"
     landing_day(DAY2, flights=fl)
-    result = _run(resources, partition_range=(DAY, DAY2))
+    instance = DagsterInstance.ephemeral()
+    result = _run(resources, partition_range=(DAY, DAY2), instance=instance)
     assert result.success, _failure_text(result)
     raw, ok, bad = _balanced(resources, [DAY, DAY2])
     mats = {m.partition: m for m in result.asset_materializations_for_node("validated_flights")}
@@ -201,3 +212,12 @@ def test_multi_day_run_balances_every_day_and_records_per_day_metadata(resources
         assert m.metadata["rows_quarantined"].value == bad[day]
         assert len(m.metadata["data_version"].value) == 16
     assert mats[DAY2].metadata["rows_quarantined"].value == 1 and mats[DAY].metadata["rows_quarantined"].value == 0
+    # what the instance keeps: each day's newest materialization carries the standard table metadata
+    for day in (DAY, DAY2):
+        [record] = instance.fetch_materializations(AssetRecordsFilter(
+            asset_key=AssetKey("validated_flights"), asset_partitions=[day]), limit=1).records
+        meta = record.asset_materialization.metadata
+        assert meta["dagster/row_count"].value == ok[day] == meta["rows_valid"].value
+        assert [c.name for c in meta["dagster/column_schema"].schema.columns] == [c.name for c in validated_tables["flights"].columns]
+        assert isinstance(meta["days"], TableMetadataValue)
+        assert [(r.data["partition_date"], r.data["rows_valid"]) for r in meta["days"].records] == [(DAY, ok[DAY]), (DAY2, ok[DAY2])]

@@ -39,10 +39,10 @@ def retention(defs, instance, **config):
 
 def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_again(workdir, resources, monkeypatch):
     from pipelines.definitions import build_definitions
-    from pipelines.history import history
-    from pipelines.history import main as history_main
-    from pipelines.reproduce import main as reproduce_main
-    from pipelines.reproduce import reproduce
+    from pipelines.commands.history import history
+    from pipelines.commands.history import main as history_main
+    from pipelines.commands.reproduce import main as reproduce_main
+    from pipelines.commands.reproduce import reproduce
     from resources.errors import DataProblem
     from resources.schemas import flight_features, raw_tables
 

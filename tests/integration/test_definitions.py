@@ -12,7 +12,7 @@ from dagster import (
 
 from assets.asset_factory import daily_partitions
 from pipelines.definitions import defs
-from pipelines.schedules import daily_ingestion_schedule, periodic_retrain_schedule
+from pipelines.orchestration.schedules import daily_ingestion_schedule, periodic_retrain_schedule
 
 DATA_ASSETS = ["raw_flights", "raw_weather", "validated_flights", "validated_weather", "flight_features"]
 

@@ -1,7 +1,7 @@
 """Model development through retrain_job on a real instance, warehouse and MLflow store: the
 search (training windows, then tuning trials, each a nested MLflow run under the retrain's run),
 the chosen parameters and calibration on the version, permutation importance beside the
-previous champion's in the model card, the segment guard in the gate, and `pipelines.reproduce`
+previous champion's in the model card, the segment guard in the gate, and `pipelines.commands.reproduce`
 rebuilding a searched and calibrated version exactly."""
 
 import json
@@ -27,7 +27,7 @@ def retrain(defs, instance, end_day: str, model: dict, gate: dict | None = None)
 
 def test_search_explanations_segments_and_reproduction(workdir, resources, monkeypatch):
     from pipelines.definitions import build_definitions
-    from pipelines.reproduce import reproduce
+    from pipelines.commands.reproduce import reproduce
     from resources.records import Tag
 
     monkeypatch.setenv("FLIGHTS_DATA_DIR", str(workdir["data"]))
@@ -71,7 +71,14 @@ def test_search_explanations_segments_and_reproduction(workdir, resources, monke
     text = open(card).read()
     assert "## Permutation importance on the test days" in text and "champion_std" in text
     artifacts = {a.path for a in registry.client.list_artifacts(v2.run_id, "model_card")}
-    assert "model_card/permutation_importance.png" in artifacts
+    figures = ("roc_curve.png", "precision_recall.png", "calibration.png", "permutation_importance.png")
+    assert {f"model_card/{f}" for f in figures} <= artifacts
+    assert all(f"]({f})" in text for f in figures) and "champion v1 it is judged against" in text
+    # the curves are drawn from the probabilities model_evaluation scored on v2's test days, v1's beside v2's
+    scores = registry.read_json(v2.run_id, "evaluation/test_scores.json")
+    assert len(scores["y"]) == len(scores["candidate"]) == len(scores["champion"]) > 0 and scores["candidate"] != scores["champion"]
+    plots = latest(instance, "champion_model")["model_card_plots"]
+    assert all(f"/runs/{v2.run_id}/artifacts/model_card/{f})" in plots for f in figures), plots
 
     # the searched, calibrated v1 is rebuilt exactly from its recorded choice
     result = reproduce("1", registry=registry, warehouse=resources["warehouse"])

@@ -1,7 +1,9 @@
 """The monitoring workspace on a real `evidently ui` service (the team profile) and on a local
 folder (the default): snapshots of real days filed under their replayed day, one project with the
-dashboard's panels, every panel fed by the snapshots, a re-uploaded day replaced, and a service that
-is down or refuses the secret answered with a message that names it and never the secret."""
+dashboard's panels, every panel fed by the snapshots with one line per measure (also across a day
+with a column not judged and a new model's thresholds), a re-uploaded day replaced, an existing
+dashboard brought up to date, an empty served-traffic panel that says why, and a service that is
+down or refuses the secret answered with a message that names it and never the secret."""
 
 import json
 import os
@@ -17,6 +19,7 @@ from resources.monitoring_workspace import (
     DRIFT_TAG,
     EVALUATION_ROC_AUC,
     PERFORMANCE_TAG,
+    PROJECT_NAME,
     SERVED_DRIFT_TAG,
     TRAILING_ROC_AUC,
     MonitoringUnavailable,
@@ -55,10 +58,17 @@ def performance_snapshot(rows, day):
 
 
 def drift_snapshot(days, day, tag=DRIFT_TAG):
-    """The last day drifts on two of its three columns (routes three times as long, a new carrier)."""
-    current = days[day] if day != DAYS[-1] else days[day].assign(distance=days[day]["distance"] * 3, carrier="ZZ")
+    """The middle day has no scheduled hour at all (a column not judged, as wind_gust on 2013-03-10);
+    the last day is judged by another model, with its own per-column thresholds, and drifts on two
+    of its three columns (routes three times as long, a new carrier)."""
+    current, thresholds, version = days[day], None, "1"
+    if day == DAYS[1]:
+        current = current.assign(sched_hour=np.nan)
+    if day == DAYS[-1]:
+        current = current.assign(distance=current["distance"] * 3, carrier="ZZ")
+        thresholds, version = {"distance": 0.01, "sched_hour": 0.01, "carrier": 0.01}, "2"  # p-values: reference of 900 rows
     return drift_report_for_day(days[DAYS[0]], current, ["distance", "sched_hour"], ["carrier"], drift_share=0.5,
-                                labels=SnapshotLabels(day, (tag,), {"model_version": "1"})).snapshot
+                                column_threshold=thresholds, labels=SnapshotLabels(day, (tag,), {"model_version": version})).snapshot
 
 
 def series(url: str, project_id: str, panel) -> dict[str, list]:
@@ -69,8 +79,11 @@ def series(url: str, project_id: str, panel) -> dict[str, list]:
                                      headers={"Content-Type": "application/json"}, method="POST")
     answer = json.load(urllib.request.urlopen(request, timeout=10))
     days = [source["timestamp"][:10] for source in answer["sources"]]
-    return {line["params"].get("column") or line["metric_type"]: {d: v for d, v in zip(days, line["values"]) if v is not None}
-            for line in answer["series"]}
+    out: dict[str, dict] = {}
+    for line in answer["series"]:  # a measure split into several series shows as several entries
+        key = line["params"].get("column") or line["metric_type"]
+        out[key if key not in out else f"{key} ({len(out) + 1})"] = {d: v for d, v in zip(days, line["values"]) if v is not None}
+    return out
 
 
 def test_daily_snapshots_feed_every_panel_of_the_dashboard_on_the_service(days, tmp_path, monkeypatch):
@@ -100,7 +113,7 @@ def test_daily_snapshots_feed_every_panel_of_the_dashboard_on_the_service(days, 
         dashboard = json.load(urllib.request.urlopen(f"{url}/api/v2/dashboards/{project_id}", timeout=10))
         titles = {p["title"] for p in dashboard["panels"]}
         assert titles == {p.title for p in dashboard_panels()}
-        for panel in dashboard_panels():  # every line of every panel has one point per day
+        for panel in dashboard_panels():  # every line of every panel is one series with a point per day
             plotted = series(url, project_id, panel)
             assert len(plotted) == len(panel.values), (panel.title, plotted)
             for points in plotted.values():
@@ -151,5 +164,51 @@ def test_the_local_workspace_is_what_evidently_ui_serves(days, tmp_path, monkeyp
         project_id = link.url.split("/projects/")[1].split("/")[0]
         reports = json.load(urllib.request.urlopen(f"{url}/api/projects/{project_id}/reports", timeout=10))
         assert [(r["id"], r["timestamp"][:10]) for r in reports] == [(link.snapshot_id, DAYS[0])]
+    finally:
+        stop_server(proc, log)
+
+
+def test_an_existing_dashboard_is_brought_up_to_date_and_the_served_panel_says_why_it_is_empty(days, tmp_path, monkeypatch):
+    """A project made before the dashboard changed: the code's panels that changed are updated in
+    place (same id, same place), a person's own panel is kept; with no served traffic recorded the
+    served-traffic panel has no line, and its description says why and what to start."""
+    from evidently.sdk.models import DashboardPanelPlot, PanelMetric
+    from evidently.sdk.panels import line_plot_panel, text_panel
+    from evidently.ui.workspace import RemoteWorkspace
+
+    from resources.monitoring_workspace import _shown
+
+    url, (proc, log) = serve(tmp_path / "service", tmp_path)
+    monkeypatch.setenv("FLIGHTS_EVIDENTLY_URL", url)
+    monkeypatch.setenv("FLIGHTS_EVIDENTLY_SECRET", SECRET)
+    try:
+        before = RemoteWorkspace(url, secret=SECRET).create_project(PROJECT_NAME)
+        old = {"Dataset drift share": line_plot_panel("Dataset drift share", [PanelMetric(
+                   legend="share of drifted columns", metric="DriftedColumnsCount", metric_labels={"value_type": "share"},
+                   tags=[DRIFT_TAG])], size="half"),
+               "Served traffic drift share": line_plot_panel("Served traffic drift share", [PanelMetric(
+                   legend="served flights", metric="DriftedColumnsCount", metric_labels={"value_type": "share"},
+                   tags=[SERVED_DRIFT_TAG])], size="half", description="The same, for the served flights (make serve)"),
+               "Notes": text_panel("Notes", "a person's own panel")}
+        for panel in old.values():
+            before.dashboard.add_panel(panel, tab="Daily monitoring")
+
+        link = MonitoringWorkspace().upload(drift_snapshot(days, DAYS[0]), f"drift {DAYS[0]}")
+        project_id = link.url.split("/projects/")[1].split("/")[0]
+        assert project_id == str(before.id)
+        stored = [DashboardPanelPlot.parse_obj(p) for p in json.load(urllib.request.urlopen(
+            f"{url}/api/v2/dashboards/{project_id}", timeout=10))["panels"]]
+        by_title = {p.title: p for p in stored}
+        assert [p.title for p in stored][:3] == list(old)  # in place: the old panels first, in their order
+        assert set(by_title) == {p.title for p in dashboard_panels()} | {"Notes"}
+        assert {t: by_title[t].id for t in old} == {t: p.id for t, p in old.items()}
+        assert _shown(by_title["Notes"]) == _shown(old["Notes"])
+        for panel in dashboard_panels():  # each as the code has it now: nothing left to rewrite next time
+            assert _shown(by_title[panel.title]) == _shown(panel), panel.title
+
+        served_panel = by_title["Served traffic drift share"]
+        assert "no served traffic was recorded" in served_panel.subtitle and "`make serve`" in served_panel.subtitle
+        assert series(url, project_id, served_panel) == {}  # no served snapshot: the panel is empty, and says why
+        assert series(url, project_id, by_title["Dataset drift share"]) == {"share_of_drifted_columns": {DAYS[0]: 0.0}}
     finally:
         stop_server(proc, log)

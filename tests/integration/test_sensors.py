@@ -8,7 +8,7 @@ from dagster import (
     instance_for_test,
 )
 
-from pipelines.sensors import drift_sensor, landing_sensor, last_retrain_day, monitor_sensor, performance_sensor
+from pipelines.orchestration.sensors import drift_sensor, landing_sensor, last_retrain_day, monitor_sensor, performance_sensor
 from tests.support import tick
 
 

@@ -14,9 +14,9 @@ DAY = "2013-06-11"
 
 
 def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
-    from pipelines.alerts import verdict_alert
+    from pipelines.orchestration.alerts import verdict_alert
     from pipelines.definitions import build_definitions
-    from pipelines.served_traffic import ServedTrafficRecorder
+    from pipelines.serving.traffic import ServedTrafficRecorder
     from resources.schemas import flight_features
     from served_model.features import model_input
     from tests.support import json_records
@@ -63,6 +63,29 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
     (event,) = [r for r in instance.get_records_for_run(result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
                 if r.event_log_entry.dagster_event.event_specific_data.check_name == "no_dataset_drift"]
     assert event.event_log_entry.dagster_event.event_specific_data.severity == AssetCheckSeverity.WARN
+
+    # the checks' verdicts are the Evidently tests of the day's snapshots, as the workspace stores them
+    from evidently.ui.workspace import Workspace
+
+    from assets.monitoring.logic import DRIFT_COLUMNS
+
+    def stored_tests(report: dict, prefix: str = "") -> list[str]:
+        project_id = str(report[f"{prefix}report"]).split("/projects/")[1].split("/")[0]
+        stored = Workspace(str(workdir["data"] / "evidently")).get_run(project_id, report[f"{prefix}evidently_snapshot_id"])
+        return [str(getattr(t.status, "value", t.status)) for r in stored.metric_results.values() for t in r.tests]
+
+    batch, served = stored_tests(meta), stored_tests(meta, "served_")
+    assert served == ["FAIL"] and batch == ["FAIL" if meta["dataset_drift"] else "SUCCESS"] and passed is False
+    performance = {k: v.value for k, v in instance.get_latest_materialization_event(
+        AssetKey("performance_report")).asset_materialization.metadata.items()}
+    ((_, performance_passed, _),) = check_evaluations(instance, "performance_report", "performance_not_degraded")
+    assert stored_tests(performance) == ["FAIL"] and performance_passed is False and performance["performance_degraded"] is True
+    # the reports' tables are Dagster tables; the rows judged are the materialization's row count
+    assert {r.data["column"] for r in meta["columns"].records} == set(DRIFT_COLUMNS)
+    assert [c.name for c in meta["columns"].schema.columns] == ["column", "method", "score", "threshold", "drifted"]
+    assert meta["dagster/row_count"] == meta["current_rows"] and [r.data["day"] for r in meta["summary"].records] == [DAY]
+    assert performance["dagster/row_count"] == performance["labelled_rows"] == sum(
+        r.data["rows"] for r in performance["calibration"].records)
 
     # and people are told: the drifted and the degraded day, each naming the day, the version, the run
     hook = WebhookReceiver()

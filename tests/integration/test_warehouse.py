@@ -1,5 +1,8 @@
 """The warehouse: days written in one transaction as new versions (the old ones kept), other days
-and datasets untouched, an older schema named."""
+and datasets untouched, a warehouse of an older schema brought to this one or, when no migration
+can, refused naming what it lacks (tests/integration/test_warehouse_migrations.py: the rest)."""
+
+import contextlib
 
 import pandas as pd
 import pytest
@@ -83,16 +86,45 @@ def test_other_partitions_and_datasets_are_untouched(tmp_path):
         ("raw_flights", "2013-01-01"), ("raw_flights", "2013-01-02"), ("raw_weather", "2013-01-01")]
 
 
-def test_a_table_from_an_older_schema_is_named_with_its_missing_columns(tmp_path):
+def test_a_warehouse_older_than_the_baseline_is_refused_naming_what_it_lacks_and_left_as_it_was(tmp_path):
+    """A table of the code before versions (no version_id, no feature columns of today): no
+    migration can fill in the columns of its rows; the message says what is missing, and
+    nothing is created (the upgrade's transaction is rolled back)."""
     import sqlite3
 
-    path = tmp_path / "old.db"
-    with sqlite3.connect(path) as conn:  # flight_features as an older version created it
-        conn.execute("CREATE TABLE flight_features (partition_date VARCHAR(10), row_number INTEGER)")
     from resources.errors import DataProblem
 
-    with pytest.raises(DataProblem, match=r"table flight_features lacks columns \[.*'tail_prev_dep_delay'.*\].*make clean"):
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:  # flight_features as an older version created it
+        conn.execute("CREATE TABLE flight_features (partition_date VARCHAR(10), row_number INTEGER)")
+    with pytest.raises(DataProblem, match=r"no schema revision .* baseline \(revision 0001\).*table flight_features lacks "
+                                          r"columns \['version_id', .*'tail_prev_dep_delay'.*\]") as refused:
         Warehouse(url=f"sqlite:///{path}").read(quarantine, ["2013-01-01"])
+    assert "make clean" not in str(refused.value) and "\n" not in str(refused.value)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["flight_features"]
+
+
+def test_a_warehouse_made_before_migrations_gets_the_baseline_tables_and_indexes_it_lacks(tmp_path):
+    """Made by the code before migrations, it may lack a table or an index that code added later
+    (its `create_all` added new tables, never an index to an existing one): created, then stamped
+    and upgraded to the head."""
+    from sqlalchemy import create_engine, inspect
+
+    from resources import warehouse_migrations as migrations
+    from resources.schemas import shadow_predictions
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    baseline = migrations.baseline_metadata()
+    baseline.create_all(engine, tables=[t for t in baseline.sorted_tables if t.name != "shadow_predictions"])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_day_versions_day")
+    wh = Warehouse(url=url)
+    assert wh.read(shadow_predictions, ["2013-01-01"]).empty
+    assert {"ix_day_versions_day", "ix_day_versions_partition"} <= {i["name"] for i in inspect(engine).get_indexes("day_versions")}
+    assert migrations.current(engine) == (migrations.head(),)
+    engine.dispose()
 
 
 def test_a_float_column_that_is_null_on_every_row_of_a_day_reads_back_as_float(tmp_path):
@@ -115,7 +147,7 @@ def test_a_float_column_that_is_null_on_every_row_of_a_day_reads_back_as_float(t
 
 
 def test_a_days_data_version_is_the_same_before_writing_and_after_reading_back(tmp_path):
-    """The features' data version (recorded on every model, re-checked by `pipelines.reproduce`)
+    """The features' data version (recorded on every model, re-checked by `pipelines.commands.reproduce`)
     does not depend on the pandas dtypes a frame arrives with, and changes with any value."""
     from assets.common import data_version, data_versions_by_partition, stored_data_versions
     from resources.schemas import flight_features

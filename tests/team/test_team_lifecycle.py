@@ -249,7 +249,7 @@ def test_the_lifecycle_on_two_workers_that_share_no_files(team, tmp_path):
     assert urllib.request.urlopen(report, timeout=10).status == 200
 
     # the model card and the Data Docs are artifacts in the tracking server's store
-    card = registry._setup().artifacts.load_text(f"runs:/{version.run_id}/model_card/model_card.md")
+    card = registry.mlflow_module().artifacts.load_text(f"runs:/{version.run_id}/model_card/model_card.md")
     assert "Model card" in card
     # the Evidently project holds the two days' snapshots under their replayed days
     project = report.split("/projects/")[1].split("/")[0]

@@ -1,6 +1,9 @@
-"""The layering: every stage's logic, the served model's package and the shared plain modules
-import no Dagster (so tests, benchmarks and the operator CLIs can use them alone); the served
-model's package imports no SQLAlchemy either; nothing in resources/ imports assets/ or pipelines/."""
+"""The layering (docs/architecture.md): every stage's logic, the served model's package and the
+shared plain modules import no Dagster (so tests, benchmarks and the operator commands can use
+them alone); the served model's package imports no SQLAlchemy either; nothing in resources/
+imports assets/ or pipelines/; the three processes of pipelines/ keep apart: the scoring server
+imports no Dagster, an operator command no asset module nor the orchestration, the orchestration
+no command nor the server."""
 
 import ast
 import subprocess
@@ -11,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 LOGIC = sorted(
     [".".join(p.relative_to(REPO).with_suffix("").parts) for p in (REPO / "assets").glob("*/logic.py")]
     + ["assets.common", "assets.validation.expectations", "assets.monitoring.reports", "resources.records",
-       "resources.settings", "resources.schemas", "resources.source_files", "resources.errors", "pipelines.policy",
-       "resources.alerts", "pipelines.served_traffic"]
+       "resources.settings", "resources.schemas", "resources.source_files", "resources.errors", "pipelines.orchestration.policy",
+       "resources.alerts", "pipelines.serving.traffic"]
 )
 
 
@@ -39,14 +42,65 @@ def test_the_served_model_package_imports_neither_dagster_nor_sqlalchemy():
     assert not {m.split(".")[0] for m in loaded} & {"dagster", "sqlalchemy", "assets", "resources", "pipelines"}
 
 
-def test_resources_import_neither_assets_nor_pipelines():
-    offenders = []
-    for path in (REPO / "resources").rglob("*.py"):
+def _imports(folder: str) -> dict[str, set[str]]:
+    """The modules each file under `folder` imports, at its top or inside a function."""
+    found = {}
+    for path in (REPO / folder).rglob("*.py"):
+        names = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("assets", "pipelines")]
-    assert offenders == []
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names |= {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+        found[str(path.relative_to(REPO))] = names
+    return found
+
+
+def _offenders(folder: str, forbidden) -> list[str]:
+    return sorted(f"{path}: {name}" for path, names in _imports(folder).items() for name in names if forbidden(name))
+
+
+def _is_asset_module(name: str) -> bool:
+    parts = name.split(".")
+    return parts[0] == "assets" and parts[-1] in ("asset", "asset_factory")
+
+
+def test_resources_import_neither_assets_nor_pipelines():
+    assert _offenders("resources", lambda n: n.split(".")[0] in ("assets", "pipelines")) == []
+
+
+def test_operator_commands_import_no_asset_module_nor_the_orchestration():
+    assert _offenders("pipelines/commands", lambda n: _is_asset_module(n) or n.startswith(
+        ("pipelines.orchestration", "pipelines.definitions", "pipelines.serving"))) == []
+    loaded = _loaded_after_import([f"pipelines.commands.{p.stem}" for p in (REPO / "pipelines/commands").glob("[!_]*.py")])
+    assert not {m for m in loaded if _is_asset_module(m) or m.startswith("pipelines.orchestration")}
+
+
+def test_the_orchestration_imports_no_command_nor_the_scoring_server():
+    assert _offenders("pipelines/orchestration", lambda n: n.startswith(("pipelines.commands", "pipelines.serving"))) == []
+    assert _offenders("assets", lambda n: n.split(".")[0] == "pipelines") == []
+
+
+def test_the_scoring_server_imports_no_dagster_in_a_fresh_interpreter():
+    """Every module the server's files import, at their top or when a worker starts, loaded
+    together: no Dagster, no asset module, nothing of the orchestration."""
+    modules = sorted({n for names in _imports("pipelines/serving").values() for n in names
+                      if n.split(".")[0] in ("pipelines", "resources", "assets", "served_model", "mlflow")
+                      and _importable(n)})
+    loaded = _loaded_after_import(["pipelines.serving.server", "pipelines.serving.app", "pipelines.serving.traffic", *modules])
+    assert {"resources.warehouse", "resources.alerts", "mlflow.pyfunc.scoring_server"} <= set(modules)  # imported lazily
+    assert not {m for m in loaded if m.split(".")[0] == "dagster" or _is_asset_module(m)
+                or m.startswith(("pipelines.orchestration", "pipelines.commands"))}
+
+
+def _importable(name: str) -> bool:
+    """A module, not a name imported from one (`from x import Name` yields both `x` and `x.Name`)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):
+        return False
 
 
 def test_data_versions_of_many_frames_equal_each_frames_own():

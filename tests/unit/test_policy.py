@@ -1,6 +1,6 @@
 """The retrain rules the sensors and schedules apply."""
 
-from pipelines.policy import days_between, drift_reason, in_cooldown, performance_reason, retrain_due
+from pipelines.orchestration.policy import days_between, drift_reason, in_cooldown, performance_reason, retrain_due
 
 
 def test_cooldown_counts_days_from_the_last_retrain():

@@ -102,3 +102,91 @@ def test_a_column_with_no_value_on_the_day_is_listed_not_judged(days):
     assert gust["method"] == "n/a (no values)" and not gust["drifted"]
     assert result.judged == len(NUM) + len(CAT) and len(result.columns) == result.judged + 1
     assert result.share == pytest.approx(result.count / result.judged)
+
+
+# --- the day's verdict is the test its snapshot carries ---------------------------------------------
+
+def _names():
+    from assets.monitoring.logic import SnapshotNames
+
+    return SnapshotNames(drift="drift", served_drift="served_drift", performance="performance",
+                         trailing_roc_auc="trailing_roc_auc", evaluation_roc_auc="evaluation_roc_auc")
+
+
+def _stored_tests(snapshot, folder) -> list[str]:
+    """The status of each test a snapshot carries once a workspace has stored it (what the Evidently UI shows)."""
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace(str(folder / "evidently"))
+    project = workspace.create_project("verdicts")
+    stored = workspace.get_run(project.id, workspace.add_run(project.id, snapshot).id)
+    return [str(getattr(t.status, "value", t.status)) for result in stored.metric_results.values() for t in result.tests]
+
+
+def _scored(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    p = np.clip(frame["is_late"].fillna(0) * 0.3 + rng.uniform(0, 0.7, len(frame)), 0, 1)
+    return frame.assign(probability_late=p, predicted_late=(p >= 0.45).astype(int), threshold=0.45, model_version="1")
+
+
+def test_each_days_drift_verdict_is_the_test_its_snapshot_carries(days, tmp_path):
+    """A calm and a drifted day: the verdict drift_report records as its check (`DayDrift.passed`)
+    is the result of the test in the day's snapshot as the workspace stores it, and a drift share
+    threshold on either side of a day's share flips both."""
+    from assets.monitoring.logic import DriftThresholds, drift_days, reference_and_thresholds
+
+    window = _scored(pd.concat([days[d] for d in ("2013-05-06", "2013-05-07", "2013-05-08")], ignore_index=True))
+    reference = reference_and_thresholds(window, 2000, 0.95)  # calibrated on its days, as the asset does
+    calm = _scored(days["2013-05-09"])
+    drifted = calm.assign(partition_date="2013-05-10", distance=calm["distance"] * 3, carrier="ZZ",
+                          sched_hour=(calm["sched_hour"] + 8) % 24)
+    current = pd.concat([calm, drifted], ignore_index=True)
+
+    def verdicts(share: float) -> dict[str, tuple[bool, float]]:
+        out = {}
+        for day in drift_days(["2013-05-09", "2013-05-10"], current, current.iloc[:0], lambda version: reference,
+                              DriftThresholds(share, 0.0, 0.95, 2000), _names()):
+            stored = _stored_tests(day.batch.snapshot, tmp_path / f"{share}-{day.day}")
+            assert stored == [t.status for t in day.batch.tests] and len(stored) == 1
+            assert day.passed == (stored == ["SUCCESS"]) == (not day.batch.dataset_drift)
+            out[day.day] = (day.passed, day.batch.share)
+        return out
+
+    at = verdicts(0.3)
+    (calm_passed, calm_share), (drifted_passed, drifted_share) = at["2013-05-09"], at["2013-05-10"]
+    assert calm_passed and not drifted_passed and 0 < calm_share < 0.3 <= drifted_share
+    assert {d: v[0] for d, v in verdicts(drifted_share + 0.01).items()} == {"2013-05-09": True, "2013-05-10": True}
+    assert {d: v[0] for d, v in verdicts(calm_share).items()} == {"2013-05-09": False, "2013-05-10": False}
+
+
+def test_each_days_performance_verdict_is_the_test_its_snapshot_carries(days, tmp_path):
+    """A healthy day, a degraded day and a day of one class: the verdict performance_report records
+    as its check (`DayPerformance.passed`) is the result of the test of the trailing ROC AUC against
+    its floor in the day's snapshot as stored; a larger allowed drop flips the degraded day in both;
+    an undefined trailing ROC AUC has no test and no verdict."""
+    from types import SimpleNamespace
+
+    from assets.monitoring.logic import PerformanceThresholds, labelled_rows, performance_days
+
+    healthy = _scored(days["2013-05-08"].dropna(subset=["is_late"]))  # ROC AUC ~0.8
+    degraded = _scored(days["2013-05-09"].dropna(subset=["is_late"]))
+    degraded["is_late"] = degraded["is_late"].sample(frac=1, random_state=0).to_numpy()  # outcomes shuffled: ROC AUC ~0.5
+    one_class = _scored(days["2013-05-07"].dropna(subset=["is_late"])).assign(is_late=0)
+    labelled = labelled_rows(pd.concat([healthy, degraded, one_class], ignore_index=True), "is_late")
+    record = SimpleNamespace(label="flight_delay_classifier v1", evaluation_roc_auc=0.78)
+
+    def verdicts(drop: float) -> dict[str, bool]:
+        out = {}
+        for day in performance_days(["2013-05-07", "2013-05-08", "2013-05-09"], labelled, lambda version: record,
+                                    PerformanceThresholds(drop, 1), "is_late", _names()):
+            stored = _stored_tests(day.result.snapshot, tmp_path / f"{drop}-{day.day}")
+            assert stored == [t.status for t in day.result.tests]
+            assert day.passed == all(s == "SUCCESS" for s in stored)
+            assert (stored == []) == np.isnan(day.trailing.roc_auc)  # no ROC AUC of one class: no test
+            if stored:
+                assert day.passed == (day.trailing.roc_auc > day.trailing.floor) and day.trailing.floor == 0.78 - drop
+            out[day.day] = day.passed
+        return out
+
+    assert verdicts(0.05) == {"2013-05-07": True, "2013-05-08": True, "2013-05-09": False}
+    assert verdicts(0.4) == {"2013-05-07": True, "2013-05-08": True, "2013-05-09": True}

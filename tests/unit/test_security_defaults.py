@@ -21,13 +21,13 @@ def tracked_files() -> list[Path]:
 
 def test_every_server_binds_to_loopback_by_default():
     makefile = (REPO / "Makefile").read_text()
-    for server in ("dagster dev", "python -m pipelines.mlflow_ui", "python -m pipelines.serve"):
+    for server in ("dagster dev", "flights-mlflow-ui", "flights-serve"):
         line = next(text for text in makefile.splitlines() if server in text)
         assert "0.0.0.0" not in line
         if server == "dagster dev":
             assert "-h 127.0.0.1" in line, line
-    from pipelines.mlflow_ui import ui_command
-    from pipelines.serve import arguments, serve_command
+    from pipelines.commands.mlflow_ui import ui_command
+    from pipelines.serving.server import arguments, serve_command
     from resources.registry import ModelRegistry
 
     default = arguments([])

@@ -5,8 +5,9 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from resources.settings import SettingError, Settings, environment_variables
+from resources.settings import SettingError, Settings, environment_variables, settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,7 +73,9 @@ def documented() -> set[str]:
 
 
 def test_every_documented_setting_is_read_and_every_read_one_is_documented():
-    assert documented() == set(environment_variables()) == set(NON_DEFAULT)
+    schema = {field.alias for field in Settings.model_fields.values()}  # the variable of each field
+    assert len(schema) == len(Settings.model_fields)
+    assert documented() == schema == set(environment_variables()) == set(NON_DEFAULT)
 
 
 @pytest.mark.parametrize("name", sorted(NON_DEFAULT))
@@ -107,6 +110,11 @@ def test_defaults_and_the_profile():
     ({"FLIGHTS_REPLAY_END": "2013-02-30"}, "FLIGHTS_REPLAY_END='2013-02-30' is not a day"),
     ({"FLIGHTS_REPLAY_START": "2013-03-02", "FLIGHTS_REPLAY_END": "2013-03-01"}, "FLIGHTS_REPLAY_END=2013-03-01 is before"),
     ({"FLIGHTS_REPLAY_PERIODIC_RETRAIN": "maybe"}, "expected true or false"),
+    ({"FLIGHTS_SERVE_RECORD": "on"}, "FLIGHTS_SERVE_RECORD='on': expected true or false"),  # 1/0, true/false, yes/no only
+    ({"FLIGHTS_SMTP_PORT": "0"}, "FLIGHTS_SMTP_PORT='0' is below its minimum 1"),
+    ({"FLIGHTS_SERVE_POLL_SECONDS": "0.01"}, "FLIGHTS_SERVE_POLL_SECONDS='0.01' is below its minimum 0.1"),
+    ({"FLIGHTS_PROMOTION_MODE": "manual"}, "FLIGHTS_PROMOTION_MODE='manual': expected one of auto, approve, shadow"),
+    ({"FLIGHTS_SMTP_HOST": "smtp.example.org"}, "FLIGHTS_SMTP_HOST is set but FLIGHTS_ALERT_EMAIL_TO names no recipient"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(env, message):
     with pytest.raises(SettingError, match=re.escape(message)):
@@ -135,3 +143,66 @@ def test_links_follow_the_services_and_no_secret_is_shown():
     assert "write-secret" not in repr(team)
     with pytest.raises(SettingError, match="FLIGHTS_EVIDENTLY_URL"):
         Settings.from_env({"FLIGHTS_EVIDENTLY_URL": "/tmp/workspace"})
+    mail = Settings.from_env({"FLIGHTS_SMTP_HOST": "smtp.example.org", "FLIGHTS_ALERT_EMAIL_TO": "ops@example.org",
+                              "FLIGHTS_SMTP_PASSWORD": "mail-secret", "FLIGHTS_ALERT_WEBHOOK_URL": "https://hooks.example.org/T/B/hook-secret"})
+    assert "mail-secret" not in repr(mail) and "hook-secret" not in repr(mail)
+
+
+def test_every_bad_variable_is_one_line_of_one_error_and_a_secret_is_not_shown():
+    env = {"FLIGHTS_DRIFT_SHARE": "abc", "FLIGHTS_EVIDENTLY_URL": "/tmp/workspace", "FLIGHTS_PROMOTION_MODE": "manual",
+           "FLIGHTS_ALERT_WEBHOOK_URL": "ftp://hooks.example.org/T/B/hook-secret", "FLIGHTS_SMTP_PORT": "0"}
+    with pytest.raises(SettingError) as refused:
+        Settings.from_env(env)
+    # in the schema's order; the defaults that follow from a bad variable (the Evidently UI's) add nothing
+    assert str(refused.value).splitlines() == [
+        "FLIGHTS_EVIDENTLY_URL='/tmp/workspace': expected the http(s) URL of an `evidently ui` service",
+        "FLIGHTS_DRIFT_SHARE='abc' is not a number",
+        "FLIGHTS_PROMOTION_MODE='manual': expected one of auto, approve, shadow",
+        "FLIGHTS_ALERT_WEBHOOK_URL: expected an http(s) URL",
+        "FLIGHTS_SMTP_PORT='0' is below its minimum 1",
+    ]
+    assert refused.value.__suppress_context__  # no pydantic traceback under it
+
+
+def test_checks_across_variables_report_every_problem():
+    env = {"FLIGHTS_EXECUTOR": "celery", "FLIGHTS_REPLAY_START": "2013-03-02", "FLIGHTS_REPLAY_END": "2013-03-01",
+           "FLIGHTS_SMTP_HOST": "smtp.example.org"}
+    with pytest.raises(SettingError) as refused:
+        Settings.from_env(env)
+    assert [line.split()[0] for line in str(refused.value).splitlines()] == [
+        "FLIGHTS_EXECUTOR=celery", "FLIGHTS_REPLAY_END=2013-03-01", "FLIGHTS_SMTP_HOST"]
+
+
+def test_variables_are_read_by_their_exact_names():
+    s = Settings.from_env({"WAREHOUSE_URL": "sqlite:////tmp/w.db", "FLIGHTS_WAREHOUSE_URL": "sqlite:////tmp/other.db",
+                           "flights_drift_share": "0.9", "drift_share": "0.9", "FLIGHTS_Drift_Share": "0.9"})
+    assert s.warehouse_url == "sqlite:////tmp/w.db"  # the alias, not FLIGHTS_ + the field's name
+    assert s.drift_share == 0.3  # neither another case nor the field's name
+    assert Settings.from_env({"MLFLOW_TRACKING_USERNAME": "pipeline"}).mlflow_tracking_username == "pipeline"
+
+
+def test_defaults_follow_the_settings_they_derive_from():
+    s = Settings.from_env({"FLIGHTS_CELERY_BROKER": "redis://broker:6379/0", "MLFLOW_TRACKING_URI": "https://mlflow.example.org/",
+                           "FLIGHTS_DATA_DIR": "/srv/flights", "FLIGHTS_POSTGRES_URL": "postgresql+psycopg2://u@db:5432//"})
+    assert s.celery_backend == "redis://broker:6379/0"  # the broker
+    assert (s.mlflow_ui_url, s.mlflow_artifact_root) == ("https://mlflow.example.org", None)  # the tracking server
+    assert s.warehouse_url == "postgresql+psycopg2://u@db:5432/warehouse" and s.landing_dir == Path("/srv/flights/landing")
+    local = Settings.from_env({"FLIGHTS_DATA_DIR": "/srv/flights", "FLIGHTS_CELERY_BROKER": "redis://b/0", "FLIGHTS_CELERY_BACKEND": "redis://b/1"})
+    assert (local.mlflow_artifact_root, local.mlflow_tracking_uri) == ("/srv/flights/mlartifacts", "sqlite:////srv/flights/mlflow.db")
+    assert local.celery_backend == "redis://b/1"  # given, a derived setting is what it says
+
+
+def test_a_blank_variable_is_unset_and_values_are_trimmed():
+    s = Settings.from_env({"FLIGHTS_DRIFT_SHARE": "  ", "FLIGHTS_EXECUTOR": "", "FLIGHTS_SMTP_PORT": " 587 ", "FLIGHTS_SOURCE": " landing ",
+                           "FLIGHTS_ALERT_EMAIL_TO": " a@example.org , ,b@example.org ", "FLIGHTS_SERVE_RECORD": " No "})
+    assert (s.drift_share, s.executor, s.smtp_port, s.source) == (0.3, "in_process", 587, "landing")
+    assert (s.alert_email_to, s.serve_record) == (("a@example.org", "b@example.org"), False)
+
+
+def test_the_process_environment_is_read_at_each_call_into_a_frozen_object(monkeypatch):
+    monkeypatch.setenv("FLIGHTS_DRIFT_SHARE", "0.45")
+    first = settings()
+    monkeypatch.setenv("FLIGHTS_DRIFT_SHARE", "0.55")
+    assert (first.drift_share, settings().drift_share) == (0.45, 0.55)
+    with pytest.raises(ValidationError, match="frozen"):
+        first.drift_share = 0.1

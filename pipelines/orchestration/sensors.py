@@ -27,6 +27,7 @@ from dagster import (
     AssetRecordsFilter,
     DagsterRunStatus,
     DefaultSensorStatus,
+    Definitions,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -37,9 +38,9 @@ from dagster import (
 
 from assets.asset_factory import daily_partitions
 from assets.common import partition_days, previous_day
-from assets.deployment.jobs import approve_challenger_job, reject_challenger_job
-from pipelines.jobs import ingest_job, monitor_job, retrain_job
-from pipelines.policy import days_between, drift_reason, in_cooldown, performance_reason, retrain_due
+from pipelines.orchestration.deployment import approve_challenger_job, reject_challenger_job
+from pipelines.orchestration.jobs import ingest_job, monitor_job, retrain_job
+from pipelines.orchestration.policy import days_between, drift_reason, in_cooldown, performance_reason, retrain_due
 from resources.records import RetrainTrigger, Tag
 from resources.settings import settings
 
@@ -361,3 +362,7 @@ def replay_clock_sensor(context: SensorEvaluationContext):
         requests.append(retrain_request(RetrainTrigger(
             kind="periodic_retrain", reason=f"periodic retrain every {s.retrain_every_days} replayed days", as_of=yesterday)))
     return SensorResult(run_requests=requests)
+
+
+defs = Definitions(sensors=[drift_sensor, performance_sensor, monitor_sensor, landing_sensor, replay_clock_sensor,
+                            challenger_sensor])

@@ -69,7 +69,7 @@ def load_version(registry: ModelRegistry, version: str) -> Served:
     if not record.build.package:
         raise ServingRefused(f"{record.label} was registered before the served_model package existed and cannot be "
                              "served by this repository: retrain (retrain_job) or roll back (rollback_job)")
-    registry._setup()
+    registry.mlflow_module()
     try:
         model = mlflow.pyfunc.load_model(f"models:/{registry.model_name}/{version}")
     except Exception as exc:
@@ -176,7 +176,7 @@ class ChampionFollower:
         self._thread = threading.Thread(target=self._run, name="champion-follower", daemon=True)
 
     def champion_version(self) -> str | None:
-        mv = self.registry._version_by_alias(CHAMPION)
+        mv = self.registry.version_by_alias(CHAMPION)
         return None if mv is None else str(mv.version)
 
     def start(self) -> None:

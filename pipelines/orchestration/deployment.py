@@ -7,7 +7,7 @@
 - `rollback_job`: `champion` back to a version (default `previous`); the version rolled back from
   is never restored by a rollback.
 
-Who and why go on the version (`deploy.events`, shown by `python -m pipelines.provenance`) and on
+Who and why go on the version (`deploy.events`, shown by `flights-provenance`) and on
 a `champion_model` materialization of the run (metadata `event`), which is what the UI, the
 alerts and an audit read. A request that cannot be carried out (no challenger waits, an unknown
 version, the champion itself, a challenger whose artifacts are missing) fails at once with a
@@ -18,7 +18,7 @@ moves are checked before any is made.
 
 import contextlib
 
-from dagster import AssetKey, AssetMaterialization, Config, MetadataValue, OpExecutionContext, job, op
+from dagster import AssetKey, AssetMaterialization, Config, Definitions, MetadataValue, OpExecutionContext, ResourceParam, job, op
 from pydantic import Field
 
 from assets.asset_factory import DataFailure
@@ -41,7 +41,7 @@ class RollbackRequest(Config):
     requested_by: str = Field(default="operator", description="Who asks for it (recorded).")
 
 
-def _deployment_record(context: OpExecutionContext, model_registry: ModelRegistry, event: str, version: str,
+def _deployment_record(context: OpExecutionContext, model_registry: ResourceParam[ModelRegistry], event: str, version: str,
                        detail: dict[str, str]) -> AssetMaterialization:
     champion = model_registry.champion()
     return AssetMaterialization(asset_key=AssetKey("champion_model"), metadata={
@@ -50,7 +50,7 @@ def _deployment_record(context: OpExecutionContext, model_registry: ModelRegistr
         "version": MetadataValue.text(version),
         **{k: MetadataValue.text(v) for k, v in detail.items()},
         "model_version_url": MetadataValue.url(model_registry.version_url(version)),
-        "provenance": MetadataValue.text(f"python -m pipelines.provenance {version}"),
+        "provenance": MetadataValue.text(f"flights-provenance {version}"),
     })
 
 
@@ -64,7 +64,7 @@ def _refusals_said():
 
 
 @op(out={}, description="The waiting challenger becomes the champion; the old champion keeps `previous`.")
-def approve_challenger(context: OpExecutionContext, config: ChallengerDecision, model_registry: ModelRegistry):
+def approve_challenger(context: OpExecutionContext, config: ChallengerDecision, model_registry: ResourceParam[ModelRegistry]):
     with _refusals_said():
         approved, old = model_registry.approve_challenger(by=config.approver, reason=config.reason,
                                                           dagster_run_id=context.run_id, expected=config.version)
@@ -74,7 +74,7 @@ def approve_challenger(context: OpExecutionContext, config: ChallengerDecision, 
 
 
 @op(out={}, description="The waiting challenger loses its alias (rejected, expired or dropped).")
-def reject_challenger(context: OpExecutionContext, config: ChallengerDecision, model_registry: ModelRegistry):
+def reject_challenger(context: OpExecutionContext, config: ChallengerDecision, model_registry: ResourceParam[ModelRegistry]):
     if config.outcome not in ("rejected", "expired", "dropped"):
         raise DataFailure(f"outcome {config.outcome!r}: expected rejected, expired or dropped (nothing was moved)")
     with _refusals_said():
@@ -86,7 +86,7 @@ def reject_challenger(context: OpExecutionContext, config: ChallengerDecision, m
 
 
 @op(out={}, description="Move `champion` back to a version (default `previous`), with a reason.")
-def rollback_champion(context: OpExecutionContext, config: RollbackRequest, model_registry: ModelRegistry):
+def rollback_champion(context: OpExecutionContext, config: RollbackRequest, model_registry: ResourceParam[ModelRegistry]):
     with _refusals_said():
         rolled_back, restored, previous = model_registry.rollback(
             config.target_version, by=config.requested_by, reason=config.reason, dagster_run_id=context.run_id)
@@ -112,3 +112,6 @@ def reject_challenger_job():
      tags={"stage": "deployment"})
 def rollback_job():
     rollback_champion()
+
+
+defs = Definitions(jobs=[rollback_job, approve_challenger_job, reject_challenger_job])

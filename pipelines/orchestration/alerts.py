@@ -22,6 +22,7 @@ from dagster import (
     DagsterEventType,
     DagsterRunStatus,
     DefaultSensorStatus,
+    Definitions,
     RunFailureSensorContext,
     RunStatusSensorContext,
     SensorEvaluationContext,
@@ -32,8 +33,8 @@ from dagster import (
     sensor,
 )
 
-from pipelines.jobs import retrain_job
-from pipelines.sensors import SENSOR_INTERVAL_SECONDS, new_records, newest_storage_id, record_metadata
+from pipelines.orchestration.jobs import retrain_job
+from pipelines.orchestration.sensors import SENSOR_INTERVAL_SECONDS, new_records, newest_storage_id, record_metadata
 from resources.alerts import Alert, configured, send
 from resources.settings import settings
 
@@ -216,4 +217,4 @@ def verdict_alert(context: SensorEvaluationContext):
     return SensorResult(skip_reason=SkipReason(skip), cursor=json.dumps(cursor))
 
 
-ALERT_SENSORS = [run_failure_alert, retrain_started_alert, verdict_alert]
+defs = Definitions(sensors=[run_failure_alert, retrain_started_alert, verdict_alert])

@@ -1,6 +1,6 @@
 """The MLflow UI over the pipeline's tracking store, on loopback only.
 
-    python -m pipelines.mlflow_ui [--port 5000] [--host 127.0.0.1]
+    flights-mlflow-ui [--port 5000] [--host 127.0.0.1]
 
 The store is the setting MLFLOW_TRACKING_URI (or the profile's default: SQLite under data/, or
 the `mlflow` database of FLIGHTS_POSTGRES_URL); telemetry off.
@@ -23,15 +23,16 @@ def ui_command(host: str, port: int) -> tuple[list[str], dict]:
     return cmd, subprocess_env()
 
 
-def main() -> None:
+def main(argv=None) -> int:
     configure_process()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     parser.add_argument("--port", type=int, default=5000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cmd, env = ui_command(args.host, args.port)
-    os.execvpe(cmd[0], cmd, env)
+    os.execvpe(cmd[0], cmd, env)  # replaces this process: returns only by failing (OSError)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """The versions of a day: every ingestion, validation and feature build of it, and which
 registered model versions use each.
 
-    python -m pipelines.history DAY|VERSION_ID [...] [--asset ASSET] [--json]
+    flights-history DAY|VERSION_ID [...] [--asset ASSET] [--json]
 
 Per version: when it was written, whether it is current, superseded or deleted by the retention
 job, its source file, rows in / valid / quarantined, its content hash, the versions it was built
@@ -19,10 +19,10 @@ import sys
 
 from assets.common import partition_days
 from assets.day_history import ASSET_ORDER, history_rows, model_usage
-from resources.errors import DataProblem
+from pipelines.commands.convention import cannot_carry_out, refused
 from resources.registry import ModelRegistry
 from resources.settings import configure_process
-from resources.warehouse import Warehouse, WarehouseUnavailable
+from resources.warehouse import Warehouse
 
 COLUMNS = [("asset", 17), ("version", 12), ("created", 23), ("status", 33), ("rows_in", 7), ("rows_valid", 10),
            ("rows_quarantined", 16), ("content_hash", 16), ("built_from", 26), ("used_by", 28), ("source_file", 0)]
@@ -74,9 +74,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         found = history(args.days, args.asset)
-    except (UnknownDays, DataProblem, WarehouseUnavailable) as exc:  # also: an older warehouse, one unreachable
-        print(f"history: {exc}", file=sys.stderr)
-        return 2
+    except cannot_carry_out() as exc:  # unknown days, an older warehouse, one unreachable
+        return refused("history", exc)
     if args.json:
         print(json.dumps(found, indent=1))
     else:

@@ -1,10 +1,11 @@
 """Print what the data half of the pipeline holds for a window of days.
 
-    python -m pipelines.summary 2013-01-01 2013-01-14
+    flights-summary 2013-01-01 2013-01-14
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import Counter
 
@@ -12,6 +13,7 @@ import pandas as pd
 
 from assets.common import partition_days
 from assets.validation.logic import parse_reasons
+from pipelines.commands.convention import Refused, cannot_carry_out, refused
 from resources.registry import PREVIOUS, ModelRegistry
 from resources.schemas import flight_features, predictions, quarantine, raw_tables, validated_tables
 from resources.settings import configure_process, settings
@@ -94,8 +96,23 @@ def model_lines(wh, days) -> list[str]:
     ]
 
 
-if __name__ == "__main__":
+def main(argv=None) -> int:
     configure_process()
-    start, end = (sys.argv[1:3] + [None, None])[:2]
     keys = partition_days()
-    print(summarize(start or keys[0], end or start or keys[-1]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("start", nargs="?", help=f"first day (default {keys[0]})")
+    parser.add_argument("end", nargs="?", help=f"last day (default: START if given, else {keys[-1]})")
+    args = parser.parse_args(argv)
+    start, end = args.start or keys[0], args.end or args.start or keys[-1]
+    unknown = sorted({d for d in (start, end) if d not in keys})
+    try:
+        if unknown:
+            raise Refused(f"not a day of the partitions ({keys[0]} … {keys[-1]}): {', '.join(unknown)}")
+        print(summarize(start, end))
+    except cannot_carry_out() as exc:
+        return refused("summary", exc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,15 +1,15 @@
 """Schedules (both off on a fresh clone; see each one's reason).
 
-'Today' is the replay clock's day (`pipelines.sensors.replay_today`): the day after the newest
+'Today' is the replay clock's day (`pipelines.orchestration.sensors.replay_today`): the day after the newest
 day with features, from FLIGHTS_REPLAY_START on.
 """
 
-from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
+from dagster import DefaultScheduleStatus, Definitions, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from assets.common import previous_day
-from pipelines.jobs import ingest_job, retrain_job
-from pipelines.policy import retrain_due
-from pipelines.sensors import last_retrain_day, replay_today, retrain_request
+from pipelines.orchestration.jobs import ingest_job, retrain_job
+from pipelines.orchestration.policy import retrain_due
+from pipelines.orchestration.sensors import last_retrain_day, replay_today, retrain_request
 from resources.records import RetrainTrigger
 from resources.settings import settings
 
@@ -50,3 +50,6 @@ def periodic_retrain_schedule(context: ScheduleEvaluationContext):
         return SkipReason(f"the last retrain (as of {last}) is less than {every} days old")
     return retrain_request(RetrainTrigger(kind="periodic_retrain_schedule", reason=f"periodic retrain every {every} days",
                                           as_of=yesterday))
+
+
+defs = Definitions(schedules=[daily_ingestion_schedule, periodic_retrain_schedule])

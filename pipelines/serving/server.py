@@ -1,12 +1,12 @@
 """Serve the champion, following the registry's `champion` alias, on loopback only.
 
-    python -m pipelines.serve [--port 5001] [--host 127.0.0.1] [--workers 2] [--no-record]
+    flights-serve [--port 5001] [--host 127.0.0.1] [--workers 2] [--no-record]
 
 POST {"inputs": [{<feature>: value, ...}, ...]} to /invocations and get [P(on time), P(late)] per
 flight (the request schema and the scoring: served_model/model.py); each response names the
 version that produced it (`X-Model-Version`). A promotion, an approval or a rollback is served
 within FLIGHTS_SERVE_POLL_SECONDS plus the new version's load and warm-up, with no failed or
-mixed request; the worker processes switch at one instant (pipelines/serving_app.py). `GET /serving` shows the served version, the swaps,
+mixed request; the worker processes switch at one instant (pipelines/serving/app.py). `GET /serving` shows the served version, the swaps,
 the versions that could not be loaded and the recorder's counts. Every served flight is
 recorded in the warehouse (`served_predictions`) unless --no-record or FLIGHTS_SERVE_RECORD=false.
 """
@@ -17,19 +17,22 @@ import argparse
 import logging
 import sys
 import time
-from pathlib import Path
 
-from resources.registry import ModelRegistry
+from resources.registry import ModelRegistry, RegistryUnavailable
 from resources.settings import configure_process, settings, subprocess_env
+
+
+class NothingToServe(LookupError):
+    """No champion, or one this server cannot run: said in one line, exit code 2."""
 
 
 def servable(registry: ModelRegistry) -> str:
     """The champion's version, if this repository's scoring server can run it."""
     champion = registry.champion()
     if champion is None:
-        raise SystemExit("no champion model yet: run `make demo` (or retrain_job) first")
+        raise NothingToServe("no champion model yet: run `make demo` (or retrain_job) first")
     if not champion.build.package:
-        raise SystemExit(
+        raise NothingToServe(
             f"{champion.label} was registered before the served_model package existed: it ships the old "
             "`resources/` folder and cannot be served by this version of the repository. Retrain "
             "(retrain_job), or roll back to a version registered since (rollback_job).")
@@ -39,7 +42,7 @@ def servable(registry: ModelRegistry) -> str:
 def serve_command(registry: ModelRegistry, host: str, port: int, record: bool = True) -> tuple[list[str], dict]:
     """The command (and its environment) that starts this server for `registry`."""
     env = subprocess_env({"MLFLOW_TRACKING_URI": registry.resolved_tracking_uri})
-    cmd = [sys.executable, "-m", "pipelines.serve", "--host", host, "--port", str(port)]
+    cmd = [sys.executable, "-m", "pipelines.serving.server", "--host", host, "--port", str(port)]
     return cmd + ([] if record else ["--no-record"]), env
 
 
@@ -69,8 +72,8 @@ def _worker(sock, board, args: argparse.Namespace) -> None:
     import uvicorn
     from threadpoolctl import threadpool_limits
 
-    from pipelines.served_traffic import ServedTrafficRecorder
-    from pipelines.serving_app import ChampionFollower, FollowingApp, ServingRefused
+    from pipelines.serving.app import ChampionFollower, FollowingApp, ServingRefused
+    from pipelines.serving.traffic import ServedTrafficRecorder
     from resources.warehouse import Warehouse
 
     s = settings()
@@ -85,20 +88,24 @@ def _worker(sock, board, args: argparse.Namespace) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     configure_process(serving=True)
     args = arguments(argv)
     import multiprocessing
     import signal
     import socket
 
-    from pipelines.serving_app import SwapBoard
+    from pipelines.serving.app import SwapBoard
 
     s = settings()
     registry = ModelRegistry()
     while args.wait and registry.champion() is None:  # a profile started before its first model
         time.sleep(s.serve_poll_seconds)
-    version = servable(registry)
+    try:
+        version = servable(registry)
+    except (NothingToServe, RegistryUnavailable) as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
@@ -128,9 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     for w in workers:
         if w.is_alive():
             w.terminate()
-    raise SystemExit(f"worker {failed[0].name} exited ({failed[0].exitcode}): the server stops")
+    print(f"worker {failed[0].name} exited ({failed[0].exitcode}): the server stops", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    main()
+    sys.exit(main())

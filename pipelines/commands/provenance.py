@@ -1,7 +1,7 @@
 """The provenance of a model version, for an audit: why it exists, what data made it, whether
 that data was valid, how it was judged, and what would rebuild it.
 
-    python -m pipelines.provenance [VERSION|champion] [--json]
+    flights-provenance [VERSION|champion] [--json]
 
 Read from the MLflow registry (the version's record, its run's metrics and parameters, its
 pinned requirements) and from the Dagster instance (the retrain run and its tags, the triggering
@@ -17,7 +17,9 @@ import sys
 from typing import Any
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+from dagster._core.errors import DagsterHomeNotSetError
 
+from pipelines.commands.convention import cannot_carry_out, refused
 from resources.records import ModelRecord
 from resources.registry import ModelRegistry
 from resources.settings import configure_process
@@ -70,10 +72,7 @@ def _trigger(instance: DagsterInstance, record: ModelRecord) -> dict[str, Any]:
 def provenance(version: str, instance: DagsterInstance | None = None, registry: ModelRegistry | None = None) -> dict[str, Any]:
     registry = registry or ModelRegistry()
     instance = instance or DagsterInstance.get()
-    try:
-        record = registry.record(version)
-    except LookupError as exc:
-        raise SystemExit(str(exc)) from None
+    record = registry.record(version)
     window, build = record.window, record.build
     days = window.days
     run_record = instance.get_run_record_by_id(build.dagster_run_id) if build.dagster_run_id else None
@@ -87,7 +86,7 @@ def provenance(version: str, instance: DagsterInstance | None = None, registry: 
         recorded, built = window.data_versions.get(day), features.get(day, {})
         row: dict[str, Any] = {
             "day": day, "split": window.split_of(day), "data_version": recorded,
-            "version_id": window.version_ids.get(day),  # the flight_features version read (pipelines.history DAY)
+            "version_id": window.version_ids.get(day),  # the flight_features version read (pipelines.commands.history DAY)
             "features_data_version_in_instance": built.get("data_version"),
             "data_version_matches": recorded is not None and recorded == built.get("data_version"),
             "features_run_id": built.get("run_id"),
@@ -132,7 +131,7 @@ def provenance(version: str, instance: DagsterInstance | None = None, registry: 
         "alias_moves": [e.as_dict() for e in record.events],
         "rebuild": {"git_commit": build.git_commit, "requirements_lock_sha256": build.lock_sha256,
                     "pinned_requirements": requirements, "hyperparameters": registry.run_params(record.run_id),
-                    "command": f"python -m pipelines.reproduce {record.version}"},
+                    "command": f"flights-reproduce {record.version}"},
     }
 
 
@@ -179,15 +178,19 @@ def as_text(p: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     configure_process()
     parser = argparse.ArgumentParser(description="The provenance chain of a registered model version.")
     parser.add_argument("version", nargs="?", default="champion", help="a version number, or `champion` (default)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args(argv)
-    p = provenance(args.version)
+    try:
+        p = provenance(args.version)
+    except cannot_carry_out(DagsterHomeNotSetError) as exc:
+        return refused(f"provenance of {args.version}", exc)
     sys.stdout.write(json.dumps(p, indent=1, default=str) + "\n" if args.json else as_text(p) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

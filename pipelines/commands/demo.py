@@ -1,8 +1,8 @@
 """`make demo`: the whole loop on the embedded default, through the real CLI, daemon and sensors.
 
 1. history: ingest, validate and build features for START..TRAIN_END, one CLI run
-   (`dagster asset materialize`);
-2. the first model: `retrain_job` trained up to TRAIN_END (`dagster job execute`), deployed if the
+   (`dg launch --assets`);
+2. the first model: `retrain_job` trained up to TRAIN_END (`dg launch --job`), deployed if the
    gate passes;
 3. the loop: the Dagster daemon with `replay_clock_sensor` on replays the following days, one per
    tick: each day is ingested (replay clock), scored and reported (monitor_sensor); when a report
@@ -13,7 +13,7 @@
 
 One line per replayed day. The CLI's and the daemon's own logs go to data/demo/*.log.
 
-    python -m pipelines.demo [--start 2013-01-01] [--train-end 2013-03-01] [--end 2013-03-31]
+    flights-demo [--start 2013-01-01] [--train-end 2013-03-01] [--end 2013-03-31]
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from pathlib import Path
 from resources.settings import REPO_ROOT, configure_process, settings, subprocess_env
 
 RETRAIN_TRIGGERS = ("drift_sensor", "performance_sensor")
-BIN = Path(sys.executable).parent  # the environment's own `dagster` and `dagster-daemon`
-DAGSTER, DAEMON = str(BIN / "dagster"), str(BIN / "dagster-daemon")
+BIN = Path(sys.executable).parent  # the environment's own executables
+DG, DAGSTER, DAEMON = str(BIN / "dg"), str(BIN / "dagster"), str(BIN / "dagster-daemon")  # dg runs; dagster starts sensors
 WORKSPACE = ["-w", str(REPO_ROOT / "workspace.yaml")]
 LOCATION = "flight_delay"  # workspace.yaml
 # the daemon's sensors tick as often as Dagster's sensor loop allows (every 5 s); a replayed day
@@ -65,7 +65,8 @@ class Demo:
         """Run a Dagster CLI command; its output goes to data/demo/<name>.log."""
         log = self.logs / f"{name}.log"
         with log.open("w") as out:
-            done = subprocess.run(args, cwd=REPO_ROOT, env=subprocess_env(extra_env), stdout=out, stderr=subprocess.STDOUT)
+            done = subprocess.run(args, cwd=REPO_ROOT, env=subprocess_env({"VIRTUAL_ENV": sys.prefix, **(extra_env or {})}),
+                                  stdout=out, stderr=subprocess.STDOUT)
         if done.returncode != 0:
             tail = "\n".join(log.read_text().splitlines()[-25:])
             raise DemoFailed(f"`{' '.join(args[:3])} …` failed (exit {done.returncode}); its log: {log}\n{tail}")
@@ -79,8 +80,7 @@ class Demo:
     def history(self) -> str:
         import json
 
-        self.cli("history", [DAGSTER, "asset", "materialize", "-m", "pipelines.definitions", "--select", "*flight_features",
-                             "--partition-range", f"{self.start}...{self.train_end}",
+        self.cli("history", [DG, "launch", "--assets", "*flight_features", "--partition-range", f"{self.start}...{self.train_end}",
                              "--config-json", json.dumps(QUIET_RUN_CONFIG)])
         run = self.newest_run("__ASSET_JOB")
         days = self.day_metadata("validated_flights", run.run_id)
@@ -94,7 +94,7 @@ class Demo:
 
         config = self.logs / "first_model.yaml"
         config.write_text(yaml.safe_dump({**QUIET_RUN_CONFIG, "ops": {"training_set": {"config": {"end_day": self.train_end}}}}))
-        self.cli("first_model", [DAGSTER, "job", "execute", "-m", "pipelines.definitions", "-j", "retrain_job", "-c", str(config)])
+        self.cli("first_model", [DG, "launch", "--job", "retrain_job", "-c", str(config)])
         run = self.newest_run("retrain_job")
         return self.decision(run.run_id)
 
@@ -261,7 +261,7 @@ class Demo:
             f"      monitoring dashboard (Evidently)    make evidently-ui {dashboard}",
             f"      model card (MLflow)                 make mlflow-ui    {gate.get('model_card_url', '')}",
             f"      the candidate's MLflow run          make mlflow-ui    {gate.get('mlflow_run', '')}",
-            f"      the provenance chain                python -m pipelines.provenance {gate.get('candidate_version', '')}",
+            f"      the provenance chain                flights-provenance {gate.get('candidate_version', '')}",
         ]
 
 
@@ -276,12 +276,12 @@ def main(argv=None) -> int:
     demo = Demo(args.start, args.train_end, args.end, settings().data_dir / "demo")
     try:
         print(f"[1/4] history {args.start} … {args.train_end}: ingest, validate (Great Expectations), build features, "
-              "one run (dagster asset materialize)", flush=True)
+              "one run (dg launch --assets)", flush=True)
         t = time.perf_counter()
         summary = demo.history()
         print(f"      {summary} ({clock(t)})", flush=True)
 
-        print(f"[2/4] the first model: retrain_job on the days up to {args.train_end} (dagster job execute)", flush=True)
+        print(f"[2/4] the first model: retrain_job on the days up to {args.train_end} (dg launch --job)", flush=True)
         t = time.perf_counter()
         summary = demo.first_model()
         print(f"      {summary} ({clock(t)})", flush=True)

@@ -1,6 +1,6 @@
 """Rebuild a registered model version from its recorded inputs and show that it is the same model.
 
-    python -m pipelines.reproduce [VERSION|champion] [--json]
+    flights-reproduce [VERSION|champion] [--json]
 
 From the version's record (MLflow tags and params): the training window's days and the id and
 content hash of each day's `flight_features` version, the hyperparameters, the threshold. Those
@@ -21,13 +21,14 @@ import sys
 import numpy as np
 
 from assets.common import stored_data_versions
-from assets.training.asset import read_window
 from assets.training.logic import ModelParams, build_training_set, git_commit, lock_digest, rebuild
+from pipelines.commands.convention import cannot_carry_out, refused
 from resources.errors import DataProblem
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features
 from resources.settings import configure_process
-from resources.warehouse import Warehouse, WarehouseUnavailable
+from resources.training_data import read_window
+from resources.warehouse import Warehouse
 from served_model.features import model_input
 
 TOLERANCE = 1e-9
@@ -82,13 +83,10 @@ def main(argv=None) -> int:
     parser.add_argument("version", nargs="?", default="champion")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from mlflow.exceptions import MlflowException  # e.g. a version the registry does not have
-
     try:
         r = reproduce(args.version)
-    except (DataProblem, LookupError, WarehouseUnavailable, MlflowException) as exc:
-        print(f"cannot reproduce {args.version}: {exc}", file=sys.stderr)
-        return 2
+    except cannot_carry_out() as exc:
+        return refused(f"cannot reproduce {args.version}", exc)
     if args.json:
         print(json.dumps(r, indent=1))
     else:

@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from dagster import (
     Config,
     DefaultScheduleStatus,
+    Definitions,
     MetadataValue,
     OpExecutionContext,
     Output,
+    ResourceParam,
     ScheduleDefinition,
     job,
     op,
@@ -56,8 +58,8 @@ def apply_retention(warehouse: Warehouse, registry: ModelRegistry, keep_days: fl
 
 @op(description="Delete the rows of superseded day versions older than the retention that no registered model "
     "version uses (never a current version), and record what was deleted and what was kept for which model.")
-def delete_unused_data_versions(context: OpExecutionContext, config: RetentionConfig, warehouse: Warehouse,
-                                model_registry: ModelRegistry):
+def delete_unused_data_versions(context: OpExecutionContext, config: RetentionConfig, warehouse: ResourceParam[Warehouse],
+                                model_registry: ResourceParam[ModelRegistry]):
     keep = settings().data_retention_days if config.keep_days is None else config.keep_days
     result = apply_retention(warehouse, model_registry, keep, config.dry_run)
     listed = result["versions"]
@@ -90,3 +92,6 @@ data_retention_schedule = ScheduleDefinition(
     default_status=DefaultScheduleStatus.STOPPED,
     description="Every Sunday, data_retention_job with the default retention (FLIGHTS_DATA_RETENTION_DAYS).",
 )
+
+
+defs = Definitions(jobs=[data_retention_job], schedules=[data_retention_schedule])

@@ -1,6 +1,6 @@
 """Jobs of the pipeline."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, Definitions, define_asset_job
 
 from assets.asset_factory import daily_partitions
 
@@ -42,3 +42,6 @@ monitor_job = define_asset_job(
     "performance reports.",
     tags={"stage": "monitoring"},
 )
+
+
+defs = Definitions(jobs=[ingest_job, retrain_job, score_job, monitor_job])
