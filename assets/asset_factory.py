@@ -72,6 +72,12 @@ def _failing_data_problems_at_once(fn):
     return function
 
 
+# Every step that moves a registry alias (champion_model, approve, reject, rollback) claims the one
+# slot of this pool (dagster.yaml: `concurrency: pools: default_limit: 1`), so two never interleave
+# their moves, whichever jobs they belong to.
+ALIAS_MOVES_POOL = "registry_aliases"
+
+
 def lifecycle_asset(stage: str, *, daily: bool = False, **kwargs):
     """`@asset` with what every asset of the pipeline shares: its group and `stage` tag are the
     lifecycle stage, the team owns it, a store outage is retried; a daily asset is partitioned

@@ -192,6 +192,7 @@ class ModelRecord:
     challenger_mode: str | None = None
     challenger_since: str | None = None
     model_params: dict = field(default_factory=dict)  # the chosen hyperparameters, training window, calibration
+    model_id: str | None = None  # the MLflow logged model the version was registered from (its metrics page)
 
     @property
     def rolled_back(self) -> DeployEvent | None:
@@ -205,7 +206,7 @@ class ModelRecord:
 
     @classmethod
     def from_tags(cls, name: str, version: str, run_id: str, tags: Mapping[str, str], aliases=(),
-                  source: str = "", created_ms: int = 0) -> ModelRecord:
+                  source: str = "", created_ms: int = 0, model_id: str | None = None) -> ModelRecord:
         auc = tags.get(Tag.EVAL_TEST_ROC_AUC)
         return cls(name=name, version=str(version), run_id=run_id, aliases=tuple(aliases or ()),
                    threshold=float(tags.get(Tag.THRESHOLD, 0.5)), window=TrainingWindow.from_tags(tags),
@@ -213,7 +214,7 @@ class ModelRecord:
                    verdict=GateVerdict.from_tags(tags), evaluation_roc_auc=None if auc is None else float(auc),
                    source=source, created_ms=created_ms, events=DeployEvent.parse(tags),
                    challenger_mode=tags.get(Tag.CHALLENGER_MODE), challenger_since=tags.get(Tag.CHALLENGER_SINCE),
-                   model_params=json.loads(tags.get(Tag.MODEL_PARAMS) or "{}"))
+                   model_params=json.loads(tags.get(Tag.MODEL_PARAMS) or "{}"), model_id=model_id)
 
     @property
     def label(self) -> str:

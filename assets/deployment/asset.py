@@ -9,7 +9,7 @@ from pathlib import Path
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, ResourceParam
 from pydantic import Field
 
-from assets.asset_factory import latest_materialization, lifecycle_asset
+from assets.asset_factory import ALIAS_MOVES_POOL, latest_materialization, lifecycle_asset
 from assets.common import bullet_list
 from assets.deployment.logic import CARD_FILE, PLOT_TITLES, model_card, plots
 from assets.evaluation.logic import Evaluation, ScoredTestDays
@@ -27,6 +27,7 @@ class DeploymentConfig(Config):
 
 @lifecycle_asset(
     "deployment",
+    pool=ALIAS_MOVES_POOL,
     deps=["model_evaluation"],
     kinds={"mlflow"},
     description="The deployed model: when the gate passes, the registry alias `champion` moves to the candidate "

@@ -68,7 +68,7 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehou
             0.5 if champion is None else champion.threshold, GatePolicy(**config.model_dump()))
     except ValueError as exc:
         raise DataFailure(str(exc)) from exc
-    model_registry.log_metrics(candidate.run_id, evaluation.mlflow_metrics())
+    model_registry.log_metrics(candidate.run_id, evaluation.mlflow_metrics(), model_id=candidate.model_id)
     # the scores first: an evaluation that names its scores artifact has it
     model_registry.log_json(candidate.run_id, evaluation.scores_artifact, scores.as_json())
     model_registry.log_json(candidate.run_id, EVALUATION_ARTIFACT, evaluation.as_json())

@@ -21,7 +21,7 @@ import contextlib
 from dagster import AssetKey, AssetMaterialization, Config, Definitions, MetadataValue, OpExecutionContext, ResourceParam, job, op
 from pydantic import Field
 
-from assets.asset_factory import DataFailure
+from assets.asset_factory import ALIAS_MOVES_POOL, DataFailure
 from resources.registry import DeploymentRefused, ModelRegistry
 
 
@@ -63,7 +63,7 @@ def _refusals_said():
         raise DataFailure(str(exc)) from exc
 
 
-@op(out={}, description="The waiting challenger becomes the champion; the old champion keeps `previous`.")
+@op(out={}, pool=ALIAS_MOVES_POOL, description="The waiting challenger becomes the champion; the old champion keeps `previous`.")
 def approve_challenger(context: OpExecutionContext, config: ChallengerDecision, model_registry: ResourceParam[ModelRegistry]):
     with _refusals_said():
         approved, old = model_registry.approve_challenger(by=config.approver, reason=config.reason,
@@ -73,7 +73,7 @@ def approve_challenger(context: OpExecutionContext, config: ChallengerDecision, 
         "approver": config.approver, "reason": config.reason, "previous": old or "none"}))
 
 
-@op(out={}, description="The waiting challenger loses its alias (rejected, expired or dropped).")
+@op(out={}, pool=ALIAS_MOVES_POOL, description="The waiting challenger loses its alias (rejected, expired or dropped).")
 def reject_challenger(context: OpExecutionContext, config: ChallengerDecision, model_registry: ResourceParam[ModelRegistry]):
     if config.outcome not in ("rejected", "expired", "dropped"):
         raise DataFailure(f"outcome {config.outcome!r}: expected rejected, expired or dropped (nothing was moved)")
@@ -85,7 +85,7 @@ def reject_challenger(context: OpExecutionContext, config: ChallengerDecision, m
         "approver": config.approver, "reason": config.reason}))
 
 
-@op(out={}, description="Move `champion` back to a version (default `previous`), with a reason.")
+@op(out={}, pool=ALIAS_MOVES_POOL, description="Move `champion` back to a version (default `previous`), with a reason.")
 def rollback_champion(context: OpExecutionContext, config: RollbackRequest, model_registry: ResourceParam[ModelRegistry]):
     with _refusals_said():
         rolled_back, restored, previous = model_registry.rollback(

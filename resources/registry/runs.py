@@ -57,7 +57,6 @@ class TrainingRuns(RegistryStore):
         with naming_the_store(self, "registering the candidate"), tempfile.TemporaryDirectory() as tmp, \
                 mlflow.start_run(run_id=run_id) as run:
             mlflow.log_params(params)
-            mlflow.log_metrics(metrics)
             # the training data stays in the warehouse: a reference to it (source, window, a digest
             # of the days' data versions, schema) rather than a profile of the frame (~2 s)
             mlflow.log_input(dataset(signature.inputs), context="training")
@@ -70,6 +69,8 @@ class TrainingRuns(RegistryStore):
                 code_paths=[str(SERVED_MODEL_PACKAGE)],
                 pip_requirements=pip_requirements,
             )
+            # linked to the logged model: its page (and the version's) shows them, not only the run's
+            mlflow.log_metrics(metrics, model_id=info.model_id)
             tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
         # the version and all its tags in one registry call (a tag per call costs a round trip
         # each through a tracking server)
@@ -100,11 +101,13 @@ class TrainingRuns(RegistryStore):
             ids.append(run.info.run_id)
         return ids
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+    def log_metrics(self, run_id: str, metrics: dict[str, float], model_id: str | None = None) -> None:
+        """Metrics on a run, in one call; with `model_id`, linked to that logged model too, so the
+        model's page and its registered version's show them (MLflow 3)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0, model_id=model_id) for k, v in metrics.items()])
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self.client.get_run(run_id).data.metrics)

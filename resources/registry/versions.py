@@ -33,7 +33,8 @@ class VersionsAndAliases(RegistryStore):
     @staticmethod
     def _record(mv) -> ModelRecord:
         return ModelRecord.from_tags(mv.name, mv.version, mv.run_id, dict(mv.tags), aliases=mv.aliases,
-                                     source=mv.source, created_ms=mv.creation_timestamp)
+                                     source=mv.source, created_ms=mv.creation_timestamp,
+                                     model_id=mv.model_id or _logged_model_id(mv.source))
 
     def by_alias(self, alias: str) -> ModelRecord | None:
         """The version holding `alias`, or None."""
@@ -203,3 +204,10 @@ def _needs_reason(by: str, reason: str) -> None:
     if not (by or "").strip() or not (reason or "").strip():
         raise DeploymentRefused("an alias move needs who asks for it and why (approver / requested_by and reason); "
                                 "nothing was moved")
+
+
+def _logged_model_id(source: str | None) -> str | None:
+    """The logged model a version was registered from, by its source `models:/<model id>` (the
+    SQL store leaves the version's own `model_id` empty)."""
+    tail = (source or "").removeprefix("models:/")
+    return tail if source and source.startswith("models:/m-") and "/" not in tail else None

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from tests.support import REPO, dismiss_welcome, free_port, start_server, stop_server, wait_for_text
+from tests.support import REPO, assert_no_welcome_dialog, free_port, start_server, stop_server, wait_for_text
 
 pytestmark = pytest.mark.e2e
 DAYS = ("2013-06-01", "2013-06-10")
@@ -49,7 +49,7 @@ def test_lineage_and_champion_provenance_in_the_ui(workdir, browser, tmp_path):
         # the lineage of the deployed model: upstream to the data assets
         browser.get(f"{url}/assets/champion_model?view=lineage&lineageScope=upstream&lineageDepth=8")
         wait_for_text(browser, ["champion_model", "model_evaluation", "candidate_model", "training_set", "flight_features"])
-        dismiss_welcome(browser)
+        assert_no_welcome_dialog(browser)
         time.sleep(2)  # the graph's layout settles
         browser.save_screenshot(str(shots / "lineage_champion_model.png"))
 
@@ -58,13 +58,13 @@ def test_lineage_and_champion_provenance_in_the_ui(workdir, browser, tmp_path):
         body = wait_for_text(browser, ["champion_model", "deployment", "model_card", "reasons", "mlflow_run", "promoted",
                                         "trigger", "training_window", "data_versions", "provenance"])
         assert "flight_delay_classifier v1" in body
-        dismiss_welcome(browser)
+        assert_no_welcome_dialog(browser)
         browser.save_screenshot(str(shots / "champion_model.png"))
 
         # a data asset's page: the per-day validation figures and the Data Docs link
         browser.get(f"{url}/assets/validated_flights")
         wait_for_text(browser, ["validated_flights", "rows_quarantined", "data_docs"])
-        dismiss_welcome(browser)
+        assert_no_welcome_dialog(browser)
         browser.save_screenshot(str(shots / "validated_flights.png"))
     finally:
         stop_server(server, log)

@@ -45,8 +45,8 @@ def test_a_refusing_webhook_is_retried_with_backoff_and_reported_not_raised(monk
 
 
 def test_a_blocked_day_is_alerted_with_the_check_the_day_and_the_file(resources, landing_day, monkeypatch):
-    from pipelines.orchestration.alerts import run_failure_alert
     from pipelines.definitions import defs
+    from pipelines.orchestration.alerts import run_failure_alert
 
     path = landing_day(DAY, flights=replay_day("flights", DAY).assign(distance="far"))
     instance = DagsterInstance.ephemeral()

@@ -38,11 +38,11 @@ def retention(defs, instance, **config):
 
 
 def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_again(workdir, resources, monkeypatch):
-    from pipelines.definitions import build_definitions
     from pipelines.commands.history import history
     from pipelines.commands.history import main as history_main
     from pipelines.commands.reproduce import main as reproduce_main
     from pipelines.commands.reproduce import reproduce
+    from pipelines.definitions import build_definitions
     from resources.errors import DataProblem
     from resources.schemas import flight_features, raw_tables
 

@@ -132,3 +132,26 @@ def test_building_the_definitions_warns_nothing():
         built.resolve_all_job_defs()
         assert built.get_repository_def().sensor_defs
     assert [str(w.message) for w in caught if issubclass(w.category, (BetaWarning, PreviewWarning))] == []
+
+
+def test_every_alias_move_claims_the_one_slot_of_the_same_pool():
+    """champion_model, approve, reject and rollback never interleave their alias moves: each step
+    is in the pool `registry_aliases`, and every profile's instance gives a pool one slot."""
+    from pathlib import Path
+
+    from assets.asset_factory import ALIAS_MOVES_POOL
+
+    graph = defs.resolve_asset_graph()
+    assert graph.get(AssetKey("champion_model")).pools == {ALIAS_MOVES_POOL}
+    for job_name in ("approve_challenger_job", "reject_challenger_job", "rollback_job"):
+        assert {node.definition.pool for node in defs.resolve_job_def(job_name).graph.node_dict.values()} == {ALIAS_MOVES_POOL}
+    # the other steps claim no pool: they run as before
+    assert {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).pools} == {"champion_model"}
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    config = DagsterInstance.from_config(str(repo / "dagster_home")).get_concurrency_config()
+    assert config.pool_config.default_pool_limit == 1 and config.run_queue_config.max_concurrent_runs == 2
+    section = lambda home: yaml.safe_load((repo / home / "dagster.yaml").read_text())["concurrency"]
+    # the PostgreSQL profiles (whose storage needs a server to load) have the same section
+    assert section("deploy/postgres") == section("deploy/team") == section("dagster_home")

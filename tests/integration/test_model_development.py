@@ -26,8 +26,8 @@ def retrain(defs, instance, end_day: str, model: dict, gate: dict | None = None)
 
 
 def test_search_explanations_segments_and_reproduction(workdir, resources, monkeypatch):
-    from pipelines.definitions import build_definitions
     from pipelines.commands.reproduce import reproduce
+    from pipelines.definitions import build_definitions
     from resources.records import Tag
 
     monkeypatch.setenv("FLIGHTS_DATA_DIR", str(workdir["data"]))

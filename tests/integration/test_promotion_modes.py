@@ -55,8 +55,8 @@ def alerting(monkeypatch):
 
 
 def test_shadow_then_approve_then_expiry_with_alerts(workdir, resources, monkeypatch, alerting):
-    from pipelines.orchestration.alerts import run_failure_alert, verdict_alert
     from pipelines.definitions import build_definitions
+    from pipelines.orchestration.alerts import run_failure_alert, verdict_alert
     from pipelines.orchestration.sensors import challenger_sensor
 
     hook, mail = alerting

@@ -29,3 +29,11 @@ def test_a_candidate_registered_again_from_its_run_is_the_same_version(tmp_path)
     other, _ = register(registry.start_training_run(ts.window, RetrainTrigger(), build, run_name="second"))
     assert other.version == "2"
     assert len(registry.client.search_model_versions(f"name='{registry.model_name}'")) == 2
+    # the candidate's metrics are the logged model's too (its MLflow page and its version's show them),
+    # also those logged later on the run for that model (the evaluation's test metrics)
+    assert first.model_id and first.model_id != other.model_id
+    registry.log_metrics(first_run, {"test_candidate_roc_auc": 0.71}, model_id=first.model_id)
+    logged = {m.key: m.value for m in registry.client.get_logged_model(first.model_id).metrics}
+    assert logged == {"validation_roc_auc": fitted.validation_roc_auc, "test_candidate_roc_auc": 0.71}
+    assert "test_candidate_roc_auc" not in {m.key for m in registry.client.get_logged_model(other.model_id).metrics}
+    assert registry.run_metrics(first_run)["test_candidate_roc_auc"] == 0.71  # still the run's metric

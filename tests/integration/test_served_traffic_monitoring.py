@@ -1,7 +1,8 @@
 """Served traffic is monitored: the flights the scoring server answered (recorded by
 `ServedTrafficRecorder`, as the server records them) are in the day's drift report beside the
 batch-scored flights, in their own Evidently snapshot; served traffic that drifted turns the
-day's `no_dataset_drift` check to a WARN failure even when the batch-scored flights did not."""
+day's `no_dataset_drift` check to a WARN failure even when the batch-scored flights did not. The
+checks' verdicts are the tests the day's Evidently snapshots carry, as the workspace stores them."""
 
 import json
 
@@ -14,8 +15,8 @@ DAY = "2013-06-11"
 
 
 def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
-    from pipelines.orchestration.alerts import verdict_alert
     from pipelines.definitions import build_definitions
+    from pipelines.orchestration.alerts import verdict_alert
     from pipelines.serving.traffic import ServedTrafficRecorder
     from resources.schemas import flight_features
     from served_model.features import model_input

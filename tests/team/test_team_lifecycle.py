@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, dismiss_welcome, free_port, start_server, stop_server, wait_for_text
+from tests.support import REPO, assert_no_welcome_dialog, free_port, start_server, stop_server, wait_for_text
 
 pytestmark = pytest.mark.team
 BIN = Path(sys.executable).parent
@@ -278,7 +278,7 @@ def test_the_read_only_ui_shows_lineage_and_the_champion_and_offers_no_launch(te
     try:
         browser.get(f"{url}/assets/champion_model?view=lineage&lineageScope=upstream&lineageDepth=8")
         wait_for_text(browser, ["champion_model", "model_evaluation", "candidate_model", "training_set", "flight_features"])
-        dismiss_welcome(browser)
+        assert_no_welcome_dialog(browser)
         browser.save_screenshot(str(shots / "team_read_only_lineage.png"))
         browser.get(f"{url}/assets/champion_model")
         wait_for_text(browser, ["champion_model", "model_card_url", "promoted"])

@@ -1,5 +1,6 @@
 """Evidently reports of one day on real slices of the data: drift verdicts per column agree with
-Evidently's own count, injected drift is found, a one-class day does not break the report."""
+Evidently's own count, injected drift is found, a one-class day does not break the report, and the
+verdict of a day (what its Dagster check records) is the test its stored snapshot carries."""
 
 import numpy as np
 import pandas as pd
