@@ -32,7 +32,8 @@ configure_process()
 
 
 def registry_with_two_versions(folder: Path):
-    from assets.training.logic import ModelParams, fit_candidate, pip_requirements, training_dataset
+    from assets.training.build import pip_requirements, training_dataset
+    from assets.training.logic import ModelParams, fit_candidate
     from resources.records import BuildInfo, RetrainTrigger
     from resources.registry import ModelRegistry
     from served_model.features import model_input

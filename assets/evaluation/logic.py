@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from assets.training.logic import LABEL, TrainingSet, calibration_error
+from assets.training.calibration import calibration_error
+from assets.training.logic import LABEL, TrainingSet
 from resources.records import GateVerdict
 from served_model.features import model_input
 

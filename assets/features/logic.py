@@ -34,6 +34,7 @@ SCHEDULED_WINDOW_MIN = 60
 DEST_WINDOW_MIN = 180
 # Label: a flight is late when it arrives this many minutes (or more) after schedule.
 LATE_THRESHOLD_MINUTES = 15
+LABEL = "is_late"  # arrived LATE_THRESHOLD_MINUTES or more late: what the model predicts
 
 
 @functools.lru_cache(maxsize=8)

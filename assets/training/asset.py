@@ -12,6 +12,7 @@ from pydantic import Field
 
 from assets.asset_factory import latest_materialization, lifecycle_asset
 from assets.common import markdown_table
+from assets.training.build import git_commit, lock_digest, pip_requirements, training_dataset
 from assets.training.logic import (
     FIT_SPLITS,
     LABEL,
@@ -21,13 +22,9 @@ from assets.training.logic import (
     build_training_set,
     check_label_counts,
     fit_candidate,
-    git_commit,
     label_counts,
-    lock_digest,
-    pip_requirements,
     split_days,
     split_summary,
-    training_dataset,
     window_days,
 )
 from resources.errors import DataProblem

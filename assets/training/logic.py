@@ -8,9 +8,6 @@ operating threshold is chosen there), the newest ones test (the promotion gate u
 
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -18,14 +15,13 @@ import numpy as np
 import pandas as pd
 
 from assets.common import days_ending
+from assets.features.logic import LABEL
+from assets.training.calibration import calibrate, calibrated
 from resources.errors import DataProblem
 from resources.records import SPLITS, TrainingWindow
-from resources.settings import REPO_ROOT
 from served_model.features import FEATURE_COLUMNS_CATEGORICAL, model_input
 
-LABEL = "is_late"
 # what every registered version pins (the served model's libraries: no Dagster, no SQLAlchemy)
-MODEL_REQUIREMENTS = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "pydantic", "mlflow")
 
 
 @dataclass(frozen=True)
@@ -295,61 +291,6 @@ def search(ts: TrainingSet, params: ModelParams, policy: SearchPolicy = SearchPo
     return best_model, tuple(trials)
 
 
-CALIBRATION_METHODS = ("none", "isotonic", "sigmoid")
-
-
-def calibrated(model, val: pd.DataFrame, method: str, scorer=None):
-    """`model` with its classifier step calibrated by `method`: the calibration map is fitted
-    on the validation days' probabilities of `scorer` (default: `model`; after a refit, the
-    searched model, whose validation probabilities are out of sample). It stays a Pipeline of
-    the same two steps (the served model's fast path scores the classifier step on the prepared
-    matrix). "none": `model` itself."""
-    if method == "none":
-        return model
-    if method not in CALIBRATION_METHODS:
-        raise ValueError(f"calibration {method!r}: expected one of {', '.join(CALIBRATION_METHODS)}")
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.frozen import FrozenEstimator
-    from sklearn.pipeline import Pipeline
-
-    scorer = scorer or model
-    (_, prepare), (_, classifier) = scorer.steps[0], scorer.steps[-1]
-    wrapped = CalibratedClassifierCV(FrozenEstimator(classifier), method=method)
-    wrapped.fit(prepare.transform(model_input(val)), val[LABEL].to_numpy())
-    if scorer is not model:  # the fitted map, around the refitted classifier
-        (_, prepare), (_, classifier) = model.steps[0], model.steps[-1]
-        wrapped.estimator = wrapped.calibrated_classifiers_[0].estimator = FrozenEstimator(classifier)
-    return Pipeline([("prepare", prepare), ("classify", wrapped)])
-
-
-def calibrate(model, val: pd.DataFrame, test: pd.DataFrame, scorer=None) -> tuple[object, dict]:
-    """Isotonic and sigmoid calibration fitted on the validation days (`calibrated`); the one
-    that lowers log loss on the test days the most is applied, none if neither lowers it.
-    Returns the model to register (the same one when uncalibrated) and every method's test log
-    loss and calibration error."""
-    from sklearn.metrics import log_loss
-
-    X_test, y_test = model_input(test), test[LABEL].to_numpy()
-    figures, models = {}, {m: calibrated(model, val, m, scorer) for m in CALIBRATION_METHODS}
-    for method, m in models.items():
-        p = np.clip(m.predict_proba(X_test)[:, 1], 1e-6, 1 - 1e-6)
-        figures[method] = {"test_log_loss": round(float(log_loss(y_test, p, labels=[0, 1])), 5),
-                           "test_calibration_error": round(calibration_error(y_test, p), 5)}
-    chosen = min(figures, key=lambda k: (figures[k]["test_log_loss"], k != "none"))
-    return models[chosen], {"method": chosen, **{f"{k}_{x}": v for k, f in figures.items() for x, v in f.items()}}
-
-
-def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error: |mean predicted - observed late share| over 10 equal-width
-    bins of the probability, weighted by the bin's rows."""
-    which = np.clip((np.asarray(p) * bins).astype(int), 0, bins - 1)
-    total = 0.0
-    for b in np.unique(which):
-        m = which == b
-        total += m.sum() * abs(float(np.mean(p[m])) - float(np.mean(y[m])))
-    return float(total / max(len(y), 1))
-
-
 def fit_candidate(ts: TrainingSet, params: ModelParams, policy: SearchPolicy = SearchPolicy(),
                   calibrate_on_test: bool = False) -> FittedCandidate:
     """The search on the train and validation days, then (`policy.refit`) the chosen trial
@@ -387,43 +328,6 @@ def _finish(ts: TrainingSet, searched, params: ModelParams, train_days: int, ref
         p_val = calibrated(searched, val, figures["method"]).predict_proba(model_input(val))[:, 1]
         threshold = choose_threshold(val[LABEL].to_numpy(), p_val)
     return FittedCandidate(model, threshold, validation_roc_auc, trials, figures, refit)
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
-    except Exception:
-        return "unknown"
-
-
-def lock_digest() -> str:
-    """sha256 of requirements.lock: the exact versions of every dependency the model came from."""
-    path = REPO_ROOT / "requirements.lock"
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "unknown"
-
-
-def pip_requirements() -> list[str]:
-    from importlib.metadata import version
-
-    return [f"{p}=={version(p)}" for p in MODEL_REQUIREMENTS]
-
-
-def training_dataset(window: TrainingWindow, source: str):
-    """An MLflow dataset that points at the window's rows in the warehouse (called with the
-    signature's input schema)."""
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
-
-    days = window.days
-    digest = hashlib.sha256(json.dumps(window.data_versions, sort_keys=True).encode()).hexdigest()[:8]
-
-    def dataset(schema):
-        return MetaDataset(source=HTTPDatasetSource(f"{source}?days={days[0]}..{days[-1]}"),
-                           name=f"flight_features {days[0]}..{days[-1]}", digest=digest, schema=schema)
-
-    return dataset
 
 
 def split_summary(counts: pd.DataFrame, splits: dict[str, list[str]]) -> list[dict]:

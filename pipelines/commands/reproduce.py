@@ -21,7 +21,8 @@ import sys
 import numpy as np
 
 from assets.common import stored_data_versions
-from assets.training.logic import ModelParams, build_training_set, git_commit, lock_digest, rebuild
+from assets.training.build import git_commit, lock_digest
+from assets.training.logic import ModelParams, build_training_set, rebuild
 from pipelines.commands.convention import cannot_carry_out, refused
 from resources.errors import DataProblem
 from resources.registry import ModelRegistry

@@ -28,7 +28,8 @@ CLIENTS, SECONDS = 4, 24
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     """A registry with three versions that score differently, and an empty warehouse."""
-    from assets.training.logic import ModelParams, fit_candidate, pip_requirements, training_dataset
+    from assets.training.build import pip_requirements, training_dataset
+    from assets.training.logic import ModelParams, fit_candidate
     from resources.records import BuildInfo, RetrainTrigger
     from resources.registry import ModelRegistry
     from served_model.features import model_input

@@ -12,7 +12,8 @@ from resources.registry import DeploymentRefused, ModelRegistry
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    from assets.training.logic import ModelParams, fit_candidate, pip_requirements, training_dataset
+    from assets.training.build import pip_requirements, training_dataset
+    from assets.training.logic import ModelParams, fit_candidate
     from resources.records import BuildInfo, RetrainTrigger
     from served_model.features import model_input
     from tests.support import feature_days, training_set_of

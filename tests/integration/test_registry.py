@@ -4,7 +4,8 @@ time, not a second one; a candidate from another run is a new version."""
 
 
 def test_a_candidate_registered_again_from_its_run_is_the_same_version(tmp_path):
-    from assets.training.logic import ModelParams, fit_candidate, pip_requirements, training_dataset
+    from assets.training.build import pip_requirements, training_dataset
+    from assets.training.logic import ModelParams, fit_candidate
     from resources.records import BuildInfo, RetrainTrigger
     from resources.registry import ModelRegistry
     from served_model.features import model_input

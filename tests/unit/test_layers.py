@@ -15,7 +15,9 @@ LOGIC = sorted(
     [".".join(p.relative_to(REPO).with_suffix("").parts) for p in (REPO / "assets").glob("*/logic.py")]
     + ["assets.common", "assets.validation.expectations", "assets.monitoring.reports", "resources.records",
        "resources.settings", "resources.schemas", "resources.source_files", "resources.errors", "pipelines.orchestration.policy",
-       "resources.alerts", "pipelines.serving.traffic"]
+       "resources.alerts", "pipelines.serving.traffic", "assets.training.calibration", "assets.training.build",
+       "resources.training_data", "resources.registry", "resources.warehouse", "resources.warehouse_migrations",
+       "pipelines.commands.convention"]
 )
 
 
@@ -118,3 +120,9 @@ def test_data_versions_of_many_frames_equal_each_frames_own():
     versions = data_versions_of(frames)
     assert versions == [data_version(f) for f in frames]
     assert versions[0] == versions[4] and len(set(versions[:4])) == 4
+
+
+def test_no_module_of_the_pipeline_is_over_400_lines():
+    sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines())
+             for folder in ("assets", "resources", "pipelines") for p in (REPO / folder).rglob("*.py")}
+    assert {path: n for path, n in sizes.items() if n > 400} == {}

@@ -197,7 +197,7 @@ def test_rebuild_gives_the_searched_and_calibrated_model_again(features):
 
 
 def test_calibration_is_applied_only_when_it_lowers_test_log_loss(features):
-    from assets.training.logic import calibrate, calibration_error
+    from assets.training.calibration import calibrate, calibration_error
 
     ts = training_set_of(features, DAYS)
     model = fit(ts, ModelParams(max_iter=40))
