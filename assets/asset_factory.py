@@ -1,13 +1,15 @@
 """The Dagster side shared by every stage: the day partitions, one decorator that applies the
-shared asset settings, the I/O manager that keeps steps from handing over pickles, and the
-per-day metadata and check results of a step that handles many days at once."""
+shared asset settings, the I/O manager that keeps steps from handing over pickles, the per-day
+metadata and check results of a step that handles many days at once, and table metadata (rows
+as a Dagster table, a warehouse table as the standard `dagster/column_schema`)."""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from dagster import (
     AssetCheckEvaluation,
@@ -21,8 +23,14 @@ from dagster import (
     DailyPartitionsDefinition,
     Failure,
     Jitter,
+    MetadataValue,
     Output,
     RetryPolicy,
+    TableColumn,
+    TableColumnConstraints,
+    TableMetadataValue,
+    TableRecord,
+    TableSchema,
     asset,
 )
 
@@ -110,14 +118,65 @@ class StoresOnlyIOManager(ConfigurableIOManager):
                         "declare the upstream asset in `deps`")
 
 
+def _cell(value, kind: str):
+    """A value a Dagster table record holds (str, int, float, bool or None): numpy scalars as
+    Python ones, a missing number (NaN, infinite, "") as None (the UI parses each record as JSON,
+    which has no NaN), anything else as its text."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy / pandas scalars
+        value = value.item()
+    if value is None or type(value).__name__ in ("NAType", "NaTType") or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    if kind in ("int", "float") and value == "":
+        return None
+    if isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _kind(values: list) -> str:
+    """The column type of these (plain) values: bool, int, float, or else string."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return "bool"
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "int"
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return "float"
+    return "string"
+
+
+def table_metadata(rows: Iterable[Mapping[str, object]], columns: Mapping[str, str] | Sequence[str],
+                   descriptions: Mapping[str, str] | None = None) -> TableMetadataValue:
+    """`rows` as a Dagster table (sortable in the UI, `.records` / `.schema` to code): these
+    columns, in this order, typed as given (`{"rows": "int", ...}`: string, int, float, bool) or,
+    for a list of names, as their values are; a column a row lacks is None in it."""
+    rows = [dict(r) for r in rows]
+    if isinstance(columns, Mapping):
+        kinds = dict(columns)
+    else:
+        kinds = {c: _kind([_cell(r.get(c), "string") for r in rows]) for c in columns}
+    descriptions = descriptions or {}
+    return MetadataValue.table(
+        records=[TableRecord({c: _cell(r.get(c), k) for c, k in kinds.items()}) for r in rows],
+        schema=TableSchema(columns=[TableColumn(c, k, description=descriptions.get(c)) for c, k in kinds.items()]),
+    )
+
+
+def column_schema(table) -> TableSchema:
+    """A warehouse table's columns (a SQLAlchemy `Table` of resources/schemas.py: name, SQL type,
+    nullable), for the standard `dagster/column_schema` of the assets that write it."""
+    return TableSchema(columns=[TableColumn(c.name, str(c.type), constraints=TableColumnConstraints(nullable=bool(c.nullable)))
+                                for c in table.columns])
+
+
+HISTORY_TYPES = {"rows_in": "int", "rows_valid": "int", "rows_quarantined": "int"}
+
+
 def day_history_metadata(warehouse, model_registry, asset: str, written) -> dict[str, dict]:
     """Each written day's version facts for its materialization: the new version, the one it
     replaced and, for a day written before, the history of the asset's versions of that day with
     the registered model versions that use each (the registry is asked once per run, and only
-    when a day already had a version; when it cannot be reached, the table says so)."""
-    from dagster import MetadataValue
-
-    from assets.common import markdown_table
+    when a day already had a version; when it cannot be reached, the table's `used_by` says so)."""
     from assets.day_history import HISTORY_COLUMNS, history_rows, model_usage
 
     out = {day: {"version_id": vid, "supersedes": written.superseded.get(day, "none")} for day, vid in written.ids.items()}
@@ -126,13 +185,17 @@ def day_history_metadata(warehouse, model_registry, asset: str, written) -> dict
         return out
     catalog = warehouse.versions(days=again)  # every asset: a raw version is used through what was built from it
     try:
-        usage, note = model_usage(model_registry.versions(), catalog), ""
+        usage, unknown = model_usage(model_registry.versions(), catalog), None
     except Exception as exc:  # the history is informative: a registry outage must not fail the write
-        usage, note = {}, f"\n\n_used_by unknown: the model registry could not be read ({type(exc).__name__})_"
+        usage, unknown = {}, f"unknown: the model registry could not be read ({type(exc).__name__})"
     for day in again:
         rows = history_rows(catalog[catalog["partition_date"] == day], usage, asset)
+        if unknown:
+            rows = [{**r, "used_by": unknown} for r in rows]
         out[day]["versions_of_day"] = len(rows)
-        out[day]["day_history"] = MetadataValue.md(markdown_table(rows, HISTORY_COLUMNS) + note)
+        out[day]["day_history"] = table_metadata(rows, {c: HISTORY_TYPES.get(c, "string") for c in HISTORY_COLUMNS}, {
+            "built_from": "the version ids it was built from", "used_by": "the registered model versions that use it "
+            "(directly, or through what was built from it)"})
     return out
 
 

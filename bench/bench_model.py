@@ -70,7 +70,7 @@ def _env(root: Path) -> dict:
     return {**os.environ, "DAGSTER_HOME": str(home), "FLIGHTS_DATA_DIR": str(root / "data"),
             "WAREHOUSE_URL": f"sqlite:///{root / 'data' / 'warehouse.db'}",
             "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'data' / 'mlflow.db'}",
-            "MLFLOW_ARTIFACT_ROOT": str(root / "data" / "mlartifacts")}
+            "MLFLOW_ARTIFACT_ROOT": str(root / "data" / "mlartifacts"), "VIRTUAL_ENV": sys.prefix}
 
 
 def _run(cmd, env) -> float:
@@ -106,12 +106,11 @@ def import_floor(repeats: int = 3) -> dict:
 
 def retrain(root: Path, results: dict) -> dict:
     env = _env(root)
-    dagster = str(BIN / "dagster")
-    _run([dagster, "asset", "materialize", "-m", "pipelines.definitions", "--select", "*flight_features",
-          "--partition-range", "2013-01-01...2013-03-07"], env)
+    dg = str(BIN / "dg")
+    _run([dg, "launch", "--assets", "*flight_features", "--partition-range", "2013-01-01...2013-03-07"], env)
     cfg = root / "retrain.yaml"
     cfg.write_text(json.dumps({"ops": {"training_set": {"config": {"end_day": "2013-03-01"}}}}))
-    retrain_cmd = [dagster, "job", "execute", "-m", "pipelines.definitions", "-j", "retrain_job", "-c", str(cfg)]
+    retrain_cmd = [dg, "launch", "--job", "retrain_job", "-c", str(cfg)]
     # with the default search (FLIGHTS_TUNING_TRIALS 20), then twice without tuning (the second one
     # also has a champion to compare with, like every retrain after the first)
     tuned = _run(retrain_cmd, {**env, "FLIGHTS_TUNING_TRIALS": "20"})
@@ -151,8 +150,7 @@ def retrain(root: Path, results: dict) -> dict:
           f"registration {r['mlflow_logging_and_registration_s']:.2f} s (target <= 1 s)", flush=True)
     print("retrain:", results["retrain"], flush=True)
     # the whole predictions step through the CLI, process start and warehouse I/O included
-    wall = _run([dagster, "asset", "materialize", "-m", "pipelines.definitions", "--select", "predictions",
-                 "--partition-range", "2013-03-02...2013-03-07"], env)
+    wall = _run([dg, "launch", "--assets", "predictions", "--partition-range", "2013-03-02...2013-03-07"], env)
     import pandas as pd
     from sqlalchemy import create_engine
 

@@ -38,11 +38,10 @@ from resources.settings import configure_process  # noqa: E402
 configure_process()
 
 STEPS = [
-    ("ingest 2013-01-01..03-07", ["asset", "materialize", "-m", "pipelines.definitions", "--select", "*flight_features",
-                                  "--partition-range", "2013-01-01...2013-03-07"]),
-    ("retrain (60 days to 03-01)", ["job", "execute", "-m", "pipelines.definitions", "-j", "retrain_job", "-c", "{config}"]),
-    ("score + reports 03-02..03-07", ["asset", "materialize", "-m", "pipelines.definitions", "--select",
-                                      "predictions,drift_report,performance_report", "--partition-range", "2013-03-02...2013-03-07"]),
+    ("ingest 2013-01-01..03-07", ["launch", "--assets", "*flight_features", "--partition-range", "2013-01-01...2013-03-07"]),
+    ("retrain (60 days to 03-01)", ["launch", "--job", "retrain_job", "-c", "{config}"]),
+    ("score + reports 03-02..03-07", ["launch", "--assets", "predictions,drift_report,performance_report",
+                                      "--partition-range", "2013-03-02...2013-03-07"]),
 ]
 
 
@@ -82,7 +81,8 @@ def lifecycle(env: dict, root: Path) -> dict[str, float]:
     for name, args in STEPS:
         args = [a.replace("{config}", str(config)) for a in args]
         started = time.perf_counter()
-        proc = subprocess.run([str(BIN / "dagster"), *args], env=env, cwd=REPO, capture_output=True, text=True)
+        proc = subprocess.run([str(BIN / "dg"), *args], env={**env, "VIRTUAL_ENV": sys.prefix}, cwd=REPO, capture_output=True,
+                              text=True)
         walls[name] = round(time.perf_counter() - started, 1)
         if proc.returncode:
             raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")

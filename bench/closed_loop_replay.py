@@ -94,11 +94,10 @@ def build_year(workdir: Path) -> tuple[str, float]:
     home = workdir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
-    env = {**os.environ, "DAGSTER_HOME": str(home), "FLIGHTS_DATA_DIR": str(workdir), "WAREHOUSE_URL": url}
+    env = {**os.environ, "DAGSTER_HOME": str(home), "FLIGHTS_DATA_DIR": str(workdir), "WAREHOUSE_URL": url, "VIRTUAL_ENV": sys.prefix}
     print(f"building the year's features into {url} (one Dagster backfill run) ...", flush=True)
     started = time.perf_counter()
-    subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
-                    "--select", "*flight_features", "--partition-range", "2013-01-01...2013-12-31",
+    subprocess.run([str(BIN / "dg"), "launch", "--assets", "*flight_features", "--partition-range", "2013-01-01...2013-12-31",
                     "--config-json", '{"loggers": {"console": {"config": {"log_level": "WARNING"}}}}'],
                    env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return url, time.perf_counter() - started

@@ -2,7 +2,13 @@
 
 from dagster import AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, ResourceParam
 
-from assets.asset_factory import add_partition_metadata, day_history_metadata, lifecycle_asset, partition_check_results
+from assets.asset_factory import (
+    add_partition_metadata,
+    column_schema,
+    day_history_metadata,
+    lifecycle_asset,
+    partition_check_results,
+)
 from assets.common import stored_data_versions
 from assets.features.logic import build_features, day_figures
 from resources.day_versions import DayVersion
@@ -47,13 +53,15 @@ def flight_features(context: AssetExecutionContext, warehouse: ResourceParam[War
         written = tx.write_version("flight_features", days, {flight_features_table: features}, run_id=context.run_id)
 
     history = day_history_metadata(warehouse, model_registry, "flight_features", written)
-    add_partition_metadata(context, {p: {**d, "built_from": MetadataValue.text(", ".join(inputs[p]) or "none"), **history[p]}
+    add_partition_metadata(context, {p: {**d, "dagster/row_count": d["rows"],  # the day's rows written to flight_features
+                                         "built_from": MetadataValue.text(", ".join(inputs[p]) or "none"), **history[p]}
                                      for p, d in per_day.items()})
     yield MaterializeResult(metadata={
         "rows": MetadataValue.int(len(features)),
         "feature_columns": MetadataValue.json(FEATURE_COLUMNS),
         "late_share": MetadataValue.float(float(features["is_late"].astype(float).mean()) if len(features) else 0.0),
         "cancelled": MetadataValue.int(int(features["cancelled"].sum())),
+        "dagster/column_schema": column_schema(flight_features_table),
     })
     yield from partition_check_results(
         context, COVERAGE_CHECK,

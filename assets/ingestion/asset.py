@@ -12,11 +12,12 @@ from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, Me
 from assets.asset_factory import (
     DataFailure,
     add_partition_metadata,
+    column_schema,
     day_history_metadata,
     lifecycle_asset,
     partition_check_results,
+    table_metadata,
 )
-from assets.common import bullet_list, markdown_table
 from assets.ingestion.logic import batch_problems, manifest, raw_rows
 from assets.validation.expectations import batch_suite
 from resources.data_quality import GreatExpectations
@@ -27,6 +28,14 @@ from resources.source import FlightSource
 from resources.warehouse import Warehouse
 
 BATCH_CHECK = "batch_is_readable_and_complete"
+DAY_COLUMNS = {"partition_date": "string", "row_count": "int", "source_file": "string", "data_version": "string"}
+FAILURE_COLUMNS = {"partition": "string", "source_file": "string", "column": "string", "problem": "string"}
+
+
+def _failures(problems):
+    """The day-level problems as a table: where (partition, file), the column, what is wrong."""
+    return table_metadata([{"partition": x.partition, "source_file": x.source_file, "column": x.column, "problem": x.problem}
+                           for x in problems], FAILURE_COLUMNS)
 
 
 def build_raw_asset(contract: DatasetContract):
@@ -63,14 +72,14 @@ def build_raw_asset(contract: DatasetContract):
         suite = {"gx_suite": MetadataValue.text(f"{contract.name}_batches (assets/validation/expectations.py)")}
         per_day = {}
         for p in partitions:
-            mine = [x.render() for x in problems if x.partition == p]
-            per_day[p] = (not mine, {**suite, "failures": MetadataValue.md(bullet_list(mine))})
+            mine = [x for x in problems if x.partition == p]
+            per_day[p] = (not mine, {**suite, "failures": _failures(mine)})
         if problems:
             yield from partition_check_results(context, BATCH_CHECK, per_day)
             messages = [x.render() for x in problems]
             raise DataFailure(
                 description=f"{name}: {len(messages)} day-level problem(s); nothing was written:\n" + "\n".join(messages),
-                metadata={"failures": MetadataValue.md(bullet_list(messages))},
+                metadata={"failures": _failures(problems)},
             )
 
         days = {r.partition_date: DayVersion(r.data_version, source_file=r.source_file, rows_in=int(r.row_count))
@@ -81,7 +90,8 @@ def build_raw_asset(contract: DatasetContract):
 
         history = day_history_metadata(warehouse, model_registry, name, written)
         add_partition_metadata(context, {
-            r.partition_date: {"rows_in": int(r.row_count), "source": source.resolved_mode, "source_file": r.source_file,
+            r.partition_date: {"rows_in": int(r.row_count), "dagster/row_count": int(r.row_count),  # rows written to raw_*
+                               "source": source.resolved_mode, "source_file": r.source_file,
                                "data_version": r.data_version, "ingestion_id": written.ids[r.partition_date],
                                "arrived_without_file": bool(r.absent), **history[r.partition_date]}
             for r in table.itertuples()
@@ -90,8 +100,8 @@ def build_raw_asset(contract: DatasetContract):
             "partitions": MetadataValue.text(f"{partitions[0]} … {partitions[-1]} ({len(partitions)} days)"),
             "rows_in": MetadataValue.int(int(table["row_count"].sum())),
             "warehouse_table": MetadataValue.text(f"{warehouse.display_url} :: {name}"),
-            "days": MetadataValue.md(markdown_table(table.head(31).to_dict("records"),
-                                                    ["partition_date", "row_count", "source_file", "data_version"])),
+            "days": table_metadata(table.head(31).to_dict("records"), DAY_COLUMNS),
+            "dagster/column_schema": column_schema(raw_tables[contract.name]),
         })
         yield from partition_check_results(context, BATCH_CHECK, per_day)
 

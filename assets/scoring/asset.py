@@ -2,7 +2,7 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ResourceParam
 
-from assets.asset_factory import add_partition_metadata, lifecycle_asset
+from assets.asset_factory import add_partition_metadata, column_schema, lifecycle_asset
 from assets.scoring.logic import score
 from resources.errors import DataProblem
 from resources.registry import ModelRegistry
@@ -40,7 +40,8 @@ def predictions(context: AssetExecutionContext, warehouse: ResourceParam[Warehou
                                                                "model_version"]])
     per_day = scored.groupby("partition_date").agg(rows=("row_number", "size"), predicted_late=("predicted_late", "mean"))
     add_partition_metadata(context, {
-        p: {"rows": int(per_day["rows"].get(p, 0)), "predicted_late_share": float(per_day["predicted_late"].get(p, 0.0)),
+        p: {"rows": int(per_day["rows"].get(p, 0)), "dagster/row_count": int(per_day["rows"].get(p, 0)),  # written to predictions
+            "predicted_late_share": float(per_day["predicted_late"].get(p, 0.0)),
             "model_version": champion.version}
         for p in partitions
     })
@@ -49,4 +50,5 @@ def predictions(context: AssetExecutionContext, warehouse: ResourceParam[Warehou
         "model": MetadataValue.text(champion.label),
         "threshold": MetadataValue.float(champion.threshold),
         "shadow_challenger": MetadataValue.text(challenger.label if shadow is not None else "none"),
+        "dagster/column_schema": column_schema(predictions_table),
     })

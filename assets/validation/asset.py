@@ -20,19 +20,17 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     ResourceParam,
-    TableColumn,
-    TableColumnConstraints,
-    TableRecord,
-    TableSchema,
 )
 from pydantic import Field
 
 from assets.asset_factory import (
     DataFailure,
     add_partition_metadata,
+    column_schema,
     day_history_metadata,
     lifecycle_asset,
     partition_check_results,
+    table_metadata,
 )
 from assets.validation.expectations import ROW_SUITES, quarantine_share_suite
 from assets.validation.logic import (
@@ -96,21 +94,9 @@ def _stored_data_docs(context: AssetExecutionContext, model_registry: ResourcePa
         return MetadataValue.text(f"not stored: {type(exc).__name__}: {str(exc)[:200]}")
 
 
-def _table(rows: list[dict], columns: dict[str, str]):
-    """A Dagster table of `rows` (plain str/int/float/None values) with these columns and types."""
-    return MetadataValue.table(records=[TableRecord({c: r[c] for c in columns}) for r in rows],
-                               schema=TableSchema(columns=[TableColumn(c, t) for c, t in columns.items()]))
-
-
-def _column_schema(table) -> TableSchema:
-    """The warehouse table's columns (resources/schemas.py), for the standard `dagster/column_schema`."""
-    return TableSchema(columns=[TableColumn(c.name, str(c.type), constraints=TableColumnConstraints(nullable=bool(c.nullable)))
-                                for c in table.columns])
-
-
 def _violations(warnings: list[Violation]):
-    return _table([{"column": v.column, "rule": v.rule, "observed": None if v.observed is None else str(v.observed)}
-                   for v in warnings], {"column": "string", "rule": "string", "observed": "string"})
+    return table_metadata([{"column": v.column, "rule": v.rule, "observed": None if v.observed is None else str(v.observed)}
+                           for v in warnings], {"column": "string", "rule": "string", "observed": "string"})
 
 
 def _check_results(dataset: str, partitions: list[str], shares: ShareVerdict, accounted: dict,
@@ -145,12 +131,12 @@ def _run_metadata(contract: DatasetContract, found: RowFindings, data_docs) -> d
         "rows_in": MetadataValue.int(int(summary["rows_in"].sum())),
         "rows_valid": MetadataValue.int(int(summary["rows_valid"].sum())),
         "rows_quarantined": MetadataValue.int(int(summary["rows_quarantined"].sum())),
-        "quarantine_reasons": _table([{"reason": k, "rows": n} for k, n in found.reason_totals()],
-                                     {"reason": "string", "rows": "int"}),
+        "quarantine_reasons": table_metadata([{"reason": k, "rows": n} for k, n in found.reason_totals()],
+                                             {"reason": "string", "rows": "int"}),
         "data_docs": data_docs,
         "gx_suite": MetadataValue.text(f"{contract.name}_rows (assets/validation/expectations.py)"),
-        "days": _table(summary.to_dict("records"), DAY_COLUMNS),
-        "dagster/column_schema": _column_schema(validated_tables[contract.name]),
+        "days": table_metadata(summary.to_dict("records"), DAY_COLUMNS),
+        "dagster/column_schema": column_schema(validated_tables[contract.name]),
     }
 
 
