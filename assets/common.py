@@ -113,6 +113,8 @@ def stored_data_versions(frame: pd.DataFrame, table) -> dict[str, str]:
 
 
 def markdown_table(rows: list[Mapping[str, object]], columns: list[str]) -> str:
+    """Rows as a markdown table, for the model card (a markdown document, stored as model_card.md);
+    materialization metadata uses Dagster tables (`assets.asset_factory.table_metadata`)."""
     if not rows:
         return "_none_"
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"

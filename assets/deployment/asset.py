@@ -79,6 +79,8 @@ def champion_model(context: AssetExecutionContext, config: DeploymentConfig, mod
         **({"superseded_challenger": MetadataValue.text(superseded)} if superseded else {}),
         "candidate_version": MetadataValue.text(version),
         "previous": MetadataValue.text(previous or "unchanged"),
+        # markdown, not tables: the reasons are sentences (the alerts and the demo read its lines), the
+        # model card is a document (the same text as the stored model_card.md), the plots are links
         "reasons": MetadataValue.md(bullet_list(verdict.reasons)),
         "model_card": MetadataValue.md(card),
         "model_card_url": MetadataValue.url(model_registry.artifact_url(candidate.run_id, f"{MODEL_CARD_FOLDER}/{CARD_FILE}")),

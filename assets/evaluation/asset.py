@@ -8,20 +8,24 @@ import pandas as pd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, ResourceParam
 from pydantic import Field
 
-from assets.asset_factory import DataFailure, latest_materialization, lifecycle_asset
-from assets.common import bullet_list, markdown_table
+from assets.asset_factory import DataFailure, latest_materialization, lifecycle_asset, table_metadata
+from assets.common import bullet_list
 from assets.evaluation.logic import GatePolicy, evaluate
 from assets.training.logic import BASELINE_COLUMNS, build_training_set
 from resources.registry import EVALUATION_ARTIFACT, ModelRegistry
 from resources.training_data import read_window
 from resources.warehouse import Warehouse
 
-SEGMENT_COLUMNS = ["rows", "late_share", "roc_auc", "f1"]
-SEGMENT_GUARD_COLUMNS = ("segment", "rows", "candidate_roc_auc", "champion_roc_auc", "difference")
+METRIC_COLUMNS = {"model": "string", **dict.fromkeys(("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1",
+                                                         "threshold"), "float")}
+CALIBRATION_COLUMNS = {"bin": "string", "rows": "int", "mean_predicted": "float", "observed_late": "float"}
+SEGMENT_COLUMNS = {"rows": "int", "late_share": "float", "roc_auc": "float", "f1": "float"}
+SEGMENT_GUARD_COLUMNS = {"segment": "string", "rows": "int", "candidate_roc_auc": "float", "champion_roc_auc": "float",
+                         "difference": "float"}
 
 
-def importance_columns(evaluation) -> list[str]:
-    return ["feature", "candidate", *(["champion"] if evaluation.champion_version else [])]
+def importance_columns(evaluation) -> dict[str, str]:
+    return {"feature": "string", "candidate": "float", **({"champion": "float"} if evaluation.champion_version else {})}
 
 
 class GateConfig(Config):
@@ -76,17 +80,17 @@ def model_evaluation(context: AssetExecutionContext, config: GateConfig, warehou
     return MaterializeResult(metadata={
         "model_version": MetadataValue.text(version),
         "decision": MetadataValue.text("PROMOTE" if evaluation.verdict.promote else "KEEP CHAMPION"),
+        # sentences, not a table: a markdown list (the alerts and the demo read its lines)
         "reasons": MetadataValue.md(bullet_list(evaluation.verdict.reasons)),
-        "metrics": MetadataValue.md(markdown_table(evaluation.table(), [
-            "model", "roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1", "threshold"])),
+        "metrics": table_metadata(evaluation.table(), METRIC_COLUMNS),
         "candidate_roc_auc": MetadataValue.float(evaluation.candidate.roc_auc),
         "test_days": MetadataValue.text(f"{days[0]} … {days[-1]}"),
-        "calibration": MetadataValue.md(markdown_table(evaluation.calibration, ["bin", "rows", "mean_predicted", "observed_late"])),
-        "by_origin": MetadataValue.md(markdown_table(evaluation.by_origin, ["origin", *SEGMENT_COLUMNS])),
-        "by_carrier": MetadataValue.md(markdown_table(evaluation.by_carrier, ["carrier", *SEGMENT_COLUMNS])),
-        "segments_vs_champion": MetadataValue.md(markdown_table(evaluation.segments, list(SEGMENT_GUARD_COLUMNS))
-                                                 if evaluation.segments else "no champion: no segment compared"),
-        "permutation_importance": MetadataValue.md(markdown_table(evaluation.importance[:15], importance_columns(evaluation))),
+        "calibration": table_metadata(evaluation.calibration, CALIBRATION_COLUMNS),
+        "by_origin": table_metadata(evaluation.by_origin, {"origin": "string", **SEGMENT_COLUMNS}),
+        "by_carrier": table_metadata(evaluation.by_carrier, {"carrier": "string", **SEGMENT_COLUMNS}),
+        # no rows without a champion (the reasons say "no champion yet")
+        "segments_vs_champion": table_metadata(evaluation.segments, SEGMENT_GUARD_COLUMNS),
+        "permutation_importance": table_metadata(evaluation.importance[:15], importance_columns(evaluation)),
         "calibration_error": MetadataValue.float(evaluation.candidate.calibration_error),
         "mlflow_run_id": MetadataValue.text(candidate.run_id),
         "evaluation_artifact": MetadataValue.url(model_registry.artifact_url(candidate.run_id, EVALUATION_ARTIFACT)),

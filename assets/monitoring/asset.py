@@ -10,7 +10,6 @@ Each report records the thresholds it applied and its verdict (`dataset_drift`,
 """
 
 import functools
-import math
 import time
 
 import pandas as pd
@@ -24,13 +23,10 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     ResourceParam,
-    TableColumn,
-    TableRecord,
-    TableSchema,
 )
 from pydantic import Field
 
-from assets.asset_factory import add_partition_metadata, lifecycle_asset, partition_check_results
+from assets.asset_factory import add_partition_metadata, lifecycle_asset, partition_check_results, table_metadata
 from assets.common import partition_days
 from assets.monitoring.logic import (
     CALIBRATION_TABLE,
@@ -84,11 +80,7 @@ def _number(value: float, digits: int = 4):
 
 def _table(rows: list[dict], columns: list[tuple[str, str, str]]):
     """Rows as a Dagster table; `columns`: (name, type, description). An undefined figure is empty."""
-    def cell(value):
-        return None if isinstance(value, float) and not math.isfinite(value) else value
-
-    return MetadataValue.table(records=[TableRecord({c: cell(row.get(c)) for c, _, _ in columns}) for row in rows],
-                               schema=TableSchema(columns=[TableColumn(c, kind, description=d) for c, kind, d in columns]))
+    return table_metadata(rows, {c: kind for c, kind, _ in columns}, {c: d for c, _, d in columns})
 
 
 def _tests(tests: list[SnapshotTest]):

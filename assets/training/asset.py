@@ -10,8 +10,7 @@ import json
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, ResourceParam
 from pydantic import Field
 
-from assets.asset_factory import latest_materialization, lifecycle_asset
-from assets.common import markdown_table
+from assets.asset_factory import latest_materialization, lifecycle_asset, table_metadata
 from assets.training.build import git_commit, lock_digest, pip_requirements, training_dataset
 from assets.training.logic import (
     FIT_SPLITS,
@@ -36,6 +35,8 @@ from resources.training_data import read_window
 from resources.warehouse import Warehouse
 from served_model import PACKAGE_VERSION
 from served_model.features import FEATURE_COLUMNS, model_input
+
+SPLIT_COLUMNS = {"split": "string", "days": "string", "rows": "int", "late_share": "float"}
 
 
 class TrainingSetConfig(Config):
@@ -79,7 +80,8 @@ def training_set(context: AssetExecutionContext, config: TrainingSetConfig, ware
     return MaterializeResult(metadata={
         "window": MetadataValue.text(f"{days[0]} … {days[-1]} ({len(days)} days)"),
         "rows": MetadataValue.int(int(counts["rows"].sum())),
-        "splits": MetadataValue.md(markdown_table(split_summary(counts, splits), ["split", "days", "rows", "late_share"])),
+        "dagster/row_count": MetadataValue.int(int(counts["rows"].sum())),  # the window's labelled rows
+        "splits": table_metadata(split_summary(counts, splits), SPLIT_COLUMNS),
         "partitions": MetadataValue.json({"flight_features": days}),
         "data_versions": MetadataValue.json({d: {"version_id": window.version_ids.get(d), "content_hash": h}
                                              for d, h in window.data_versions.items()}),
@@ -170,14 +172,13 @@ def candidate_model(context: AssetExecutionContext, config: ModelConfig, warehou
         "validation_roc_auc": MetadataValue.float(fitted.validation_roc_auc),
         "threshold": MetadataValue.float(fitted.threshold),
         "hyperparameters": MetadataValue.json(chosen_params),
-        "search": MetadataValue.md(markdown_table(trial_rows, list(trial_rows[0]))),
+        "search": table_metadata(trial_rows, list(trial_rows[0])),  # the trials' own columns, typed as their values
         "search_trials": MetadataValue.int(len(trial_rows)),
         "chosen_trial": MetadataValue.int(chosen.number),
         "training_window": MetadataValue.text(
             f"{chosen.train_from} … {window.splits['train'][-1]} ({chosen.train_days} days, {chosen.train_rows} rows)"
             + (f", then refit with the validation days to {window.splits['validation'][-1]}" if fitted.refit else "")),
         "calibration": MetadataValue.json(fitted.calibration),
-        "splits": MetadataValue.md(markdown_table(split_summary(label_counts(ts.frame), window.splits),
-                                                  ["split", "days", "rows", "late_share"])),
+        "splits": table_metadata(split_summary(label_counts(ts.frame), window.splits), SPLIT_COLUMNS),
         "mlflow_logging_seconds": MetadataValue.float(round(seconds, 3)),
     })

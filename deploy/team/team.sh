@@ -4,7 +4,7 @@
 #   deploy/team/team.sh up      # PostgreSQL, Redis, MLflow server, Evidently UI, Dagster webserver
 #                               # (read-write :3000 and read-only :3001) and daemon, two workers,
 #                               # the scoring server (:5001, follows the champion alias)
-#   source /tmp/flights-team/team.env   # then any `dagster` / `python -m pipelines.*` command
+#   source /tmp/flights-team/team.env   # then any `dg` / `dagster` / `flights-*` command
 #   deploy/team/team.sh down
 #   deploy/team/team.sh services        # the four services only (what the team tests start from)
 #
@@ -64,7 +64,7 @@ up() {
   start_bg webserver-read-only "$BIN/dagster-webserver" -w workspace.yaml -h 127.0.0.1 -p "$READONLY_PORT" --read-only
   start_bg daemon "$BIN/dagster-daemon" run -w workspace.yaml
   # the scoring server follows the registry's champion (it starts serving once there is one)
-  start_bg serving "$BIN/python" -m pipelines.serving.server --host 127.0.0.1 --port "$SERVE_PORT" --wait
+  start_bg serving "$BIN/flights-serve" --host 127.0.0.1 --port "$SERVE_PORT" --wait
   for i in $(seq "$WORKERS"); do
     mkdir -p "$DIR/worker-$i/data"
     FLIGHTS_DATA_DIR="$DIR/worker-$i/data" PYTHONPATH="$REPO:$REPO/deploy/celery" start_bg "worker-$i" \

@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, TableMetadataValue
 from dagster._core.errors import DagsterHomeNotSetError
 
 from pipelines.commands.convention import cannot_carry_out, refused
@@ -30,6 +30,9 @@ VALIDATED = {"flights": "validated_flights", "weather": "validated_weather"}
 def _values(metadata) -> dict[str, Any]:
     out = {}
     for k, v in metadata.items():
+        if isinstance(v, TableMetadataValue):  # table metadata (e.g. the evaluation's `metrics`): its rows
+            out[k] = [dict(r.data) for r in v.records]
+            continue
         value = v.value
         out[k] = value if isinstance(value, (str, int, float, bool, dict, list, type(None))) else str(value)
     return out

@@ -25,7 +25,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.common import markdown_table
+from assets.asset_factory import table_metadata
 from assets.day_history import model_usage, retention_candidates
 from resources.registry import ModelRegistry
 from resources.settings import settings
@@ -70,9 +70,9 @@ def delete_unused_data_versions(context: OpExecutionContext, config: RetentionCo
         "dry_run": MetadataValue.bool(config.dry_run),
         "versions_deleted" if not config.dry_run else "versions_to_delete": MetadataValue.int(len(listed)),
         "rows_deleted": MetadataValue.int(result["rows_deleted"]),
-        "deleted": MetadataValue.md(markdown_table(listed[:200], ["asset", "partition_date", "version_id", "superseded_at"])),
-        "kept_for_models": MetadataValue.md(markdown_table(result["superseded_kept_for_models"][:200],
-                                                           ["asset", "partition_date", "version_id", "used_by"])),
+        "deleted": table_metadata(listed[:200], dict.fromkeys(["asset", "partition_date", "version_id", "superseded_at"], "string")),
+        "kept_for_models": table_metadata(result["superseded_kept_for_models"][:200],
+                                          dict.fromkeys(["asset", "partition_date", "version_id", "used_by"], "string")),
         "current_versions": MetadataValue.int(result["current_versions"]),
     })
 

@@ -115,6 +115,19 @@ def test_batch_level_failures_name_file_partition_column_and_change_nothing(
         assert set(raw["distance"]) == {"far"}  # the text that arrived is kept
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert failed_checks and all(e.severity.value == "ERROR" for e in failed_checks)
+    # a failing day's problems as a table: where (partition, file), the column, what is wrong
+    batch = [e for e in failed_checks if e.check_name == "batch_is_readable_and_complete"]
+    assert bool(batch) == (not arrival_kept)
+    failures = [e.event_specific_data.user_failure_data.metadata["failures"] for e in result.all_events
+                if e.event_type_value == "STEP_FAILURE" and e.step_key == "raw_flights"]
+    assert len(failures) == len(batch) == (0 if arrival_kept else 1)
+    tables = [e.metadata["failures"] for e in batch] + failures
+    for table in tables:
+        assert isinstance(table, TableMetadataValue)
+        assert [c.name for c in table.schema.columns] == ["partition", "source_file", "column", "problem"]
+        assert table.records and all((r.data["partition"], r.data["source_file"]) == (DAY, str(path)) for r in table.records)
+        named = [f"column '{r.data['column']}'" for r in table.records if r.data["column"]]
+        assert [f for f in expected if f.startswith("column '")] == named
 
 
 @pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n\x00\x00garbage\xff\xfe"], ids=["empty", "binary"])
@@ -175,7 +188,8 @@ def test_a_day_without_weather_is_built_without_weather_and_warned(resources, la
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     raw_weather = result.asset_materializations_for_node("raw_weather")[0]
     assert raw_weather.metadata["arrived_without_file"].value is True
-    assert raw_weather.metadata["rows_in"].value == 0
+    assert raw_weather.metadata["rows_in"].value == 0 == raw_weather.metadata["dagster/row_count"].value
+    assert resources["warehouse"].count_by_partition(raw_tables_["weather"], [DAY])[DAY] == 0
     assert checks[("flight_features", "weather_coverage")].severity.value == "WARN"
     assert not checks[("flight_features", "weather_coverage")].passed
     feats = resources["warehouse"].read(flight_features, [DAY])
@@ -221,3 +235,19 @@ def test_multi_day_run_balances_every_day_and_records_per_day_metadata(resources
         assert [c.name for c in meta["dagster/column_schema"].schema.columns] == [c.name for c in validated_tables["flights"].columns]
         assert isinstance(meta["days"], TableMetadataValue)
         assert [(r.data["partition_date"], r.data["rows_valid"]) for r in meta["days"].records] == [(DAY, ok[DAY]), (DAY2, ok[DAY2])]
+    # the other assets that write rows: each day's row count as the warehouse has it, and the table's columns
+    wh = resources["warehouse"]
+    for asset, table in (("raw_flights", raw_tables_["flights"]), ("raw_weather", raw_tables_["weather"]),
+                         ("flight_features", flight_features)):
+        stored = wh.count_by_partition(table, [DAY, DAY2])
+        for day in (DAY, DAY2):
+            [record] = instance.fetch_materializations(AssetRecordsFilter(
+                asset_key=AssetKey(asset), asset_partitions=[day]), limit=1).records
+            meta = record.asset_materialization.metadata
+            assert meta["dagster/row_count"].value == stored[day] > 0, (asset, day)
+            assert [c.name for c in meta["dagster/column_schema"].schema.columns] == [c.name for c in table.columns]
+            if asset.startswith("raw_"):  # the run's days, as a table
+                days = meta["days"]
+                assert isinstance(days, TableMetadataValue)
+                assert [c.name for c in days.schema.columns] == ["partition_date", "row_count", "source_file", "data_version"]
+                assert [(r.data["partition_date"], r.data["row_count"]) for r in days.records] == [(DAY, stored[DAY]), (DAY2, stored[DAY2])]

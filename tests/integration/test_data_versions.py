@@ -6,8 +6,9 @@ versions no registered model uses; the impossible requests (a deleted version, a
 name the days. Also run on PostgreSQL (`make test-postgres` runs the e2e mark)."""
 
 import pytest
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, TableMetadataValue
 
+from assets.day_history import HISTORY_COLUMNS
 from tests.support import land_and_ingest, replay_day, write_landing
 
 pytestmark = pytest.mark.e2e  # every store on the test's profile: SQLite, or PostgreSQL
@@ -37,6 +38,12 @@ def retention(defs, instance, **config):
     return {k: v.value for k, v in events[0].event_specific_data.metadata.items()}
 
 
+def column(table, name: str) -> list:
+    """One column of table metadata, checked to be one."""
+    assert isinstance(table, TableMetadataValue) and name in [c.name for c in table.schema.columns]
+    return [r.data[name] for r in table.records]
+
+
 def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_again(workdir, resources, monkeypatch):
     from pipelines.commands.history import history
     from pipelines.commands.history import main as history_main
@@ -44,7 +51,7 @@ def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_agai
     from pipelines.commands.reproduce import reproduce
     from pipelines.definitions import build_definitions
     from resources.errors import DataProblem
-    from resources.schemas import flight_features, raw_tables
+    from resources.schemas import flight_features, raw_tables, validated_tables
 
     monkeypatch.setenv("FLIGHTS_DATA_DIR", str(workdir["data"]))
     monkeypatch.setenv("WAREHOUSE_URL", workdir["warehouse_url"])
@@ -55,6 +62,12 @@ def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_agai
     land_and_ingest(defs, instance, workdir["landing"], DAYS)
     assert retrain(defs, instance, DAYS[-1]).success
     v1 = registry.record("1")
+    # the window's labelled rows, as the warehouse has them, on training_set (splits: a table)
+    [record] = instance.fetch_materializations(AssetKey("training_set"), limit=1).records
+    trained = record.asset_materialization.metadata
+    labelled = int(warehouse.read(flight_features, v1.window.days, columns=["is_late"])["is_late"].notna().sum())
+    assert trained["dagster/row_count"].value == labelled == trained["rows"].value > 0
+    assert column(trained["splits"], "split") == ["train", "validation", "test"] and sum(column(trained["splits"], "rows")) == labelled
     first = warehouse.current_versions("flight_features", DAYS)
     assert v1.window.version_ids == {d: first[d][0] for d in v1.window.days}  # the versions it read
     assert v1.window.data_versions == {d: first[d][1] for d in v1.window.days}
@@ -68,6 +81,15 @@ def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_agai
     now = warehouse.current_versions("flight_features", DAYS)
     assert now[CORRECTED] != first[CORRECTED] and all(now[d] == first[d] for d in DAYS if d != CORRECTED)
     assert len(warehouse.read(raw_tables["flights"], [CORRECTED])) == len(corrected)  # reads: the current version
+    # each asset's newest materialization of the day: the rows it wrote (read back) and its table's columns
+    for asset, table in (("raw_flights", raw_tables["flights"]), ("validated_flights", validated_tables["flights"]),
+                         ("flight_features", flight_features)):
+        [record] = instance.fetch_materializations(AssetRecordsFilter(
+            asset_key=AssetKey(asset), asset_partitions=[CORRECTED]), limit=1).records
+        written = record.asset_materialization.metadata
+        assert written["dagster/row_count"].value == warehouse.count_by_partition(table, [CORRECTED])[CORRECTED] > 0, asset
+        assert [c.name for c in written["dagster/column_schema"].schema.columns] == [c.name for c in table.columns]
+    assert partition_metadata(instance, "raw_flights", CORRECTED)["dagster/row_count"] == len(corrected)
 
     # the day's history: two versions of every asset (the weather was ingested again too, the
     # same content under a new ingestion id); the superseded ones used by v1
@@ -85,9 +107,14 @@ def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_agai
     assert by_asset["raw_flights"][1]["source_file"].endswith(f"flights_{CORRECTED}.csv")
     assert by_asset["flight_features"][0]["content_hash"] == first[CORRECTED][1]
     meta = partition_metadata(instance, "raw_flights", CORRECTED)  # the same on the asset's partition
-    assert meta["supersedes"] == by_asset["raw_flights"][0]["version"] and "superseded" in meta["day_history"]
+    assert meta["supersedes"] == by_asset["raw_flights"][0]["version"]
     assert meta["ingestion_id"] == by_asset["raw_flights"][1]["version"] and meta["versions_of_day"] == 2
-    assert f"{registry.model_name} v1" in meta["day_history"]
+    day_history = meta["day_history"]  # a table: the asset's versions of the day, oldest first
+    assert [c.name for c in day_history.schema.columns] == HISTORY_COLUMNS
+    assert column(day_history, "version") == [r["version"] for r in by_asset["raw_flights"]]
+    assert [s.split()[0] for s in column(day_history, "status")] == ["superseded", "current"]
+    assert column(day_history, "used_by") == [f"{registry.model_name} v1", ""]
+    assert column(day_history, "rows_in") == [len(corrected) + 2, len(corrected)]
     assert partition_metadata(instance, "flight_features", CORRECTED)["built_from"] == by_asset["flight_features"][1]["built_from"]
 
     # v1 is rebuilt exactly from the versions it read, though its day was delivered again
@@ -103,7 +130,8 @@ def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_agai
     dry = retention(defs, instance, keep_days=0, dry_run=True)
     assert dry["versions_to_delete"] == 0 and dry["rows_deleted"] == 0
     kept = retention(defs, instance, keep_days=0)
-    assert kept["versions_deleted"] == 0 and kept["kept_for_models"].count(f"{registry.model_name} v1") == 5
+    assert kept["versions_deleted"] == 0 and column(kept["kept_for_models"], "used_by") == [f"{registry.model_name} v1"] * 5
+    assert column(kept["deleted"], "version_id") == []
 
     # a version deleted from under a model (by hand): reproducing that model names the day
     catalog = warehouse.versions(assets=["flight_features"], days=[CORRECTED])
@@ -117,7 +145,8 @@ def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_agai
     current_before = warehouse.read(flight_features, DAYS)
     gone = retention(defs, instance, keep_days=0)
     assert gone["versions_deleted"] == 4 and gone["rows_deleted"] > 2 * len(corrected)  # raw and validated
-    assert all(a in gone["deleted"] for a in ("raw_flights", "validated_flights", "raw_weather", "validated_weather"))
+    assert sorted(column(gone["deleted"], "asset")) == ["raw_flights", "raw_weather", "validated_flights", "validated_weather"]
+    assert set(column(gone["deleted"], "partition_date")) == {CORRECTED}
     assert len(warehouse.read(flight_features, DAYS)) == len(current_before)  # current versions untouched
     statuses = [r["status"].split()[0] for r in history([CORRECTED], registry=registry, warehouse=warehouse)[CORRECTED]]
     assert statuses.count("deleted") == 5 and statuses.count("current") == 5

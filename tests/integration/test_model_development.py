@@ -6,7 +6,7 @@ rebuilding a searched and calibrated version exactly."""
 
 import json
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, TableMetadataValue
 
 from tests.support import land_and_ingest
 
@@ -17,6 +17,16 @@ FIRST_END, SECOND_END = "2013-06-12", "2013-06-18"
 def latest(instance, asset: str) -> dict:
     records = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset)), limit=1).records
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def columns(table) -> list[str]:
+    assert isinstance(table, TableMetadataValue)
+    return [c.name for c in table.schema.columns]
+
+
+def rows(table) -> list[dict]:
+    assert isinstance(table, TableMetadataValue)
+    return [r.data for r in table.records]
 
 
 def retrain(defs, instance, end_day: str, model: dict, gate: dict | None = None):
@@ -41,9 +51,15 @@ def test_search_explanations_segments_and_reproduction(workdir, resources, monke
     v1 = registry.champion()
     assert v1.version == "1"
     meta = latest(instance, "candidate_model")
-    assert meta["search_trials"] == 4 and "| trial | kind | train_days |" in meta["search"]
+    search = meta["search"]  # a table: one row per trial, the trial's columns typed as their values
+    assert meta["search_trials"] == 4 == len(rows(search)) and columns(search)[:3] == ["trial", "kind", "train_days"]
+    assert {c.name: c.type for c in search.schema.columns}["validation_roc_auc"] == "float"
+    assert [r["trial"] for r in rows(search)] == list(range(4)) and meta["chosen_trial"] in [r["trial"] for r in rows(search)]
+    assert columns(meta["splits"]) == ["split", "days", "rows", "late_share"]
+    assert [r["split"] for r in rows(meta["splits"])] == ["train", "validation", "test"]
     trials = registry.client.search_runs([registry.experiment_id()], f"tags.mlflow.parentRunId = '{v1.run_id}'")
     assert sorted(r.data.tags["trial.kind"] for r in trials) == ["tuning", "tuning", "window", "window"]
+    assert sorted(r["kind"] for r in rows(search)) == ["tuning", "tuning", "window", "window"]
     assert all("validation_roc_auc" in r.data.metrics and "learning_rate" in r.data.params for r in trials)
     best = max(trials, key=lambda r: r.data.metrics["validation_roc_auc"])
     chosen = json.loads(registry.client.get_model_version(registry.model_name, "1").tags[Tag.MODEL_PARAMS])
@@ -53,14 +69,29 @@ def test_search_explanations_segments_and_reproduction(workdir, resources, monke
     assert str(chosen["train_days"]) == best.data.params["train_days"]
     assert meta["calibration"]["method"] == chosen["calibration"]
     assert registry.run_params(v1.run_id)["calibration"] == chosen["calibration"]
+    first = latest(instance, "model_evaluation")  # no champion yet: no segment compared, the candidate's importance alone
+    assert columns(first["segments_vs_champion"]) == ["segment", "rows", "candidate_roc_auc", "champion_roc_auc", "difference"]
+    assert rows(first["segments_vs_champion"]) == [] and columns(first["permutation_importance"]) == ["feature", "candidate"]
 
     # v2: the gate compares segments with v1, and a zero segment margin (with v2 worse somewhere)
     # rejects it by name; the model card shows both models' permutation importance
     retrain(defs, instance, SECOND_END, {"tuning_trials": 0, "max_iter": 60}, {"segment_margin": 0.0, "min_margin": -1.0})
     evaluation = latest(instance, "model_evaluation")
-    assert "| segment | rows | candidate_roc_auc | champion_roc_auc | difference |" in evaluation["segments_vs_champion"]
-    assert "| feature | candidate | champion |" in evaluation["permutation_importance"]
-    worse = [line for line in evaluation["segments_vs_champion"].splitlines()[2:] if float(line.split("|")[-2]) < 0]
+    segments = evaluation["segments_vs_champion"]
+    assert columns(segments) == ["segment", "rows", "candidate_roc_auc", "champion_roc_auc", "difference"] and rows(segments)
+    assert columns(evaluation["permutation_importance"]) == ["feature", "candidate", "champion"]
+    assert 0 < len(rows(evaluation["permutation_importance"])) <= 15
+    metrics = {r["model"]: r for r in rows(evaluation["metrics"])}
+    assert columns(evaluation["metrics"]) == ["model", "roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "f1", "threshold"]
+    assert set(metrics) == {"candidate", "champion", "baseline"}
+    assert metrics["candidate"]["roc_auc"] == round(evaluation["candidate_roc_auc"], 4)
+    # every test flight in one calibration bin, one origin, one carrier
+    tested = sum(r["rows"] for r in rows(evaluation["calibration"]))
+    assert columns(evaluation["calibration"]) == ["bin", "rows", "mean_predicted", "observed_late"] and tested > 0
+    assert columns(evaluation["by_origin"]) == ["origin", "rows", "late_share", "roc_auc", "f1"]
+    assert columns(evaluation["by_carrier"]) == ["carrier", "rows", "late_share", "roc_auc", "f1"]
+    assert sum(r["rows"] for r in rows(evaluation["by_origin"])) == tested == sum(r["rows"] for r in rows(evaluation["by_carrier"]))
+    worse = [r for r in rows(segments) if r["difference"] < 0]
     reasons = evaluation["reasons"]
     if worse:
         assert evaluation["decision"] == "KEEP CHAMPION" and "- segment " in reasons and "below the champion's" in reasons
@@ -79,6 +110,11 @@ def test_search_explanations_segments_and_reproduction(workdir, resources, monke
     assert len(scores["y"]) == len(scores["candidate"]) == len(scores["champion"]) > 0 and scores["candidate"] != scores["champion"]
     plots = latest(instance, "champion_model")["model_card_plots"]
     assert all(f"/runs/{v2.run_id}/artifacts/model_card/{f})" in plots for f in figures), plots
+
+    # the provenance shows the evaluation's table metadata as its rows
+    from pipelines.commands.provenance import provenance
+
+    assert provenance("2", instance=instance, registry=registry)["evaluation"]["dagster"]["metrics"] == rows(evaluation["metrics"])
 
     # the searched, calibrated v1 is rebuilt exactly from its recorded choice
     result = reproduce("1", registry=registry, warehouse=resources["warehouse"])

@@ -82,6 +82,13 @@ def test_shadow_then_approve_then_expiry_with_alerts(workdir, resources, monkeyp
     for day in shadow_days:
         run(defs, instance, "ingest_job", partition_key=day)
         run(defs, instance, "monitor_job", partition_key=day)
+    from resources.schemas import predictions
+
+    for day in shadow_days:  # each day's champion scores: the rows written (read back) and the table's columns
+        scored = latest(instance, "predictions", day)
+        assert scored["dagster/row_count"] == resources["warehouse"].count_by_partition(predictions, [day])[day] > 0
+        assert scored["dagster/row_count"] == scored["rows"]
+        assert [c.name for c in scored["dagster/column_schema"].columns] == [c.name for c in predictions.columns]
     meta = latest(instance, "performance_report", shadow_days[-1])
     assert meta["shadow_challenger"] == "2" and meta["shadow_days"] == 3
     assert latest(instance, "performance_report", shadow_days[0])["shadow_verdict"] == "waiting"
