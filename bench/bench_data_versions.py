@@ -13,6 +13,7 @@ the same benchmark run, on the same machine.
    the baseline deletes the day's old rows, the current tree moves them to the history tables.
 
     python bench/bench_data_versions.py [--baseline REV]   # default: 4bb5375, the commit before
+    python bench/bench_data_versions.py --baseline 91169f1   # the house by role (issue 24) against its parent
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.bench_data_foundation import _fresh_env, _materialize, _timed, write_results  # noqa: E402
+from bench.bench_data_foundation import BIN, _fresh_env, _materialize, _timed, write_results  # noqa: E402
 
 BASELINE = "4bb5375"
 WINDOW = ("2013-10-03", 60)
@@ -60,10 +61,20 @@ def _tree(rev: str, into: Path) -> Path:
     return into
 
 
-def _backfill(tree: Path, root: Path) -> tuple[float, dict]:
+def _cli_for(baseline_tree: Path):
+    """The CLI both trees run: `dg launch` when the baseline knows it ([tool.dg] in its pyproject.toml),
+    else the older `dagster asset materialize`, which every tree still answers (one CLI for both sides:
+    the comparison is of the code, not of the CLIs' start-up)."""
+    if "[tool.dg]" in (baseline_tree / "pyproject.toml").read_text():
+        return _materialize
+    return lambda partition_args: [str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
+                                   "--select", "*flight_features", *partition_args]
+
+
+def _backfill(tree: Path, root: Path, cli) -> tuple[float, dict]:
     env = _fresh_env(root)
     env["WAREHOUSE_URL"] = f"sqlite:///{root / 'data' / 'warehouse.db'}"
-    wall, _ = _timed_in(tree, _materialize(["--partition-range", "2013-01-01...2013-12-31"]), env)
+    wall, _ = _timed_in(tree, cli(["--partition-range", "2013-01-01...2013-12-31"]), env)
     return wall, env
 
 
@@ -87,10 +98,12 @@ def main(baseline: str = BASELINE) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         trees = {"baseline": _tree(baseline, tmp / "src_baseline"), "current": REPO}
+        cli = _cli_for(trees["baseline"])
+        results["cli"] = " ".join(Path(arg).name for arg in cli([])[:3])
         walls: dict[str, list[float]] = {"baseline": [], "current": []}
         urls = {}
         for i, side in enumerate(("baseline", "current", "current", "baseline")):
-            wall, env = _backfill(trees[side], tmp / f"{side}{i}")
+            wall, env = _backfill(trees[side], tmp / f"{side}{i}", cli)
             walls[side].append(wall)
             urls.setdefault(side, env["WAREHOUSE_URL"])
             size = (tmp / f"{side}{i}" / "data" / "warehouse.db").stat().st_size / 2**20
@@ -124,7 +137,7 @@ def main(baseline: str = BASELINE) -> dict:
             for side in ("baseline", "current"):
                 env = _fresh_env(tmp / f"again_{side}_{day}")
                 env["WAREHOUSE_URL"] = urls[side]
-                again[side].append(_timed_in(trees[side], _materialize(["--partition", day]), env)[0])
+                again[side].append(_timed_in(trees[side], cli(["--partition", day]), env)[0])
         results["one_day_written_again_s"] = {k: [round(w, 1) for w in v] for k, v in again.items()}
         print(f"one day written again via the CLI: baseline median {statistics.median(again['baseline']):.1f} s, "
               f"current (old version kept) {statistics.median(again['current']):.1f} s", flush=True)
