@@ -71,7 +71,7 @@ test: setup lint
 ## The end-to-end tests again with every store on PostgreSQL: a server on loopback (the OS
 ## package, installed if missing), a fresh database per store and test; CI runs this after `test`
 test-postgres: setup
-	@eval "$$(deploy/postgres/local_server.sh start)" && \
+	@eval "$$(FLIGHTS_POSTGRES_UNSAFE_FAST=1 deploy/postgres/local_server.sh start)" && \
 		FLIGHTS_TEST_POSTGRES_URL="$$FLIGHTS_POSTGRES_URL" python -m pytest -q -m e2e
 
 ## A PostgreSQL server on loopback for the profile: `eval "$$(make -s postgres-up)"` exports

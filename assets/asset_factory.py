@@ -35,7 +35,7 @@ from dagster import (
 )
 
 from assets.common import PARTITION_END_EXCLUSIVE, PARTITION_START
-from resources.errors import DataProblem
+from resources.errors import DataProblem, refused_value
 from resources.settings import settings
 
 daily_partitions = DailyPartitionsDefinition(start_date=PARTITION_START, end_date=PARTITION_END_EXCLUSIVE)
@@ -60,23 +60,44 @@ def store_retry_policy() -> RetryPolicy:
                        backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
 
+def _unretriable(exc: Exception, args, kwargs) -> DataFailure | None:
+    """A `DataProblem`, or a value the warehouse refuses (`refused_value`: a driver's DataError),
+    as a `DataFailure`; None for what a retry may fix."""
+    if isinstance(exc, DataProblem):
+        return DataFailure(str(exc))
+    context = kwargs.get("context", args[0] if args else None)
+    asset_context = isinstance(context, AssetExecutionContext)
+    days = list(context.partition_keys) if asset_context and (context.has_partition_key or context.has_partition_key_range) else []
+    where = f"partition {days[0]}" if len(days) == 1 else f"partitions {days[0]} … {days[-1]}" if days else ""
+    refused = refused_value(exc, where)
+    if refused is None:
+        return None
+    name = context.asset_key.to_user_string() if asset_context else "the step"
+    return DataFailure(f"{name}: {refused}")
+
+
 def _failing_data_problems_at_once(fn):
-    """The asset body, with a `DataProblem` from the logic raised as a `DataFailure`."""
+    """The asset body, with a `DataProblem` from the logic, or a value the warehouse refuses,
+    raised as a `DataFailure`."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def generator(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except DataProblem as exc:
-                raise DataFailure(str(exc)) from exc
+            except Exception as exc:
+                if (failure := _unretriable(exc, args, kwargs)) is None:
+                    raise
+                raise failure from exc
         return generator
 
     @functools.wraps(fn)
     def function(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except DataProblem as exc:
-            raise DataFailure(str(exc)) from exc
+        except Exception as exc:
+            if (failure := _unretriable(exc, args, kwargs)) is None:
+                raise
+            raise failure from exc
     return function
 
 
@@ -86,12 +107,17 @@ def _failing_data_problems_at_once(fn):
 ALIAS_MOVES_POOL = "registry_aliases"
 
 
-def lifecycle_asset(stage: str, *, daily: bool = False, **kwargs):
+def lifecycle_asset(stage: str, *, daily: bool = False, writes=None, **kwargs):
     """`@asset` with what every asset of the pipeline shares: its group and `stage` tag are the
     lifecycle stage, the team owns it, a store outage is retried; a daily asset is partitioned
     by day and a backfill of many days is one run (`BackfillPolicy.single_run()`), each asset
-    handling the whole range at once (one GX validation, one transaction)."""
+    handling the whole range at once (one GX validation, one transaction). `writes`: the
+    warehouse table it writes, whose columns are the asset's standard `dagster/column_schema`,
+    in its definition (the schema is static: carried by every day's materialization event it
+    cost a year's backfill about 10 s of event serialization)."""
     shared = dict(group_name=stage, tags={"stage": stage}, owners=OWNERS, retry_policy=store_retry_policy())
+    if writes is not None:
+        kwargs["metadata"] = {"dagster/column_schema": column_schema(writes), **kwargs.get("metadata", {})}
     if daily:
         shared.update(partitions_def=daily_partitions, backfill_policy=BackfillPolicy.single_run())
 

@@ -11,35 +11,38 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 import pandas as pd
 
-from resources.records import ModelRecord
+from resources.records import ModelRecord, TrainingWindow
 
 FEATURES = "flight_features"
 # the assets that keep versions, upstream first (the order of a day's history)
 ASSET_ORDER = ("raw_flights", "raw_weather", "validated_flights", "validated_weather", FEATURES)
 
 
-def model_usage(records: Iterable[ModelRecord], catalog: pd.DataFrame) -> dict[str, list[str]]:
-    """version id -> the labels of the registered model versions that use it."""
+def model_usage(records: Iterable[ModelRecord], catalog: pd.DataFrame,
+                retrains: Mapping[str, TrainingWindow] | None = None) -> dict[str, list[str]]:
+    """version id -> the labels of the registered model versions that use it (and of the
+    `retrains`, run id -> window, recorded but not registered yet: listed after the versions)."""
     features = catalog[catalog["asset"] == FEATURES]
     by_hash: dict[tuple[str, str], list[str]] = defaultdict(list)
     for vid, day, digest in zip(features["version_id"], features["partition_date"], features["content_hash"], strict=True):
         by_hash[(day, digest)].append(vid)
     used: dict[str, set[str]] = defaultdict(set)
     numbers: dict[str, int] = {}
-    for record in records:
-        numbers[record.label] = int(record.version)
-        window = record.window
+    windows = [(r.label, int(r.version), r.window) for r in records]
+    windows += [(f"retrain run {run_id[:12]} (not registered)", 10**9, w) for run_id, w in (retrains or {}).items()]
+    for label, number, window in windows:
+        numbers[label] = number
         for day in window.days:
             if day in window.version_ids:
-                used[window.version_ids[day]].add(record.label)
+                used[window.version_ids[day]].add(label)
             elif day in window.data_versions:
                 for vid in by_hash.get((day, window.data_versions[day]), []):
-                    used[vid].add(record.label)
+                    used[vid].add(label)
     inputs = {vid: json.loads(raw or "[]") for vid, raw in zip(catalog["version_id"], catalog["inputs"], strict=True)}
     pending = list(used)
     while pending:  # what each used version was built from is used too

@@ -129,8 +129,7 @@ def team(root: Path) -> dict:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "FLIGHTS_", "WAREHOUSE_", "DAGSTER_"))}
     server = _script("deploy/postgres/local_server.sh", base)["FLIGHTS_POSTGRES_URL"]
     broker = _script("deploy/celery/local_broker.sh", base)
-    subprocess.run(["redis-cli", "-p", broker["FLIGHTS_CELERY_BROKER"].rsplit(":", 1)[1].split("/")[0], "flushall"],
-                   capture_output=True)
+    subprocess.run(["bash", str(REPO / "deploy/celery/local_broker.sh"), "flush"], env=base, capture_output=True)  # it has the password
     mlflow_env = {**base, "FLIGHTS_MLFLOW_DIR": str(root / "mlflow"), "FLIGHTS_MLFLOW_PORT": "5071",
                   "FLIGHTS_MLFLOW_BACKEND": _database(server, "mlflow"), "MLFLOW_BIN": str(BIN / "mlflow")}
     evidently_env = {**base, "FLIGHTS_EVIDENTLY_DIR": str(root / "evidently"), "FLIGHTS_EVIDENTLY_PORT": "8071",

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import pandas as pd
 from sqlalchemy import Table, and_, select, union_all, update
 
-from resources.schemas import VERSIONED_ASSETS, day_versions, history_tables
+from resources.schemas import VERSIONED_ASSETS, day_versions, history_tables, model_registries
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,12 @@ class WrittenVersions:
 
     ids: dict[str, str]
     superseded: dict[str, str] = field(default_factory=dict)
+
+
+class InputChanged(RuntimeError):
+    """A day of a step's input was written again between the step's read and its write: what it
+    built is of a superseded version, so nothing is written. Transient (not a `DataProblem`): the
+    step's retry policy runs it again, and it reads the new version."""
 
 
 def now_iso() -> str:
@@ -137,3 +143,34 @@ def delete_versions(conn, rows: pd.DataFrame) -> int:
                                                           day_versions.c.superseded_at.is_not(None)))
                          .values(deleted_at=now))
     return deleted
+
+
+def changed_inputs(conn, asset: str, read: Mapping[str, str | None], days: Sequence[str]) -> list[str]:
+    """The days of `days` whose current version of `asset` is not the one `read` names (day ->
+    version id read; a day missing from it: none was read), each said as day, both versions."""
+    stmt = (select(day_versions.c.partition_date, day_versions.c.version_id)
+            .where(day_versions.c.asset == asset, day_versions.c.partition_date.in_(list(days)),
+                   day_versions.c.superseded_at.is_(None)))
+    now = dict(tuple(r) for r in conn.execute(stmt))
+    return [f"{day} (read version {read.get(day) or 'none'}, now current {now.get(day) or 'none'})"
+            for day in sorted(days) if read.get(day) != now.get(day)]
+
+
+def record_registry(conn, registry_id: str, tracking_uri: str) -> None:
+    """The registry `registry_id` (at `tracking_uri`, as displayed) is one the warehouse's versions
+    are recorded against: added, or its last time and address updated."""
+    now = now_iso()
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(model_registries).values(registry_id=registry_id, tracking_uri=tracking_uri,
+                                           first_recorded_at=now, last_recorded_at=now)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[model_registries.c.registry_id],
+                                            set_={"tracking_uri": tracking_uri, "last_recorded_at": now}))
+
+
+def registries(conn) -> dict[str, str]:
+    """registry id -> its tracking URI (as displayed), of every registry versions were recorded against."""
+    return dict(tuple(r) for r in conn.execute(select(model_registries.c.registry_id, model_registries.c.tracking_uri)
+                                              .order_by(model_registries.c.first_recorded_at)))

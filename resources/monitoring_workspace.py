@@ -4,11 +4,14 @@ shown by `make evidently-ui`). One project for the model; each day's drift and p
 snapshots, timestamped with the replayed day; a dashboard of the daily figures over days.
 
 An upload that fails after its retries raises `MonitoringUnavailable`: the monitoring assets
-record the day's verdicts anyway and report the failed upload as a WARN check.
+record the day's verdicts anyway and report the failed upload as a WARN check. Every request to
+the service waits at most FLIGHTS_SERVICE_TIMEOUT for an answer (Evidently's own client sends
+without a timeout): a service that accepts and hangs fails the upload, it does not block the step.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -38,6 +41,12 @@ SERVED_EMPTY = ("Empty when no served traffic was recorded for these days, or to
 
 
 _PROJECTS: dict[tuple, object] = {}  # the project id per workspace, once its dashboard is in place
+
+
+def _timed_out(exc: BaseException) -> bool:
+    import requests
+
+    return isinstance(exc, (requests.exceptions.Timeout, TimeoutError)) or "timed out" in str(exc).lower()
 
 
 class MonitoringUnavailable(RuntimeError):
@@ -82,6 +91,39 @@ def dashboard_panels() -> list:
     ]
 
 
+@functools.cache
+def _remote_workspace_class():
+    """`RemoteWorkspace` whose every request has a deadline. Evidently 0.7.23 sends each request
+    through a new `requests.Session` with no timeout (`RemoteBase._request`); this is that method
+    with the timeout given to `send` (and the session closed), the same errors raised."""
+    import requests
+    from evidently._pydantic_compat import parse_obj_as
+    from evidently.errors import EvidentlyError
+    from evidently.ui.workspace import RemoteWorkspace
+
+    class TimedRemoteWorkspace(RemoteWorkspace):
+        def __init__(self, base_url: str, secret: str | None, timeout: float):
+            self.timeout = timeout  # before the base class's first request (its `verify`)
+            super().__init__(base_url, secret=secret)
+
+        def _request(self, path, method, query_params=None, body=None, response_model=None, cookies=None, headers=None,
+                     form_data=False):
+            request = self._prepare_request(path, method, query_params, body, cookies, headers, form_data=form_data)
+            with requests.Session() as session:
+                response = session.send(request.prepare(), timeout=self.timeout)
+            if response.status_code >= 400:
+                try:
+                    details = response.json()["detail"]
+                except (ValueError, KeyError, TypeError):
+                    pass
+                else:
+                    raise EvidentlyError(details)
+            response.raise_for_status()
+            return parse_obj_as(response_model, response.json()) if response_model is not None else response
+
+    return TimedRemoteWorkspace
+
+
 def _shown(panel) -> dict:
     """What a panel shows: all but its id and its title (by which the code's panels are found)."""
     return panel.dict(exclude={"id", "title"})
@@ -105,10 +147,11 @@ class MonitoringWorkspace(ConfigurableResource):
             f"local Evidently workspace {settings().evidently_workspace_dir}"
 
     def _workspace(self):
-        from evidently.ui.workspace import RemoteWorkspace, Workspace
+        from evidently.ui.workspace import Workspace
 
         if self.resolved_url:
-            return RemoteWorkspace(self.resolved_url, secret=settings().evidently_secret)
+            s = settings()
+            return _remote_workspace_class()(self.resolved_url, s.evidently_secret, s.service_timeout)
         return Workspace(str(settings().evidently_workspace_dir))
 
     def _link(self, project_id, snapshot_id) -> SnapshotLink:
@@ -154,6 +197,9 @@ class MonitoringWorkspace(ConfigurableResource):
                     raise MonitoringUnavailable(f"{self.location} refused the write: FLIGHTS_EVIDENTLY_SECRET is not "
                                                 "the service's secret") from exc
                 if attempt == attempts - 1:
+                    if _timed_out(exc):
+                        raise MonitoringUnavailable(f"{self.location} did not answer within {s.service_timeout:g} s "
+                                                    f"(FLIGHTS_SERVICE_TIMEOUT), {attempts} attempts") from exc
                     raise MonitoringUnavailable(f"{self.location} unreachable after {attempts} attempts: "
                                                 f"{type(exc).__name__}: {str(exc)[:200]}") from exc
                 time.sleep(delay * 2**attempt)

@@ -40,6 +40,8 @@ class Tag:
     DEPLOY_EVENTS = "deploy.events"  # JSON list of DeployEvent: every alias move of the version
     CHALLENGER_MODE = "challenger.mode"  # approve | shadow, while the version is the challenger
     CHALLENGER_SINCE = "challenger.since_day"  # the day the challenger was trained up to
+    REGISTERED_VERSION = "registered.version"  # on a retrain's run: the version registered from it
+    REGISTRY_ID = "flights.registry_id"  # on the project's experiment: the registry's identity (made once)
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,18 @@ day_versions = Table(
     Index("ix_day_versions_partition", "partition_date", "created_at"),
 )
 
+# The MLflow registries the warehouse's versions were recorded against: a retrain records the
+# registry's identity (a tag of its experiment, `ModelRegistry.registry_id`) here before it records
+# its window there; the retention job deletes nothing against a registry this table does not name.
+model_registries = Table(
+    "model_registries",
+    metadata,
+    Column("registry_id", String(32), primary_key=True),
+    Column("tracking_uri", Text, nullable=False),  # as displayed: never a password
+    Column("first_recorded_at", String(32), nullable=False),  # UTC, ISO
+    Column("last_recorded_at", String(32), nullable=False),
+)
+
 
 def content_columns(table: Table) -> list[str]:
     """The table's column names but `version_id` (which a write adds)."""
@@ -251,7 +263,8 @@ predictions = Table(
 
 # Every flight the scoring server (`make serve`) scored, recorded off the request path in
 # batches: the features it was sent, the probability it answered, the version that answered.
-# `partition_date` is the flight's day as its features say (day_of_year in the partitions' year).
+# `partition_date` is the day it was served, by the server's clock (the replay clock in the replay;
+# pipelines/serving/traffic.py), never the client's `day_of_year`.
 served_predictions = Table(
     "served_predictions",
     metadata,
@@ -264,6 +277,22 @@ served_predictions = Table(
     *[Column(name, Float) for name in FEATURE_COLUMNS_NUMERIC],
     *[Column(name, Text) for name in FEATURE_COLUMNS_CATEGORICAL],
     Index("ix_served_predictions_partition", "partition_date"),
+)
+
+# Served rows the warehouse refused (a value its driver or a constraint will not take): the
+# driver's reason and the row (features, probability) as JSON text, so no row answered is lost
+# and none holds the others back (pipelines/serving/traffic.py).
+served_quarantine = Table(
+    "served_quarantine",
+    metadata,
+    _PARTITION(),
+    Column("served_at", String(32), nullable=False),  # UTC, ISO
+    Column("request_id", String(36), nullable=False),
+    Column("row_in_request", Integer, nullable=False),
+    Column("model_version", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("row", Text, nullable=False),
+    Index("ix_served_quarantine_partition", "partition_date"),
 )
 
 # A shadow challenger's score of each flight of a day, beside the champion's (`predictions`).

@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
+import annotated_types
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
@@ -92,11 +93,15 @@ Addresses = Annotated[tuple[str, ...], BeforeValidator(_addresses)]  # comma-sep
 class Settings(BaseModel):
     """Every setting of the pipeline (the variables: docs/settings.md)."""
 
-    model_config = ConfigDict(alias_generator=lambda name: f"FLIGHTS_{name.upper()}", frozen=True, defer_build=True)
+    # every number is finite (`nan`, `inf` refused) and within its field's bounds
+    model_config = ConfigDict(alias_generator=lambda name: f"FLIGHTS_{name.upper()}", frozen=True, defer_build=True,
+                              allow_inf_nan=False)
 
     data_dir: Folder = REPO_ROOT / "data"  # generated stores
     source: Literal["replay", "landing"] = "replay"
     landing_dir: Folder = Field(default_factory=lambda s: s["data_dir"] / "landing")
+    # a landing file larger than this is refused unread (a day of flights is ~0.1 MB)
+    landing_max_bytes: int = Field(100_000_000, ge=1_000, le=2_000_000_000)
     # a server URL; every store on it
     postgres_url: Annotated[str | None, AfterValidator(lambda url: url.rstrip("/") or None)] = None
     warehouse_url: str = Field(alias="WAREHOUSE_URL",
@@ -116,56 +121,69 @@ class Settings(BaseModel):
     # where links to snapshots point: the service's own UI, or `make evidently-ui`
     evidently_ui_url: Url = Field(default_factory=lambda s: s["evidently_url"] or "http://127.0.0.1:8000")
     # data quality
-    max_quarantine_share: float = Field(0.10, ge=0)
-    min_weather_coverage: float = Field(0.90, ge=0)
+    max_quarantine_share: float = Field(0.10, ge=0, le=1)
+    min_weather_coverage: float = Field(0.90, ge=0, le=1)
     # monitoring: 0.3, not Evidently's 0.5, because the column thresholds are calibrated: with
     # them the days of March-May 2013 showed shares from 0 to 0.47 (median 0.05)
-    drift_share: float = Field(0.3, ge=0)
-    column_drift_threshold: float = Field(0.0, ge=0)  # 0 = calibrated
-    column_drift_quantile: float = Field(0.95, ge=0)
+    drift_share: float = Field(0.3, gt=0, le=1)
+    column_drift_threshold: float = Field(0.0, ge=0, le=10)  # 0 = calibrated
+    column_drift_quantile: float = Field(0.95, gt=0, le=1)
     # above 1000 rows Evidently keeps the same drift methods as on the full window
-    drift_reference_rows: Annotated[int, AfterValidator(lambda rows: max(1001, rows))] = 5000
-    roc_auc_drop: float = 0.05
-    performance_window_days: int = Field(3, ge=1)
+    drift_reference_rows: Annotated[int, AfterValidator(lambda rows: max(1001, rows))] = Field(5000, ge=1, le=1_000_000)
+    # above 0: a drop of 0 or less would call every day degraded
+    roc_auc_drop: float = Field(0.05, gt=0, le=1)
+    performance_window_days: int = Field(3, ge=1, le=365)
     # retraining and the replay clock
-    retrain_cooldown_days: int = Field(7, ge=0)
-    retrain_every_days: int = Field(7, ge=1)
-    sensor_interval_seconds: int = Field(30, ge=1)
+    retrain_cooldown_days: int = Field(7, ge=0, le=365)
+    retrain_every_days: int = Field(7, ge=1, le=365)
+    sensor_interval_seconds: int = Field(30, ge=1, le=86_400)
     replay_start: Day = "2013-01-01"
     replay_end: Day = "2013-12-31"
-    replay_seconds_per_day: int = Field(60, ge=1)
+    replay_seconds_per_day: int = Field(60, ge=1, le=86_400)
     replay_periodic_retrain: Flag = False
     # execution
     executor: Literal["in_process", "multiprocess", "celery"] = "in_process"
     celery_broker: str | None = None
     celery_backend: str | None = Field(default_factory=lambda s: s["celery_broker"])
-    store_retries: int = Field(3, ge=0)
-    store_retry_delay: float = Field(2.0, ge=0)  # seconds
+    store_retries: int = Field(3, ge=0, le=20)
+    store_retry_delay: float = Field(2.0, ge=0, le=600)  # seconds
     # training: fits a retrain's search may make in all (windows + tuning; 0: no tuning), and for how long
-    tuning_trials: int = Field(20, ge=0)
-    tuning_seconds: float = Field(30.0, ge=0)
+    tuning_trials: int = Field(20, ge=0, le=1000)
+    tuning_seconds: float = Field(30.0, ge=0, le=86_400)
     # deployment: replayed days a challenger may wait, labelled days a shadow challenger is judged on
     promotion_mode: PromotionMode = "auto"
-    challenger_expiry_days: int = Field(7, ge=1)
-    shadow_days: int = Field(3, ge=1)
+    challenger_expiry_days: int = Field(7, ge=1, le=365)
+    shadow_days: int = Field(3, ge=1, le=365)
     # data versions: superseded versions kept this long (unless a model uses them)
-    data_retention_days: float = Field(90.0, ge=0)
+    data_retention_days: float = Field(90.0, ge=0, le=36_500)
     # serving: how often it checks the `champion` alias; served requests recorded in the warehouse, in batches
-    serve_poll_seconds: float = Field(2.0, ge=0.1)
+    serve_poll_seconds: float = Field(2.0, ge=0.1, le=3600)
     serve_record: Flag = True
-    serve_record_seconds: float = Field(1.0, ge=0.05)
+    serve_record_seconds: float = Field(1.0, ge=0.05, le=3600)
+    # the scoring server's bounds: a request's body (413 past it) and rows; the recorder's memory
+    serve_max_body_mb: float = Field(16.0, ge=0.01, le=1024)
+    serve_max_rows: int = Field(10_000, ge=1, le=1_000_000)
+    serve_record_max_mb: float = Field(64.0, ge=1, le=8192)
     # alerts (a Slack webhook URL holds a secret; no SMTP host: no email)
     dagster_ui_url: Url = "http://127.0.0.1:3000"
     alert_webhook_url: Annotated[str, AfterValidator(_http)] | None = Field(None, repr=False)
     smtp_host: str | None = None
-    smtp_port: int = Field(25, ge=1)
+    smtp_port: int = Field(25, ge=1, le=65_535)
     smtp_username: str | None = None
     smtp_password: str | None = Field(None, repr=False)
     smtp_starttls: Flag = False
+    smtp_ssl: Flag = False  # SMTPS: TLS from the first byte (port 465), instead of STARTTLS
+    smtp_ca_file: Folder | None = None  # a CA bundle (PEM) the SMTP server's certificate is checked against
     alert_email_from: str = "flights-pipeline@localhost"
     alert_email_to: Addresses = ()
-    alert_retries: int = Field(3, ge=0)
-    alert_retry_delay: float = Field(1.0, ge=0)  # seconds, doubled each retry
+    alert_retries: int = Field(3, ge=0, le=20)
+    alert_retry_delay: float = Field(1.0, ge=0, le=600)  # seconds, doubled each retry
+    # deadlines: one alert's delivery (its retries included); an alert sensor's tick, and the alerts it delivers at most
+    alert_seconds: float = Field(10.0, ge=0.1, le=600)
+    alert_tick_seconds: float = Field(40.0, ge=1, le=3600)
+    alert_tick_max: int = Field(20, ge=1, le=10_000)
+    # every call to a service (Evidently service, MLflow tracking server, webhook, SMTP) waits this long for an answer
+    service_timeout: float = Field(30.0, ge=0.1, le=3600)  # seconds
 
     @model_validator(mode="before")
     @classmethod
@@ -220,16 +238,42 @@ def _problem(error: ErrorDetails) -> str | None:
     match kind:
         case "float_parsing":
             detail = "is not a number"
+        case "finite_number":
+            detail = f"is not a finite number{_range(field)}"
         case "int_parsing" | "int_from_float":
             detail = "is not an integer"
         case "greater_than_equal":
-            detail = f"is below its minimum {ctx['ge']:g}"
+            detail = f"is below its minimum {_num(ctx['ge'])}{_range(field)}"
+        case "greater_than":
+            detail = f"is not above {_num(ctx['gt'])}{_range(field)}"
+        case "less_than_equal":
+            detail = f"is above its maximum {_num(ctx['le'])}{_range(field)}"
         case "literal_error":
             detail = f"expected one of {', '.join(get_args(field.annotation))}"
         case _:
             detail = str(ctx["error"]) if kind == "value_error" else error["msg"]
     shown = name if field.repr is False else f"{name}={error['input']!r}"
     return f"{shown}{' ' if detail.startswith('is ') else ': '}{detail}"
+
+
+def bounds(field) -> str | None:
+    """A number field's allowed values as `0 < x ≤ 1` (None: not a bounded number), from the
+    field's own annotated-types constraints (the schema is the one place a bound is written)."""
+    low = high = ""
+    for c in field.metadata:
+        if isinstance(c, annotated_types.Ge | annotated_types.Gt):
+            low = f"{_num(c.ge)} ≤ " if isinstance(c, annotated_types.Ge) else f"{_num(c.gt)} < "
+        elif isinstance(c, annotated_types.Le | annotated_types.Lt):
+            high = f" ≤ {_num(c.le)}" if isinstance(c, annotated_types.Le) else f" < {_num(c.lt)}"
+    return f"{low}x{high}" if low or high else None
+
+
+def _num(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) and value != int(value) else str(int(value))
+
+
+def _range(field) -> str:
+    return f" (allowed: {bounds(field)})" if bounds(field) else ""
 
 
 def settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -37,4 +37,5 @@ class FlightSource(ConfigurableResource):
         return Path(self.landing_dir) if self.landing_dir else settings().landing_dir
 
     def load(self, contract: DatasetContract, partition: str) -> SourceBatch:
-        return read_day(contract, partition, self.resolved_mode, self.resolved_landing_dir)
+        return read_day(contract, partition, self.resolved_mode, self.resolved_landing_dir,
+                        max_bytes=settings().landing_max_bytes)

@@ -5,13 +5,17 @@ package; `landing` reads daily files from a folder (FLIGHTS_LANDING_DIR):
 `flights_YYYY-MM-DD.csv|.parquet` and, where present, `weather_YYYY-MM-DD.csv|.parquet`.
 
 Values are served as the text that arrived; typing happens in validation, so a malformed value
-is quarantined with a reason instead of failing the whole read.
+is quarantined with a reason instead of failing the whole read. What no store can take fails the
+day's read instead, naming the file: a file over FLIGHTS_LANDING_MAX_BYTES (not read), a NUL
+character in any value or column name (its line and column). The landing sensor takes a file
+only once it has settled (`LandingLook`: the same size and mtime at two looks).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,14 +143,57 @@ def read_landing_file(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NA_TOKENS)
 
 
-def read_day(contract: DatasetContract, partition: str, mode: str, landing_dir: Path) -> SourceBatch:
-    """One day of one dataset from the replay or the landing folder."""
+SHOWN_NULS = 5
+
+
+def nul_places(path: Path, frame: pd.DataFrame | None = None) -> list[tuple[int, str]]:
+    """Where a landing file holds a NUL character (0x00) in a value or a column name: (line,
+    column) for a CSV (1-based lines of the file, line 1 the header; a quoted value spanning lines
+    is placed at its first line), (row, column) for a Parquet file's `frame` (1-based rows, 0 the
+    column names). A column whose own name holds the character is named by its position, `#3`.
+    PostgreSQL cannot store the character in text and SQLite can: a file holding one is refused
+    on every store, before anything is written."""
+    import csv
+    import io
+
+    if path.suffix == ".parquet":
+        places = [(0, f"#{i + 1}") for i, c in enumerate(frame.columns) if "\x00" in str(c)]  # 0: the column names
+        for column in frame.columns:
+            hit = frame[column].astype("string").str.contains("\x00", regex=False).fillna(False)
+            places += [(int(i) + 1, str(column)) for i in hit.to_numpy().nonzero()[0]]
+        return places
+    data = path.read_bytes()
+    if b"\x00" not in data:
+        return []
+    reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
+    header: list[str] = []
+    places, line = [], 1  # the line each record starts on
+    for record in reader:
+        header = header or record
+        places += [(line, header[i] if i < len(header) and "\x00" not in header[i] else f"#{i + 1}")
+                   for i, value in enumerate(record) if "\x00" in value]
+        line = reader.line_num + 1
+    return places
+
+
+def _nul_problem(path: Path, places: list[tuple[int, str]]) -> str:
+    where = "row" if path.suffix == ".parquet" else "line"
+    shown = "; ".join(f"{f'{where} {n}' if n else 'the column names'}, column {c!r}" for n, c in places[:SHOWN_NULS])
+    more = f" (and {len(places) - SHOWN_NULS} more)" if len(places) > SHOWN_NULS else ""
+    return (f"NUL character (0x00) in {len(places)} value(s): {shown}{more}; "
+            "a text value cannot hold it (a file still being written or a binary file?): nothing was read")
+
+
+def read_day(contract: DatasetContract, partition: str, mode: str, landing_dir: Path,
+             max_bytes: int | None = None) -> SourceBatch:
+    """One day of one dataset from the replay or the landing folder (a landing file larger than
+    `max_bytes` is not read)."""
     if not _DAY.match(partition):
         # also keeps a partition key from naming a file outside the landing folder
         raise ValueError(f"partition key {partition!r} is not a day (YYYY-MM-DD)")
     if mode == "replay":
         return _load_replay(contract, partition)
-    return _load_landing(contract, partition, Path(landing_dir))
+    return _load_landing(contract, partition, Path(landing_dir), max_bytes)
 
 
 def _load_replay(contract: DatasetContract, partition: str) -> SourceBatch:
@@ -164,7 +211,7 @@ def _load_replay(contract: DatasetContract, partition: str) -> SourceBatch:
         )
     return SourceBatch(partition, contract.name, source_file, frame.copy())
 
-def _load_landing(contract: DatasetContract, partition: str, folder: Path) -> SourceBatch:
+def _load_landing(contract: DatasetContract, partition: str, folder: Path, max_bytes: int | None = None) -> SourceBatch:
     candidates = [folder / f"{contract.name}_{partition}{ext}" for ext in (".csv", ".parquet")]
     present = [p for p in candidates if p.is_file()]
     if len(present) > 1:
@@ -184,11 +231,75 @@ def _load_landing(contract: DatasetContract, partition: str, folder: Path) -> So
             absent=True,
         )
     path = present[0]
+
+    def refused(problem: str) -> SourceBatch:
+        return SourceBatch(partition, contract.name, str(path), pd.DataFrame(), read_error=problem)
+
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        return refused(f"the file is {size:,} bytes, over the limit FLIGHTS_LANDING_MAX_BYTES={max_bytes:,}: not read")
+    if path.suffix != ".parquet" and (places := nul_places(path)):
+        return refused(_nul_problem(path, places))
     try:
         frame = read_landing_file(path)
     except Exception as exc:  # unreadable: empty, binary, truncated parquet, bad encoding...
-        return SourceBatch(
-            partition, contract.name, str(path), pd.DataFrame(),
-            read_error=f"unreadable file: {type(exc).__name__}: {exc}",
-        )
+        return refused(f"unreadable file: {type(exc).__name__}: {exc}")
+    if path.suffix == ".parquet" and (places := nul_places(path, frame)):
+        return refused(_nul_problem(path, places))
     return SourceBatch(partition, contract.name, str(path), frame)
+
+
+# --- the landing folder, as the landing sensor watches it ----------------------------------------
+
+LANDING_FILE = re.compile(r"(flights|weather)_(\d{4}-\d{2}-\d{2})\.(csv|parquet)")
+
+
+def landing_files(folder: Path) -> dict[str, dict[str, str]]:
+    """day -> {file name: "mtime_ns:size"} of the daily files in the folder."""
+    days: dict[str, dict[str, str]] = {}
+    if not folder.is_dir():
+        return days
+    for path in sorted(folder.iterdir()):
+        m = LANDING_FILE.fullmatch(path.name)
+        if m and path.is_file():
+            st = path.stat()
+            days.setdefault(m[2], {})[path.name] = f"{st.st_mtime_ns}:{st.st_size}"
+    return days
+
+
+@dataclass
+class LandingLook:
+    """One look at the landing folder against the sensor's cursor. A day's files are taken once
+    they are new or changed since they were last taken AND settled: the same size and mtime as
+    at the previous look (a file still being copied grows or is touched between looks). The
+    cursor (JSON) keeps what was taken and what the last look saw of the days still settling."""
+
+    taken: list[str]  # days whose settled, new files are to be ingested (weather alone waits)
+    settling: list[str]  # days with a file that changed since the last look
+    ignored: list[str]  # days outside the partitions
+    cursor: str
+
+    @classmethod
+    def first(cls, found: dict[str, dict[str, str]]) -> LandingLook:
+        """The sensor just turned on: what is there is history (ingest it by a backfill)."""
+        return cls([], [], [], json.dumps({"taken": found, "looked": {}}, sort_keys=True))
+
+    @classmethod
+    def of(cls, found: dict[str, dict[str, str]], cursor: str, days: set[str]) -> LandingLook:
+        state = json.loads(cursor)
+        if "taken" not in state:  # a cursor of the sensor before files had to settle: all taken
+            state = {"taken": state, "looked": {}}
+        taken, looked = state["taken"], state["looked"]
+        take, settling = [], []
+        for day, files in sorted(found.items()):
+            if day not in days or taken.get(day) == files:
+                continue
+            if looked.get(day) != files:
+                settling.append(day)
+                continue
+            taken[day] = files
+            if any(name.startswith("flights_") for name in files):
+                take.append(day)
+        pending = {day: files for day, files in found.items() if day in days and taken.get(day) != files}
+        ignored = sorted(day for day in found if day not in days)
+        return cls(take, settling, ignored, json.dumps({"taken": taken, "looked": pending}, sort_keys=True))

@@ -1,10 +1,12 @@
 """The rows a model was trained on, read back by the data versions its training window recorded:
-what the retrain, the evaluation, the drift reference and `flights-reproduce` read. No Dagster."""
+what the retrain, the evaluation, the drift reference and `flights-reproduce` read; and the
+recording of a window, in the registry and (which registry) in the warehouse. No Dagster."""
 
 from __future__ import annotations
 
 from resources.errors import DataProblem
-from resources.records import TrainingWindow
+from resources.records import BuildInfo, RetrainTrigger, TrainingWindow
+from resources.registry import ModelRegistry
 from resources.schemas import flight_features
 from resources.warehouse import Warehouse
 
@@ -27,3 +29,12 @@ def read_window(warehouse: Warehouse, window: TrainingWindow, days: list[str], c
                           f"day(s) cannot be read back: " + "; ".join((gone + unknown)[:20])
                           + ("; …" if len(gone) + len(unknown) > 20 else ""))
     return warehouse.read_versions(flight_features, wanted, columns=columns)
+
+
+def record_window(warehouse: Warehouse, registry: ModelRegistry, window: TrainingWindow, trigger: RetrainTrigger,
+                  build: BuildInfo, run_name: str) -> str:
+    """A retrain's window on a new MLflow run (returns its id); first, in the warehouse, the
+    identity of the registry its versions are recorded against (the retention job deletes
+    nothing against another one)."""
+    warehouse.record_registry(registry.registry_id(create=True), registry.display_tracking_uri)
+    return registry.start_training_run(window, trigger, build, run_name=run_name)

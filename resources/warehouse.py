@@ -168,6 +168,17 @@ class PartitionWriter:
                 _insert(self._conn, table, frame.assign(**extra))
         return written
 
+    def require_inputs(self, step: str, inputs: Mapping[str, Mapping[str, str | None]], days: Sequence[str]) -> None:
+        """Raise `InputChanged` (nothing of this transaction is written) if a day of an input asset
+        (asset -> day -> the version read) is no longer the version the step read. Called after the
+        step's own write, so the transaction holds SQLite's write lock; on PostgreSQL it takes the
+        inputs' writers' locks of these days: a new version of them waits for this transaction."""
+        self._lock([f"versions/{asset}/{d}" for asset in inputs for d in days])
+        changed = [f"{asset} {c}" for asset, read in inputs.items() for c in versions.changed_inputs(self._conn, asset, read, days)]
+        if changed:
+            raise versions.InputChanged(f"{step}: its input was written again while it ran: {'; '.join(changed[:10])}"
+                                        f"{'; …' if len(changed) > 10 else ''}; nothing was written, the retry reads the new version")
+
     def _lock(self, keys: Iterable[str]) -> None:
         """Serialize writers of the same days until this transaction ends.
 
@@ -300,6 +311,16 @@ class Warehouse:
                        schemas.day_versions.c.superseded_at.is_(None)))
         with self._reachable(), self.engine.connect() as conn:
             return {day: (vid, digest) for day, vid, digest in conn.execute(stmt)}
+
+    def record_registry(self, registry_id: str, tracking_uri: str) -> None:
+        """Record that versions of this warehouse are recorded against the registry `registry_id`."""
+        with self._reachable(), self.engine.begin() as conn:
+            versions.record_registry(conn, registry_id, tracking_uri)
+
+    def registries(self) -> dict[str, str]:
+        """registry id -> tracking URI (as displayed) of the registries versions were recorded against."""
+        with self._reachable(), self.engine.connect() as conn:
+            return versions.registries(conn)
 
     def delete_versions(self, rows: pd.DataFrame) -> int:
         """Delete the rows of these superseded versions (catalog rows) in one transaction."""

@@ -3,6 +3,7 @@ NYC flights 2013 data, fresh stores per test, servers on loopback, sensor ticks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -142,6 +143,25 @@ def stop_server(proc, log) -> None:
     log.close()
 
 
+def command_lines(roots: list[int]) -> dict[int, str]:
+    """The command line (what every local user can read: ps, /proc/<pid>/cmdline) of each running
+    process among `roots` and all their descendants: pid -> the arguments joined by spaces."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    tree, grew = set(roots) & set(parents), True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    lines = {}
+    for pid in tree:
+        with contextlib.suppress(OSError):
+            lines[pid] = (Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")).strip()
+    return lines
+
+
 def tick(sensor, instance, cursor):
     """One evaluation of a sensor as the daemon runs it: (run requests, new cursor, skip message)."""
     from dagster import SkipReason, build_sensor_context
@@ -238,6 +258,8 @@ def every_setting(folder: Path) -> dict[str, str]:
         "FLIGHTS_SMTP_USERNAME": "alerts", "FLIGHTS_SMTP_PASSWORD": "mail-secret", "FLIGHTS_SMTP_STARTTLS": "false",
         "FLIGHTS_ALERT_EMAIL_FROM": "pipeline@example.org", "FLIGHTS_ALERT_EMAIL_TO": "ops@example.org",
         "FLIGHTS_ALERT_RETRIES": "0", "FLIGHTS_ALERT_RETRY_DELAY": "0.1",
+        "FLIGHTS_SMTP_SSL": "false", "FLIGHTS_SMTP_CA_FILE": str(folder / "smtp-ca.pem"), "FLIGHTS_ALERT_SECONDS": "2",
+        "FLIGHTS_ALERT_TICK_SECONDS": "10", "FLIGHTS_ALERT_TICK_MAX": "5", "FLIGHTS_SERVICE_TIMEOUT": "5",
     }
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (REPO / "docs" / "settings.md").read_text(), re.M))
     stores = {"WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT", "FLIGHTS_DATA_DIR", "FLIGHTS_EVIDENTLY_URL"}
@@ -303,24 +325,95 @@ class WebhookReceiver:
 
 
 class SmtpServer:
-    """A local SMTP server (aiosmtpd): `messages` holds each email received."""
+    """A local SMTP server (aiosmtpd): `messages` holds each email received. `delay`: seconds it
+    takes to accept each message (a slow host); `tls`: the server's `ssl.SSLContext`, offered by
+    STARTTLS, or from the first byte with `implicit` (SMTPS); `users`: the logins it accepts, each
+    login tried kept in `logins` as (user, password, over TLS) -- a permissive server, that would
+    take a password in clear."""
 
-    def __init__(self):
+    def __init__(self, delay: float = 0.0, tls=None, implicit: bool = False, users: dict[str, str] | None = None):
+        import asyncio
         from email import message_from_bytes
 
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
 
         owner = self
         self.messages: list = []
+        self.logins: list[tuple[str, str, bool]] = []
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+                if delay:
+                    await asyncio.sleep(delay)
                 owner.messages.append(message_from_bytes(envelope.original_content))
                 return "250 OK"
 
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            user, password = auth_data.login.decode(), auth_data.password.decode()
+            owner.logins.append((user, password, server.transport.get_extra_info("ssl_object") is not None))
+            return AuthResult(success=(users or {}).get(user) == password)
+
+        options = {"authenticator": authenticator, "auth_require_tls": False} if users is not None else {}
+        if tls is not None:
+            options["ssl_context" if implicit else "tls_context"] = tls
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=free_port(), **options)
         self.controller.start()
         self.port = self.controller.port
 
     def close(self) -> None:
         self.controller.stop()
+
+
+class HangingServer:
+    """A loopback TCP server that accepts every connection and never answers (a service that
+    hangs: HTTP, SMTP). `accepted`: connections taken; `hung_up`: those the client closed first.
+    After `hold` seconds it closes a connection itself, so that a client without a deadline fails
+    late instead of blocking the tests for ever (`held_to_the_end` counts those)."""
+
+    def __init__(self, hold: float = 20.0):
+        import threading
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.accepted = self.hung_up = self.held_to_the_end = 0
+        owner = self
+
+        def hold_open(conn):
+            conn.settimeout(hold)
+            with conn:
+                try:
+                    while conn.recv(65536):
+                        pass
+                    owner.hung_up += 1
+                except TimeoutError:
+                    owner.held_to_the_end += 1
+                except OSError:
+                    owner.hung_up += 1
+
+        def accept():
+            while True:
+                try:
+                    conn, _ = self.listener.accept()
+                except OSError:
+                    return
+                owner.accepted += 1
+                threading.Thread(target=hold_open, args=(conn,), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self.listener.close()
+
+
+def defined_columns(asset: str) -> list[str]:
+    """The standard `dagster/column_schema` of an asset's definition (the warehouse table it writes)."""
+    from dagster import AssetKey
+
+    from pipelines.definitions import defs
+
+    key = AssetKey(asset)
+    return [c.name for c in defs.resolve_assets_def(key).specs_by_key[key].metadata["dagster/column_schema"].columns]

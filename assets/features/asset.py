@@ -1,10 +1,12 @@
-"""Features: one row per valid flight, known at its scheduled departure (`flight_features`)."""
+"""Features: one row per valid flight, known at its scheduled departure (`flight_features`).
+
+Each day's version is built from the validated versions read; the write checks, in its
+transaction, that they are still current (else `InputChanged`: nothing written, retried)."""
 
 from dagster import AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, ResourceParam
 
 from assets.asset_factory import (
     add_partition_metadata,
-    column_schema,
     day_history_metadata,
     lifecycle_asset,
     partition_check_results,
@@ -25,6 +27,7 @@ COVERAGE_CHECK = "weather_coverage"
 @lifecycle_asset(
     "features",
     daily=True,
+    writes=flight_features_table,
     deps=["validated_flights", "validated_weather"],
     kinds={"pandas", "sql"},
     check_specs=[AssetCheckSpec(
@@ -51,6 +54,9 @@ def flight_features(context: AssetExecutionContext, warehouse: ResourceParam[War
     days = {p: DayVersion(d["data_version"], rows_in=d["rows"], inputs=tuple(inputs[p])) for p, d in per_day.items()}
     with warehouse.replace_partitions() as tx:
         written = tx.write_version("flight_features", days, {flight_features_table: features}, run_id=context.run_id)
+        # a day validated again since the read: nothing is written, the retry builds from the new version
+        tx.require_inputs("flight_features", {"validated_flights": flights_read, "validated_weather": weather_read},
+                          partitions)
 
     history = day_history_metadata(warehouse, model_registry, "flight_features", written)
     add_partition_metadata(context, {p: {**d, "dagster/row_count": d["rows"],  # the day's rows written to flight_features
@@ -61,7 +67,6 @@ def flight_features(context: AssetExecutionContext, warehouse: ResourceParam[War
         "feature_columns": MetadataValue.json(FEATURE_COLUMNS),
         "late_share": MetadataValue.float(float(features["is_late"].astype(float).mean()) if len(features) else 0.0),
         "cancelled": MetadataValue.int(int(features["cancelled"].sum())),
-        "dagster/column_schema": column_schema(flight_features_table),
     })
     yield from partition_check_results(
         context, COVERAGE_CHECK,

@@ -3,7 +3,10 @@
 Before anything is written, the day-level Great Expectations suite runs over the manifest of
 what arrived (readable file, required columns present, rows present). A failing day is an
 ERROR-severity blocking check: the run fails with a message naming the file, the partition and
-the column, nothing is written, and nothing downstream is built.
+the column, nothing is written, and nothing downstream is built. A file over
+FLIGHTS_LANDING_MAX_BYTES or with a NUL character in its text is such a day (resources/source_files.py
+names its size, or the line and column of each NUL); a value the warehouse still refuses on write
+fails the step at once too (assets/asset_factory.py, `refused_value`).
 """
 
 import pandas as pd
@@ -12,7 +15,6 @@ from dagster import AssetCheckSpec, AssetExecutionContext, MaterializeResult, Me
 from assets.asset_factory import (
     DataFailure,
     add_partition_metadata,
-    column_schema,
     day_history_metadata,
     lifecycle_asset,
     partition_check_results,
@@ -45,6 +47,7 @@ def build_raw_asset(contract: DatasetContract):
         "ingestion",
         daily=True,
         name=name,
+        writes=raw_tables[contract.name],
         kinds={"pandas", "sql"},
         check_specs=[AssetCheckSpec(
             BATCH_CHECK, asset=name, blocking=True,
@@ -101,7 +104,6 @@ def build_raw_asset(contract: DatasetContract):
             "rows_in": MetadataValue.int(int(table["row_count"].sum())),
             "warehouse_table": MetadataValue.text(f"{warehouse.display_url} :: {name}"),
             "days": table_metadata(table.head(31).to_dict("records"), DAY_COLUMNS),
-            "dagster/column_schema": column_schema(raw_tables[contract.name]),
         })
         yield from partition_check_results(context, BATCH_CHECK, per_day)
 

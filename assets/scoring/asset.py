@@ -2,7 +2,7 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ResourceParam
 
-from assets.asset_factory import add_partition_metadata, column_schema, lifecycle_asset
+from assets.asset_factory import add_partition_metadata, lifecycle_asset
 from assets.scoring.logic import score
 from resources.errors import DataProblem
 from resources.registry import ModelRegistry
@@ -14,6 +14,7 @@ from resources.warehouse import Warehouse
 @lifecycle_asset(
     "scoring",
     daily=True,
+    writes=predictions_table,
     deps=["flight_features", "champion_model"],
     kinds={"sklearn", "sql"},
     description="Each day's flights scored by the current champion (registry alias), written to `predictions` "
@@ -50,5 +51,4 @@ def predictions(context: AssetExecutionContext, warehouse: ResourceParam[Warehou
         "model": MetadataValue.text(champion.label),
         "threshold": MetadataValue.float(champion.threshold),
         "shadow_challenger": MetadataValue.text(challenger.label if shadow is not None else "none"),
-        "dagster/column_schema": column_schema(predictions_table),
     })

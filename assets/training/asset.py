@@ -31,7 +31,7 @@ from resources.records import SPLITS, BuildInfo, RetrainTrigger, Tag, TrainingWi
 from resources.registry import ModelRegistry
 from resources.schemas import flight_features
 from resources.settings import settings
-from resources.training_data import read_window
+from resources.training_data import read_window, record_window
 from resources.warehouse import Warehouse
 from served_model import PACKAGE_VERSION
 from served_model.features import FEATURE_COLUMNS, model_input
@@ -75,8 +75,8 @@ def training_set(context: AssetExecutionContext, config: TrainingSetConfig, ware
     window = TrainingWindow(splits, {d: current[d][1] for d in days if d in current},
                             {d: current[d][0] for d in days if d in current})
     build = BuildInfo(context.run_id, context.job_name, git_commit(), lock_digest(), PACKAGE_VERSION)
-    run_id = model_registry.start_training_run(window, RetrainTrigger.from_tags(context.run.tags), build,
-                                               run_name=f"retrain-{context.run_id[:8]}")
+    run_id = record_window(warehouse, model_registry, window, RetrainTrigger.from_tags(context.run.tags), build,
+                           run_name=f"retrain-{context.run_id[:8]}")
     return MaterializeResult(metadata={
         "window": MetadataValue.text(f"{days[0]} … {days[-1]} ({len(days)} days)"),
         "rows": MetadataValue.int(int(counts["rows"].sum())),

@@ -4,7 +4,8 @@ The row-level Great Expectations suite (assets/validation/expectations.py) runs 
 days of the run. Each failing row goes to `quarantine` with the original text values, its
 partition, source file and row number, and every reason; the other rows are stored typed in
 `validated_*`. Both writes, for all days of the run, are one transaction, and inside it every
-day must satisfy rows in = rows valid + rows quarantined, or nothing is written.
+day's raw version must still be the one read (else `InputChanged`, retried) and every day must
+satisfy rows in = rows valid + rows quarantined, or nothing is written.
 
 Batch-level checks (blocking, ERROR: the GX expectation is CRITICAL): too large a share of bad rows
 on a day. The null limits of columns that may legitimately be missing on single rows are a WARN
@@ -26,7 +27,6 @@ from pydantic import Field
 from assets.asset_factory import (
     DataFailure,
     add_partition_metadata,
-    column_schema,
     day_history_metadata,
     lifecycle_asset,
     partition_check_results,
@@ -136,7 +136,6 @@ def _run_metadata(contract: DatasetContract, found: RowFindings, data_docs) -> d
         "data_docs": data_docs,
         "gx_suite": MetadataValue.text(f"{contract.name}_rows (assets/validation/expectations.py)"),
         "days": table_metadata(summary.to_dict("records"), DAY_COLUMNS),
-        "dagster/column_schema": column_schema(validated_tables[contract.name]),
     }
 
 
@@ -147,6 +146,7 @@ def build_validated_asset(contract: DatasetContract):
         "validation",
         daily=True,
         name=name,
+        writes=validated_tables[contract.name],
         deps=[f"raw_{contract.name}"],
         kinds={"pandas", "sql"},
         check_specs=_check_specs(name, contract.name),
@@ -175,6 +175,8 @@ def build_validated_asset(contract: DatasetContract):
         with warehouse.replace_partitions() as tx:
             written = tx.write_version(name, days, {validated_tables[contract.name]: found.valid, quarantine: found.quarantined},
                                        run_id=context.run_id)
+            # a day ingested again since the read: nothing is written, the retry validates the new version
+            tx.require_inputs(name, {f"raw_{contract.name}": raw_versions}, partitions)
             accounted = accounting(partitions, tx.count_by_partition(raw_tables[contract.name], partitions),
                                    tx.count_by_partition(validated_tables[contract.name], partitions),
                                    tx.count_by_partition(quarantine, partitions, dataset=contract.name))

@@ -10,12 +10,17 @@
 # over http only (RemoteWorkspace). Writes need the service's secret: $FLIGHTS_EVIDENTLY_SECRET, or
 # one generated at the first start and kept beside the service, readable by its owner only; it is
 # printed only inside the export line. Reads (the UI, the dashboard) are open on loopback.
+# $FLIGHTS_EVIDENTLY_DIR must be this user's folder with mode 0700 (created so; else refused), its
+# files and log private (deploy/lib/state.sh).
 set -euo pipefail
+# shellcheck source=../lib/state.sh
+source "$(dirname "$0")/../lib/state.sh"
 DIR=${FLIGHTS_EVIDENTLY_DIR:-/tmp/flights-evidently}
 PORT=${FLIGHTS_EVIDENTLY_PORT:-8001}
 EVIDENTLY=${EVIDENTLY_BIN:-$(dirname "$0")/../../.venv/bin/evidently}
 
 start() {
+  private_dir "$DIR"
   mkdir -p "$DIR/workspace"
   SECRET_FILE="$DIR/write.secret"
   if [ -n "${FLIGHTS_EVIDENTLY_SECRET:-}" ]; then
@@ -24,16 +29,18 @@ start() {
     SECRET=$(cat "$SECRET_FILE")
   else
     SECRET=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-    (umask 077; printf '%s' "$SECRET" > "$SECRET_FILE")
+    printf '%s' "$SECRET" > "$SECRET_FILE"
   fi
   if ! curl -s -o /dev/null "http://127.0.0.1:$PORT/api/version"; then
     # the secret goes in through the environment (EVIDENTLY_SECRET), not the command line, which ps shows
-    EVIDENTLY_SECRET="$SECRET" DO_NOT_TRACK=1 nohup "$EVIDENTLY" ui --workspace "$DIR/workspace" \
-      --host 127.0.0.1 --port "$PORT" > "$DIR/server.log" 2>&1 &
-    echo $! > "$DIR/server.pid"
+    (close_inherited_fds
+     EVIDENTLY_SECRET="$SECRET" DO_NOT_TRACK=1 exec nohup "$EVIDENTLY" ui --workspace "$DIR/workspace" \
+      --host 127.0.0.1 --port "$PORT" > "$DIR/server.log" 2>&1) &
+    SERVER=$!
+    record_pid "$DIR/server.pid" "$SERVER"
     for _ in $(seq 120); do
       curl -s -o /dev/null "http://127.0.0.1:$PORT/api/version" && break
-      kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null || break
+      kill -0 "$SERVER" 2>/dev/null || break
       sleep 0.5
     done
     curl -s -o /dev/null "http://127.0.0.1:$PORT/api/version" || { echo "evidently ui did not start: $DIR/server.log" >&2; tail -20 "$DIR/server.log" >&2; exit 1; }
@@ -42,10 +49,12 @@ start() {
 }
 
 stop() {
-  [ -s "$DIR/server.pid" ] || exit 0
-  PID=$(cat "$DIR/server.pid")
-  kill "$PID" 2>/dev/null || true
+  [ -e "$DIR" ] || exit 0
+  private_dir "$DIR"
+  PID=$(live_pid "$DIR/server.pid" "evidently ui")
   rm -f "$DIR/server.pid"
+  [ -n "$PID" ] || exit 0  # not running, or the pid is no longer the server's: nothing to signal
+  kill "$PID" 2>/dev/null || true
   for _ in $(seq 60); do kill -0 "$PID" 2>/dev/null || return 0; sleep 0.5; done  # gone before a restart
   kill -KILL "$PID" 2>/dev/null || true
 }

@@ -14,7 +14,12 @@
 # - authentication on: the admin `pipeline` gets $FLIGHTS_MLFLOW_PASSWORD (a random one is
 #   generated at the first start and kept beside the server, readable by its owner only; it is
 #   printed only inside the export line); anonymous requests are refused.
+# $FLIGHTS_MLFLOW_DIR must be this user's folder with mode 0700 (created so; else refused), its
+# files and log private; the backend URI reaches the server through its environment, never its
+# command line (deploy/lib/state.sh).
 set -euo pipefail
+# shellcheck source=../lib/state.sh
+source "$(dirname "$0")/../lib/state.sh"
 DIR=${FLIGHTS_MLFLOW_DIR:-/tmp/flights-mlflow}
 PORT=${FLIGHTS_MLFLOW_PORT:-5050}
 ARTIFACTS=${FLIGHTS_MLFLOW_ARTIFACTS:-$DIR/artifacts}
@@ -26,7 +31,7 @@ USER_NAME=pipeline
 AUTH_CACHE_SECONDS=${FLIGHTS_MLFLOW_AUTH_CACHE_SECONDS:-60}
 
 start() {
-  mkdir -p "$DIR"
+  private_dir "$DIR"
   SECRET="$DIR/admin.password"
   if [ -n "${FLIGHTS_MLFLOW_PASSWORD:-}" ]; then
     PASSWORD=$FLIGHTS_MLFLOW_PASSWORD
@@ -34,15 +39,15 @@ start() {
     PASSWORD=$(cat "$SECRET")
   else
     PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-    (umask 077; printf '%s' "$PASSWORD" > "$SECRET")
+    printf '%s' "$PASSWORD" > "$SECRET"
   fi
   # the key of the UI's CSRF protection: generated once, kept beside the server
   KEY="$DIR/flask.key"
-  [ -s "$KEY" ] || (umask 077; od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$KEY")
+  [ -s "$KEY" ] || od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$KEY"
   BACKEND=${FLIGHTS_MLFLOW_BACKEND:-${FLIGHTS_POSTGRES_URL:+${FLIGHTS_POSTGRES_URL%/}/mlflow}}
   BACKEND=${BACKEND:-sqlite:///$DIR/mlflow.db}
   # the auth app's own settings: its user database beside the server, the admin from above
-  (umask 077; cat > "$DIR/basic_auth.ini" <<INI
+  cat > "$DIR/basic_auth.ini" <<INI
 [mlflow]
 default_permission = READ
 database_uri = sqlite:///$DIR/basic_auth.db
@@ -51,18 +56,19 @@ admin_password = $PASSWORD
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 auth_cache_ttl_seconds = $AUTH_CACHE_SECONDS
 INI
-  )
   if ! curl -s -o /dev/null "http://127.0.0.1:$PORT/health"; then
     # the backend URI (it may hold the database password) goes in through the environment, not the
     # command line, which `ps` shows to every local user
-    MLFLOW_AUTH_CONFIG_PATH="$DIR/basic_auth.ini" MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$KEY")" MLFLOW_DISABLE_TELEMETRY=true \
-      MLFLOW_BACKEND_STORE_URI="$BACKEND" nohup "$MLFLOW" server --app-name basic-auth -h 127.0.0.1 -p "$PORT" --workers 1 \
+    (close_inherited_fds
+     MLFLOW_AUTH_CONFIG_PATH="$DIR/basic_auth.ini" MLFLOW_FLASK_SERVER_SECRET_KEY="$(cat "$KEY")" MLFLOW_DISABLE_TELEMETRY=true \
+      MLFLOW_BACKEND_STORE_URI="$BACKEND" exec nohup "$MLFLOW" server --app-name basic-auth -h 127.0.0.1 -p "$PORT" --workers 1 \
       --serve-artifacts --artifacts-destination "$ARTIFACTS" \
-      > "$DIR/server.log" 2>&1 &
-    echo $! > "$DIR/server.pid"
+      > "$DIR/server.log" 2>&1) &
+    SERVER=$!
+    record_pid "$DIR/server.pid" "$SERVER"
     for _ in $(seq 240); do
       curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break
-      kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null || break  # it died: say why below
+      kill -0 "$SERVER" 2>/dev/null || break  # it died: say why below
       sleep 0.5
     done
     curl -s -o /dev/null "http://127.0.0.1:$PORT/health" || { echo "mlflow server did not start: $DIR/server.log" >&2; tail -20 "$DIR/server.log" >&2; exit 1; }
@@ -71,11 +77,13 @@ INI
 }
 
 stop() {
-  [ -s "$DIR/server.pid" ] || exit 0
-  PID=$(cat "$DIR/server.pid")
+  [ -e "$DIR" ] || exit 0
+  private_dir "$DIR"
+  PID=$(live_pid "$DIR/server.pid" "mlflow server")
+  rm -f "$DIR/server.pid"
+  [ -n "$PID" ] || exit 0  # not running, or the pid is no longer the server's: nothing to signal
   pkill -TERM -P "$PID" 2>/dev/null || true  # its uvicorn workers
   kill "$PID" 2>/dev/null || true
-  rm -f "$DIR/server.pid"
   for _ in $(seq 60); do kill -0 "$PID" 2>/dev/null || return 0; sleep 0.5; done  # gone before a restart
   kill -KILL "$PID" 2>/dev/null || true
 }

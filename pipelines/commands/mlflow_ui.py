@@ -17,10 +17,11 @@ from resources.settings import configure_process, settings, subprocess_env
 
 
 def ui_command(host: str, port: int) -> tuple[list[str], dict]:
-    s = settings()
-    cmd = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", s.mlflow_tracking_uri,
-           "-h", host, "-p", str(port)]
-    return cmd, subprocess_env()
+    """The command and its environment. The store's URI (a PostgreSQL one holds its password) goes
+    in through the environment (MLFLOW_BACKEND_STORE_URI, read by `mlflow ui` itself), never the
+    command line, which every local user can read (ps, /proc/<pid>/cmdline)."""
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "ui", "-h", host, "-p", str(port)]
+    return cmd, {**subprocess_env(), "MLFLOW_BACKEND_STORE_URI": settings().mlflow_tracking_uri}
 
 
 def main(argv=None) -> int:

@@ -14,9 +14,18 @@ Each message names the asset, the partition or the model version and links to th
 when every channel still refuses a verdict alert, `verdict_alert` keeps its cursor before it and
 tries again at the next tick (delayed, not lost). With no channel configured
 (FLIGHTS_ALERT_WEBHOOK_URL, FLIGHTS_SMTP_HOST) nothing is sent.
+
+Every tick ends within Dagster's 60 s sensor timeout, whatever the channels do (a tick that
+times out saves no cursor, and its alerts would go out again at every tick): one alert's delivery
+gives up after FLIGHTS_ALERT_SECONDS; `run_failure_alert` takes at most 5 runs a tick (Dagster's
+process limit), its cursor kept by Dagster after each; `verdict_alert` starts no delivery once
+fewer than FLIGHTS_ALERT_SECONDS of its FLIGHTS_ALERT_TICK_SECONDS remain or after
+FLIGHTS_ALERT_TICK_MAX alerts, and saves its cursor after the last record delivered: the rest
+goes out at the next tick, each record once.
 """
 
 import json
+import time
 
 from dagster import (
     DagsterEventType,
@@ -33,6 +42,7 @@ from dagster import (
     sensor,
 )
 
+from pipelines.orchestration.attempts import attempt_note
 from pipelines.orchestration.jobs import retrain_job
 from pipelines.orchestration.sensors import SENSOR_INTERVAL_SECONDS, new_records, newest_storage_id, record_metadata
 from resources.alerts import Alert, configured, send
@@ -83,19 +93,26 @@ def failure_alert(context: RunFailureSensorContext) -> Alert:
               for e in context.get_step_failure_events()]
     checks = _failed_checks(context.instance, run.run_id)
     fields = {"job": run.job_name, "run_id": run.run_id, **({"partition": partitions} if partitions else {})}
+    note = attempt_note(context.instance, run)  # a requested run: attempt k of N, and whether it gives up
+    more = (note,) if note else ()
     if checks:
         return Alert("blocked_day", f"Blocked day {partitions}: {checks[0]} failed" + (f" (+{len(checks) - 1})" if len(checks) > 1 else ""),
-                     tuple([*checks[:10], *errors[:3]]), run_url(run.run_id), "error", fields)
+                     tuple([*checks[:10], *errors[:3], *more]), run_url(run.run_id), "error", fields)
     return Alert("run_failed", f"Run failed: {run.job_name}" + (f" {partitions}" if partitions else ""),
-                 tuple(errors[:5] or [context.failure_event.message or "the run failed"]), run_url(run.run_id), "error", fields)
+                 tuple(errors[:5] or [context.failure_event.message or "the run failed"]) + more, run_url(run.run_id), "error",
+                 fields)
 
 
 @run_failure_sensor(
     name="run_failure_alert",
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,  # on: it sends nothing unless an alert channel is set
-    description="Alerts on every failed run of this code location (FLIGHTS_ALERT_WEBHOOK_URL, FLIGHTS_SMTP_HOST): "
-    "the failing steps and their errors; a day blocked by a validation check names the check and the day.",
+    # a run launched from the CLI (`dg launch`, `dagster asset materialize`: CI, cron) runs in the
+    # CLI's process and has no code-location origin; without this Dagster skips it as "another
+    # location's" and its failure reaches nobody. The instance is the pipeline's.
+    monitor_all_code_locations=True,
+    description="Alerts on every failed run of this Dagster instance, the CLI's included (FLIGHTS_ALERT_WEBHOOK_URL, "
+    "FLIGHTS_SMTP_HOST): the failing steps and their errors; a day blocked by a validation check names the check and the day.",
 )
 def run_failure_alert(context: RunFailureSensorContext):
     context.log.info(deliver(context, failure_alert(context))[0])
@@ -202,16 +219,23 @@ def verdict_alert(context: SensorEvaluationContext):
         cursor = {a: newest_storage_id(instance, a) for a in WATCHED}
         return SensorResult(skip_reason=SkipReason(f"watching from {cursor}"), cursor=json.dumps(cursor))
     cursor = json.loads(context.cursor)
-    said = []
+    said, s, started, sent = [], settings(), time.monotonic(), 0
     for asset in WATCHED:
         for record in new_records(instance, asset, int(cursor.get(asset, 0)), limit=200):
             alert = verdict_alert_of(asset, record)
             if alert is not None:
+                spent = time.monotonic() - started
+                if configured() and sent and (sent >= s.alert_tick_max or spent > s.alert_tick_seconds - s.alert_seconds):
+                    said.append(f"{sent} alerts in {spent:.1f} s (FLIGHTS_ALERT_TICK_MAX={s.alert_tick_max}, "
+                                f"FLIGHTS_ALERT_TICK_SECONDS={s.alert_tick_seconds:g}): {asset} from record {record.storage_id} "
+                                "on at the next tick")
+                    return SensorResult(skip_reason=SkipReason("; ".join(said)[-1500:]), cursor=json.dumps(cursor))
+                sent += 1
                 text, taken = deliver(context, alert)
                 said.append(text)
                 if not taken:  # every channel failed after its retries: this record again at the next tick
                     said.append(f"{asset} from record {record.storage_id} on: again at the next tick")
-                    return SensorResult(skip_reason=SkipReason("; ".join(said)[:1500]), cursor=json.dumps(cursor))
+                    return SensorResult(skip_reason=SkipReason("; ".join(said)[-1500:]), cursor=json.dumps(cursor))
             cursor[asset] = record.storage_id
     skip = "; ".join(said)[:1500] if said else "nothing to alert on"
     return SensorResult(skip_reason=SkipReason(skip), cursor=json.dumps(cursor))

@@ -22,6 +22,7 @@ from dagster import AssetKey, AssetMaterialization, Config, Definitions, Metadat
 from pydantic import Field
 
 from assets.asset_factory import ALIAS_MOVES_POOL, DataFailure
+from pipelines.orchestration.jobs import runtime_limit
 from resources.registry import DeploymentRefused, ModelRegistry
 
 
@@ -97,19 +98,19 @@ def rollback_champion(context: OpExecutionContext, config: RollbackRequest, mode
 
 
 @job(description="Approve the waiting challenger (config: approver, reason): it becomes the champion.",
-     tags={"stage": "deployment"})
+     tags={"stage": "deployment", **runtime_limit("deployment")})
 def approve_challenger_job():
     approve_challenger()
 
 
 @job(description="Reject the waiting challenger (config: approver, reason): its alias is removed.",
-     tags={"stage": "deployment"})
+     tags={"stage": "deployment", **runtime_limit("deployment")})
 def reject_challenger_job():
     reject_challenger()
 
 
 @job(description="Roll the deployed model back (config: reason, optional target_version; default `previous`).",
-     tags={"stage": "deployment"})
+     tags={"stage": "deployment", **runtime_limit("deployment")})
 def rollback_job():
     rollback_champion()
 

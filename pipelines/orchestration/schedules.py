@@ -7,6 +7,7 @@ day with features, from FLIGHTS_REPLAY_START on.
 from dagster import DefaultScheduleStatus, Definitions, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from assets.common import previous_day
+from pipelines.orchestration.attempts import next_attempt
 from pipelines.orchestration.jobs import ingest_job, retrain_job
 from pipelines.orchestration.policy import retrain_due
 from pipelines.orchestration.sensors import last_retrain_day, replay_today, retrain_request
@@ -21,13 +22,17 @@ from resources.settings import settings
     # off: starting it replays 2013 into the warehouse one day per real day
     default_status=DefaultScheduleStatus.STOPPED,
     description="Every morning, ingest the replay's 'today' (the day after the newest day with "
-    "features). One run per day: the run key is the day.",
+    "features). One run per day: the run key is the day (and the attempt, after a failed run).",
 )
 def daily_ingestion_schedule(context: ScheduleEvaluationContext):
     day = replay_today(context.instance)
     if day is None:
         return SkipReason("every day of the replay has been ingested")
-    return RunRequest(run_key=f"ingest-{day}", partition_key=day, tags=RetrainTrigger(kind="daily_ingestion_schedule").tags())
+    attempt = next_attempt(context.instance, f"ingest-{day}")  # again after a failed run, bounded
+    if attempt.run_key is None:
+        return SkipReason(attempt.gave_up)
+    return RunRequest(run_key=attempt.run_key, partition_key=day,
+                      tags={**RetrainTrigger(kind="daily_ingestion_schedule").tags(), **attempt.tags})
 
 
 @schedule(
@@ -48,8 +53,9 @@ def periodic_retrain_schedule(context: ScheduleEvaluationContext):
     last, every = last_retrain_day(context.instance), settings().retrain_every_days
     if not retrain_due(yesterday, last, every):
         return SkipReason(f"the last retrain (as of {last}) is less than {every} days old")
-    return retrain_request(RetrainTrigger(kind="periodic_retrain_schedule", reason=f"periodic retrain every {every} days",
-                                          as_of=yesterday))
+    request = retrain_request(RetrainTrigger(kind="periodic_retrain_schedule", reason=f"periodic retrain every {every} days",
+                                             as_of=yesterday), context.instance)
+    return request or SkipReason(f"periodic retrain as of {yesterday}: given up after failed runs (attempts.py)")
 
 
 defs = Definitions(schedules=[daily_ingestion_schedule, periodic_retrain_schedule])

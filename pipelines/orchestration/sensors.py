@@ -8,7 +8,8 @@
   MLflow run and registry version carry them on.
 - `monitor_sensor`: once a day's features exist and a model is deployed, scores the day and
   builds its drift and performance reports (`monitor_job`).
-- `landing_sensor`: a new or changed daily file in FLIGHTS_LANDING_DIR ingests that day.
+- `landing_sensor`: a new or changed daily file in FLIGHTS_LANDING_DIR ingests that day, once it
+  is settled (the same size and mtime at two ticks in a row: a file still being copied waits).
 - `replay_clock_sensor`: accelerated replay of 2013, one day per tick (off by default).
 - `challenger_sensor`: a challenger waiting for approval expires; a shadow challenger is
   promoted or dropped on its shadow verdict.
@@ -17,9 +18,6 @@ Every sensor starts watching from the newest record when it is first turned on (
 sets the cursor): turning a sensor on never acts on old history.
 """
 
-import json
-import re
-from pathlib import Path
 
 from dagster import (
     AssetKey,
@@ -38,11 +36,13 @@ from dagster import (
 
 from assets.asset_factory import daily_partitions
 from assets.common import partition_days, previous_day
+from pipelines.orchestration.attempts import again_after_failure, next_attempt
 from pipelines.orchestration.deployment import approve_challenger_job, reject_challenger_job
 from pipelines.orchestration.jobs import ingest_job, monitor_job, retrain_job
 from pipelines.orchestration.policy import days_between, drift_reason, in_cooldown, performance_reason, retrain_due
 from resources.records import RetrainTrigger, Tag
 from resources.settings import settings
+from resources.source_files import LandingLook, landing_files
 
 NOT_FAILED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
               DagsterRunStatus.STARTED, DagsterRunStatus.SUCCESS]
@@ -70,14 +70,21 @@ def last_retrain_day(instance) -> str | None:
     return max(filter(None, map(trained_up_to, runs)), default=None)
 
 
-def retrain_request(trigger: RetrainTrigger) -> RunRequest:
+def retrain_request(trigger: RetrainTrigger, instance=None) -> RunRequest | None:
     """A retrain trained up to the trigger's day, tagged with what triggered it (the candidate
-    copies the tags onto its MLflow run and registry version)."""
+    copies the tags onto its MLflow run and registry version). With the instance: asked again
+    after a failed run (the key carries the attempt), None once given up (`attempts.py`)."""
+    key, tags = f"{trigger.kind}:{trigger.as_of}", {}
+    if instance is not None:
+        attempt = next_attempt(instance, key)
+        if attempt.run_key is None:
+            return None
+        key, tags = attempt.run_key, attempt.tags
     return RunRequest(
-        run_key=f"{trigger.kind}:{trigger.as_of}",
+        run_key=key,
         job_name=retrain_job.name,
         run_config={"ops": {"training_set": {"config": {"end_day": trigger.as_of}}}},
-        tags=trigger.tags(),
+        tags={**trigger.tags(), **tags},
     )
 
 
@@ -223,10 +230,15 @@ def newest_day(instance) -> str | None:
     return None if event is None or event.asset_materialization is None else event.asset_materialization.partition
 
 
-def _decision(job, version: str, key: str, reason: str, **config) -> RunRequest:
+def _decision(instance, job, version: str, key: str, reason: str, **config) -> SensorResult | SkipReason:
+    """The decision's run; asked again after a failed run (the key carries the attempt, `attempts.py`)."""
+    attempt = next_attempt(instance, f"{key}:{version}")
+    if attempt.run_key is None:
+        return SkipReason(f"challenger v{version} waits for its {key} decision: {attempt.gave_up}")
     op = "approve_challenger" if job is approve_challenger_job else "reject_challenger"
-    return RunRequest(run_key=f"{key}:{version}", job_name=job.name, tags={"challenger.version": version, "trigger": key},
-                      run_config={"ops": {op: {"config": {"version": version, "reason": reason, **config}}}})
+    return SensorResult(run_requests=[RunRequest(
+        run_key=attempt.run_key, job_name=job.name, tags={"challenger.version": version, "trigger": key, **attempt.tags},
+        run_config={"ops": {op: {"config": {"version": version, "reason": reason, **config}}}})])
 
 
 @sensor(
@@ -252,36 +264,31 @@ def challenger_sensor(context: SensorEvaluationContext):
                 continue
             reason = f"shadow verdict on {record.asset_materialization.partition}: {m.get('shadow_reason')}"
             if m["shadow_verdict"] == "promote":
-                return SensorResult(run_requests=[_decision(approve_challenger_job, version, "shadow", reason,
-                                                            approver="shadow_verdict")])
-            return SensorResult(run_requests=[_decision(reject_challenger_job, version, "shadow", reason,
-                                                        approver="shadow_verdict", outcome="dropped")])
+                return _decision(instance, approve_challenger_job, version, "shadow", reason, approver="shadow_verdict")
+            return _decision(instance, reject_challenger_job, version, "shadow", reason, approver="shadow_verdict",
+                             outcome="dropped")
         return SkipReason(f"shadow challenger v{version}: no verdict yet")
     today, expiry = newest_day(instance), settings().challenger_expiry_days
     if since and today and days_between(since, today) > expiry:
         reason = f"waited from {since} to {today}, more than FLIGHTS_CHALLENGER_EXPIRY_DAYS={expiry} days, without a decision"
-        return SensorResult(run_requests=[_decision(reject_challenger_job, version, "expiry", reason,
-                                                    approver="challenger_sensor", outcome="expired")])
+        return _decision(instance, reject_challenger_job, version, "expiry", reason, approver="challenger_sensor",
+                         outcome="expired")
     return SkipReason(f"challenger v{version} waits for approval since {since} (newest day {today}; expires after "
                       f"{expiry} days)")
 
 
 # --- landing folder ----------------------------------------------------------------------------
 
-LANDING_FILE = re.compile(r"(flights|weather)_(\d{4}-\d{2}-\d{2})\.(csv|parquet)")
+# what the folder holds and which days are settled: resources/source_files.py (landing_files, LandingLook)
 
 
-def landing_files(folder: Path) -> dict[str, dict[str, str]]:
-    """day -> {file name: "mtime_ns:size"} of the daily files in the folder."""
-    days: dict[str, dict[str, str]] = {}
-    if not folder.is_dir():
-        return days
-    for path in sorted(folder.iterdir()):
-        m = LANDING_FILE.fullmatch(path.name)
-        if m and path.is_file():
-            st = path.stat()
-            days.setdefault(m[2], {})[path.name] = f"{st.st_mtime_ns}:{st.st_size}"
-    return days
+def _landing_work(day: str, files: dict[str, str]) -> str:
+    return f"landing:{day}:" + ",".join(f"{k}@{v}" for k, v in sorted(files.items()))
+
+
+def _landing_request(day: str, files: dict[str, str], attempt) -> RunRequest:
+    return RunRequest(run_key=attempt.run_key, partition_key=day, tags={
+        **RetrainTrigger(kind="landing_sensor", extra={"files": ", ".join(sorted(files))}).tags(), **attempt.tags})
 
 
 @sensor(
@@ -290,7 +297,8 @@ def landing_files(folder: Path) -> dict[str, dict[str, str]]:
     # on: it does nothing unless FLIGHTS_SOURCE=landing, and then it is how new days come in
     default_status=DefaultSensorStatus.RUNNING,
     description="With FLIGHTS_SOURCE=landing: a new or changed flights_/weather_YYYY-MM-DD.csv|parquet "
-    "in FLIGHTS_LANDING_DIR ingests that day (ingest_job). Drop files atomically (write, then rename).",
+    "in FLIGHTS_LANDING_DIR ingests that day (ingest_job), once settled: the same size and mtime at two "
+    "ticks in a row. Drop files atomically (write, then rename).",
 )
 def landing_sensor(context: SensorEvaluationContext):
     s = settings()
@@ -300,27 +308,24 @@ def landing_sensor(context: SensorEvaluationContext):
     found = landing_files(folder)
     if context.cursor is None:  # turned on: files already there are history (ingest them by a backfill)
         return SensorResult(skip_reason=SkipReason(f"watching {folder}: {len(found)} day(s) already there"),
-                            cursor=json.dumps(found, sort_keys=True))
-    seen = json.loads(context.cursor)
-    keys = set(partition_days())
-    ignored = sorted(day for day in found if day not in keys)
+                            cursor=LandingLook.first(found).cursor)
+    # a new or changed file is taken at the next tick that sees it unchanged (weather alone waits)
+    look = LandingLook.of(found, context.cursor, set(partition_days()))
     requests = []
-    for day, files in found.items():
-        if seen.get(day) == files or day not in keys:
-            continue
-        seen[day] = files
-        if not any(name.startswith("flights_") for name in files):
-            continue  # weather alone: wait for the day's flights
-        stamp = ",".join(f"{k}@{v}" for k, v in sorted(files.items()))
-        requests.append(RunRequest(
-            run_key=f"landing:{day}:{stamp}", partition_key=day,
-            tags=RetrainTrigger(kind="landing_sensor", extra={"files": ", ".join(sorted(files))}).tags(),
-        ))
-    cursor = json.dumps(seen, sort_keys=True)
+    for day in look.taken:
+        files = found[day]
+        attempt = next_attempt(context.instance, _landing_work(day, files))
+        if attempt.run_key:
+            requests.append(_landing_request(day, files, attempt))
+    asked = {r.run_key for r in requests}  # and the days whose ingestion failed, files unchanged (bounded)
+    requests += [_landing_request(day, found[day], a) for day, a in again_after_failure(
+        context.instance, "landing_sensor", lambda d: _landing_work(d, found.get(d, {}))) if a.run_key not in asked]
+    cursor = look.cursor
     if requests:
         return SensorResult(run_requests=requests, cursor=cursor)
-    note = f"; ignored days outside the partitions: {', '.join(ignored)}" if ignored else ""
-    return SensorResult(skip_reason=SkipReason(f"no new file in {folder}{note}"), cursor=cursor)
+    note = f"; ignored days outside the partitions: {', '.join(look.ignored)}" if look.ignored else ""
+    settling = f"; waiting for the files of {', '.join(look.settling)} to settle" if look.settling else ""
+    return SensorResult(skip_reason=SkipReason(f"no new settled file in {folder}{settling}{note}"), cursor=cursor)
 
 
 # --- the replay clock ----------------------------------------------------------------------------
@@ -355,13 +360,17 @@ def replay_clock_sensor(context: SensorEvaluationContext):
     today = replay_today(instance)
     if today is None:
         return SkipReason(f"the replay has reached its end day ({settings().replay_end})")
-    requests = [RunRequest(run_key=f"replay-ingest:{today}", job_name=ingest_job.name, partition_key=today,
-                           tags={**RetrainTrigger(kind="replay_clock_sensor").tags(), "replay.today": today})]
+    attempt = next_attempt(instance, f"replay-ingest:{today}")  # again after a failed run, bounded
+    if attempt.run_key is None:
+        return SkipReason(f"the replay stays on {today}: {attempt.gave_up}")
+    requests = [RunRequest(run_key=attempt.run_key, job_name=ingest_job.name, partition_key=today,
+                           tags={**RetrainTrigger(kind="replay_clock_sensor").tags(), "replay.today": today, **attempt.tags})]
     yesterday, s = previous_day(today), settings()
     if s.replay_periodic_retrain and yesterday and retrain_due(yesterday, last_retrain_day(instance), s.retrain_every_days):
         requests.append(retrain_request(RetrainTrigger(
-            kind="periodic_retrain", reason=f"periodic retrain every {s.retrain_every_days} replayed days", as_of=yesterday)))
-    return SensorResult(run_requests=requests)
+            kind="periodic_retrain", reason=f"periodic retrain every {s.retrain_every_days} replayed days", as_of=yesterday),
+            instance))
+    return SensorResult(run_requests=[r for r in requests if r is not None])
 
 
 defs = Definitions(sensors=[drift_sensor, performance_sensor, monitor_sensor, landing_sensor, replay_clock_sensor,

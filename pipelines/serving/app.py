@@ -11,6 +11,9 @@ holds `champion` now, swapped when the alias moves.
 - Each version's app is `mlflow.pyfunc.scoring_server.init(model)`: MLflow's request formats,
   its 400 naming the field of a bad request and the served model's small-request fast path
   (served_model/model.py) are unchanged.
+- A request to /invocations passes the server's door first (pipelines/serving/boundary.py): its
+  body bounded in bytes and rows, text no store keeps and non-finite numbers refused naming the
+  field, error answers without stack traces or echoed input.
 - Served requests go to the warehouse through `ServedTrafficRecorder` (off the request path).
 
 Worker processes (`--workers`, default 2) share a listening socket and a `SwapBoard`: each
@@ -46,6 +49,7 @@ class Served:
     app: Any  # MLflow's scoring app (FastAPI) for the version
     loaded_at: float
     load_seconds: float
+    row_type: Any = None  # the pydantic type the version checks each flight against (error answers)
 
 
 def warm_rows(model) -> list[dict]:
@@ -80,7 +84,9 @@ def load_version(registry: ModelRegistry, version: str) -> Served:
         answer = scoring_server.invocations(json.dumps({"inputs": batch}), "application/json", model, schema)
         if answer.status != 200:
             raise ServingRefused(f"{record.label}: warm-up request refused ({answer.status}: {answer.response[:300]})")
-    return Served(version, scoring_server.init(model), time.time(), time.perf_counter() - started)
+    from pipelines.serving.boundary import row_type
+
+    return Served(version, scoring_server.init(model), time.time(), time.perf_counter() - started, row_type(model))
 
 
 SETTLE_SECONDS = 1.0  # after a switch instant, before another move may begin
@@ -264,10 +270,13 @@ class ChampionFollower:
 
 class FollowingApp:
     """The ASGI app of one worker: each request goes to the app of the version served when it arrived, and its
-    response carries `X-Model-Version`; `/serving` reports the follower and the recorder."""
+    response carries `X-Model-Version`; /invocations passes the door first (boundary.py); `/serving`
+    reports the follower and the recorder."""
 
-    def __init__(self, follower: ChampionFollower, recorder=None):
+    def __init__(self, follower: ChampionFollower, recorder=None, max_body_bytes: int = 16 << 20,
+                 max_rows: int = 10_000):
         self.follower, self.recorder = follower, recorder
+        self.max_body_bytes, self.max_rows = max_body_bytes, max_rows
         self.worker = str(os.getpid()).encode()  # X-Serving-Worker: which worker process answered
 
     async def _lifespan(self, receive, send) -> None:
@@ -284,39 +293,71 @@ class FollowingApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _answer(self, send, status: int, body: bytes, headers: list) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                *headers]})
+        await send({"type": "http.response.body", "body": body})
+
     async def __call__(self, scope, receive, send):
+        from pipelines.serving import boundary
+
         if scope["type"] == "lifespan":
             return await self._lifespan(receive, send)
         if scope["type"] != "http":
             return None
         served = self.follower.served()
-        header = (b"x-model-version", served.version.encode())
-        worker = (b"x-serving-worker", self.worker)
+        named = [(b"x-model-version", served.version.encode()), (b"x-serving-worker", self.worker)]
         if scope["path"] == "/serving":
             body = json.dumps({**self.follower.status(),
                                "recording": self.recorder.status() if self.recorder else "off"}).encode()
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), header, worker]})
-            await send({"type": "http.response.body", "body": body})
+            return await self._answer(send, 200, body, named)
+        if scope["path"] != "/invocations" or scope["method"] != "POST":
+            return await served.app(scope, receive, self._named(send, named))
+        try:
+            body = await boundary.read_body(scope, receive, self.max_body_bytes)
+            rows = boundary.parse(scope, body, self.max_rows)
+        except boundary.Refused as refused:
+            return await self._answer(send, refused.status, boundary.error_body(refused.code, refused.message), named)
+        except boundary.Disconnected:
             return None
-        record = self.recorder is not None and scope["path"] == "/invocations" and scope["method"] == "POST"
-        request_body, response_body, status = [], [], [0]
+        sent = False
 
-        async def receive_kept():
-            message = await receive()
-            if record and message["type"] == "http.request":
-                request_body.append(message.get("body", b""))
-            return message
+        async def again():  # the body read above, then whatever the client does next
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        async def send_named(message):
+        status, start, answer = [0], [None], []
+
+        async def send_checked(message):
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), header, worker]}
-            elif record and message["type"] == "http.response.body":
-                response_body.append(message.get("body", b""))
+                if status[0] >= 400:  # held: the answer is rewritten (no trace, no input)
+                    start[0] = message
+                    return
+                message = {**message, "headers": [*message.get("headers", []), *named]}
+            elif message["type"] == "http.response.body":
+                if status[0] >= 400 or self.recorder is not None:
+                    answer.append(message.get("body", b""))
+                if status[0] >= 400:
+                    if not message.get("more_body", False):
+                        clean = boundary.scrubbed(b"".join(answer), rows, served.row_type)
+                        await self._answer(send, status[0], clean, named)
+                    return
             await send(message)
 
-        await served.app(scope, receive_kept, send_named)
-        if record and status[0] == 200:
-            self.recorder.offer(served.version, b"".join(request_body), b"".join(response_body), time.time())
+        await served.app(scope, again, send_checked)
+        if self.recorder is not None and status[0] == 200:
+            self.recorder.offer(served.version, body, b"".join(answer), time.time())
         return None
+
+    @staticmethod
+    def _named(send, named: list):
+        async def send_named(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *named]}
+            await send(message)
+        return send_named

@@ -9,6 +9,12 @@ within FLIGHTS_SERVE_POLL_SECONDS plus the new version's load and warm-up, with 
 mixed request; the worker processes switch at one instant (pipelines/serving/app.py). `GET /serving` shows the served version, the swaps,
 the versions that could not be loaded and the recorder's counts. Every served flight is
 recorded in the warehouse (`served_predictions`) unless --no-record or FLIGHTS_SERVE_RECORD=false.
+
+A request's body and rows are bounded (FLIGHTS_SERVE_MAX_BODY_MB, FLIGHTS_SERVE_MAX_ROWS: 413
+beyond), and so is each worker's recorder (FLIGHTS_SERVE_RECORD_MAX_MB). The workers are
+uvicorn's own supervisor's (`uvicorn.supervisors.Multiprocess`): a worker that dies or stops
+answering its health check is replaced while the others keep serving; one that cannot load the
+champion at its start stops the server (exit 1, the reason in the log).
 """
 
 from __future__ import annotations
@@ -65,14 +71,17 @@ def _alert_unservable(version: str, serving: str, why: str) -> None:
                lines=(why,), fields={"model_version": version, "serving": serving}))
 
 
-def _worker(sock, board, args: argparse.Namespace) -> None:
-    """One worker process: its own follower, recorder and uvicorn server on the shared socket."""
+def worker_app(board, no_record: bool):
+    """The app of one worker process (uvicorn's factory, called in the worker): its own follower,
+    recorder and door on the shared socket. A champion it cannot load at its start ends it with
+    uvicorn's startup failure, which stops the supervisor instead of restarting it in a loop."""
     configure_process(serving=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s [%(process)d] %(name)s %(levelname)s %(message)s")
-    import uvicorn
     from threadpoolctl import threadpool_limits
+    from uvicorn.config import STARTUP_FAILURE
 
     from pipelines.serving.app import ChampionFollower, FollowingApp, ServingRefused
+    from pipelines.serving.boundary import MEBIBYTE
     from pipelines.serving.traffic import ServedTrafficRecorder
     from resources.warehouse import Warehouse
 
@@ -81,19 +90,24 @@ def _worker(sock, board, args: argparse.Namespace) -> None:
     try:
         follower.start()
     except ServingRefused as exc:
-        raise SystemExit(str(exc)) from None
+        logging.getLogger("flights.serving").error(f"serve: {exc}")
+        sys.exit(STARTUP_FAILURE)
     threadpool_limits(1)
-    recorder = None if args.no_record or not s.serve_record else ServedTrafficRecorder(Warehouse(), s.serve_record_seconds)
-    config = uvicorn.Config(FollowingApp(follower, recorder), log_level="warning", access_log=False, lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    recorder = None if no_record or not s.serve_record else ServedTrafficRecorder(
+        Warehouse(), s.serve_record_seconds, max_bytes=int(s.serve_record_max_mb * MEBIBYTE))
+    return FollowingApp(follower, recorder, max_body_bytes=int(s.serve_max_body_mb * MEBIBYTE), max_rows=s.serve_max_rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     configure_process(serving=True)
     args = arguments(argv)
+    import functools
     import multiprocessing
-    import signal
     import socket
+
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
 
     from pipelines.serving.app import SwapBoard
 
@@ -110,33 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     sock.listen(2048)
-    ctx = multiprocessing.get_context("spawn")  # each worker imports and connects on its own
-    board = SwapBoard(ctx, args.workers)
-    workers = [ctx.Process(target=_worker, args=(sock, board, args), name=f"serve-{i}") for i in range(args.workers)]
-    for w in workers:
-        w.start()
-
-    def stop(*_):
-        for w in workers:
-            if w.is_alive():
-                w.terminate()
-        for w in workers:
-            w.join(timeout=30)
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    board = SwapBoard(multiprocessing.get_context("spawn"), args.workers)  # uvicorn's workers are spawned
+    # a worker loading a version still answers the supervisor's health check (a thread of its own)
+    config = uvicorn.Config(functools.partial(worker_app, board, args.no_record), factory=True, workers=args.workers,
+                            log_level="warning", access_log=False, lifespan="on", timeout_worker_healthcheck=30)
+    supervisor = Multiprocess(config, sockets=[sock])  # SIGINT/SIGTERM: every worker stops, then the server
     print(f"serving {registry.model_name} v{version} on http://{args.host}:{args.port} with {args.workers} worker(s) "
-          f"(follows @champion every {s.serve_poll_seconds:g} s, all workers switch at one instant; recording "
-          f"{'off' if args.no_record or not s.serve_record else 'on'})", flush=True)
-    while all(w.is_alive() for w in workers):
-        time.sleep(0.5)
-    failed = [w for w in workers if not w.is_alive()]
-    for w in workers:
-        if w.is_alive():
-            w.terminate()
-    print(f"worker {failed[0].name} exited ({failed[0].exitcode}): the server stops", file=sys.stderr)
-    return 1
+          f"(follows @champion every {s.serve_poll_seconds:g} s, all workers switch at one instant; a dead worker is "
+          f"replaced; recording {'off' if args.no_record or not s.serve_record else 'on'})", flush=True)
+    supervisor.run()
+    if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+        print("serve: a worker could not start (the reason is logged above): the server stops", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

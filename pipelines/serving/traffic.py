@@ -1,13 +1,25 @@
 """Served traffic to the warehouse: every flight the scoring server scored (its features, the
 probability it answered, the version that answered, when), in batches, off the request path.
 
-The request handler only appends the raw request and response bytes to a bounded in-memory
-queue (microseconds); a background thread parses them and writes a batch every
-FLIGHTS_SERVE_RECORD_SECONDS in one transaction (table `served_predictions`). When the warehouse
-is unreachable the batch is kept and written later; past `max_pending` requests the oldest are
-dropped and counted (the server's `/serving` status shows both counts): recording never slows or
-fails a request. `drift_report` reads the table for each day (the flight's day, from its
-features), so the drift of what was served is monitored beside the batch-scored days.
+The request handler only appends the raw request and response bytes to a queue (microseconds); a
+background thread parses them and writes a batch every FLIGHTS_SERVE_RECORD_SECONDS (table
+`served_predictions`). What the writer meets is told apart:
+
+- the warehouse is down (no connection, dropped, locked): the rows are kept and written later;
+- the warehouse refuses rows (a value its driver or a constraint will not take: a NUL character
+  on PostgreSQL, an unpaired surrogate, a NaN where a value is required): the batch is split in
+  halves until the refused rows are alone; those go to `served_quarantine` with the driver's
+  reason and the row as JSON, every other row is written. One bad request never holds the others.
+
+What is kept in memory (requests not parsed yet, rows not written yet) is bounded in bytes of the
+requests as they came (FLIGHTS_SERVE_RECORD_MAX_MB); past it the oldest are dropped and counted
+(the server's `/serving` status shows every count): recording never slows or fails a request.
+
+A row's `partition_date` is the day it was served, by the server's clock: in the replay
+(FLIGHTS_SOURCE=replay) the replay clock's 'today', the day after the newest day with features in
+the warehouse (FLIGHTS_REPLAY_START before the first), as the replay sensor has it; with landing
+files the server's UTC date. Never the client's `day_of_year`. `drift_report` reads the table for
+each day, so the drift of what was served is monitored beside the batch-scored days.
 """
 
 from __future__ import annotations
@@ -17,15 +29,14 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
-from assets.common import PARTITION_START
 from served_model.features import FEATURE_COLUMNS
 
 log = logging.getLogger("flights.serving")
-YEAR = date.fromisoformat(PARTITION_START).year
 
 
 def _records(request: dict) -> list[dict] | None:
@@ -40,18 +51,11 @@ def _records(request: dict) -> list[dict] | None:
     return None
 
 
-def flight_day(day_of_year) -> str:
-    """The flight's day in the partitions' year, from its `day_of_year` feature ('' if none)."""
+def served_rows(body: bytes, response: bytes, version: str, at: float, day: str) -> list[dict] | None:
+    """One row per flight of a request served on `day` (None if the request or answer cannot be read)."""
     try:
-        return (date(YEAR, 1, 1) + timedelta(days=int(day_of_year) - 1)).isoformat()
-    except (TypeError, ValueError, OverflowError):
-        return ""
-
-
-def served_rows(body: bytes, response: bytes, version: str, at: float) -> list[dict] | None:
-    """One row per flight of a served request (None if the request or answer cannot be read)."""
-    try:
-        records, answer = _records(json.loads(body)), json.loads(response)
+        request, answer = json.loads(body), json.loads(response)
+        records = _records(request) if isinstance(request, dict) else None
     except (ValueError, UnicodeDecodeError, AttributeError):
         return None
     predictions = answer.get("predictions") if isinstance(answer, dict) else None
@@ -62,61 +66,184 @@ def served_rows(body: bytes, response: bytes, version: str, at: float) -> list[d
     rows = []
     for i, (features, p) in enumerate(zip(records, predictions)):
         row = {c: features.get(c) for c in FEATURE_COLUMNS}
-        row.update(partition_date=flight_day(features.get("day_of_year")), served_at=served_at, request_id=request_id,
-                   row_in_request=i, model_version=version, probability_late=float(p[1] if isinstance(p, list) else p))
+        try:
+            late = float(p[1] if isinstance(p, list) else p)
+        except (TypeError, ValueError, IndexError):
+            return None
+        row.update(partition_date=day, served_at=served_at, request_id=request_id, row_in_request=i,
+                   model_version=version, probability_late=late)
         rows.append(row)
     return rows
 
 
-class ServedTrafficRecorder:
-    """The bounded queue the request handler appends to and the thread that writes it out."""
+class ServedDay:
+    """The day a request is served on, by the server's clock (see the module's docstring). In the
+    replay it follows the warehouse (`refresh`, from the recorder's thread); `day(at)` is a read."""
 
-    def __init__(self, warehouse, interval_seconds: float = 1.0, max_pending: int = 100_000):
-        self.warehouse, self.interval, self.max_pending = warehouse, interval_seconds, max_pending
+    def __init__(self, warehouse, replay: bool, replay_start: str):
+        self.warehouse, self.replay, self.replay_start = warehouse, replay, replay_start
+        self.today: str | None = None  # the replay's, once read
+
+    @classmethod
+    def from_settings(cls, warehouse) -> ServedDay:
+        from resources.settings import settings
+
+        s = settings()
+        return cls(warehouse, s.source == "replay", s.replay_start)
+
+    def refresh(self) -> None:
+        if not self.replay:
+            return
+        from resources.schemas import flight_features
+
+        try:
+            newest = self.warehouse.latest_partition(flight_features)
+        except Exception as exc:  # the warehouse down: the day read last holds
+            log.warning(f"replay clock not read from the warehouse: {type(exc).__name__}")
+            return
+        after = (date.fromisoformat(newest) + timedelta(days=1)).isoformat() if newest else self.replay_start
+        self.today = max(after, self.replay_start)
+
+    def day(self, at: float) -> str | None:
+        """None: the replay's day is not known yet (the warehouse not read yet)."""
+        return self.today if self.replay else datetime.fromtimestamp(at, UTC).date().isoformat()
+
+
+def store_down(exc: BaseException) -> bool:
+    """The warehouse cannot be reached or used now (retry the same rows later), as opposed to a
+    refusal of the rows themselves (a data or integrity error: retrying cannot help). PEP 249
+    names the connection errors alike in every driver; SQLAlchemy flags a dropped connection."""
+    from sqlalchemy import exc as sa
+
+    from resources.warehouse import WarehouseUnavailable
+
+    if isinstance(exc, WarehouseUnavailable | sa.DisconnectionError | sa.TimeoutError | OSError):
+        return True
+    if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
+        return True
+    return any(c.__name__ in ("OperationalError", "InterfaceError") for c in type(exc).__mro__)
+
+
+def _reason(exc: BaseException) -> str:
+    """The refusal as text any store keeps (no NUL, no unpaired surrogate), one line, bounded."""
+    text = f"{type(exc).__name__}: {str(getattr(exc, 'orig', None) or exc)}".replace("\x00", "\\x00")
+    return " ".join(text.encode("utf-8", "backslashreplace").decode("utf-8").split())[:500]
+
+
+def quarantined_row(row: dict, reason: str) -> dict:
+    from resources.schemas import served_quarantine
+
+    meta = [c.name for c in served_quarantine.columns if c.name in row]
+    return {**{c: row[c] for c in meta}, "reason": reason,
+            "row": json.dumps({k: v for k, v in row.items() if k not in meta}, ensure_ascii=True, default=str)}
+
+
+class ServedTrafficRecorder:
+    """The queue the request handler appends to and the thread that writes it out."""
+
+    def __init__(self, warehouse, interval_seconds: float = 1.0, max_bytes: int = 64 << 20,
+                 clock: ServedDay | Callable | None = None):
+        self.warehouse, self.interval, self.max_bytes = warehouse, interval_seconds, max_bytes
+        self.clock = clock if clock is not None else ServedDay.from_settings(warehouse)
         self.pending: collections.deque = collections.deque()  # append/popleft are thread-safe
-        self.unwritten: list[dict] = []  # parsed rows kept while the warehouse is unreachable
-        self.recorded = self.dropped = self.unreadable = 0
+        self.pending_bytes = 0
+        self.unwritten: collections.deque = collections.deque()  # (row, bytes): kept while the warehouse is down
+        self.unwritten_bytes = 0
+        self.recorded = self.quarantined = self.unreadable = 0
+        self.dropped = self.dropped_rows = 0  # requests (and their rows) dropped at the memory bound
         self.last_error: str | None = None
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="served-traffic-recorder", daemon=True)
 
+    def _day(self, at: float) -> str | None:
+        return self.clock.day(at) if isinstance(self.clock, ServedDay) else self.clock(at)
+
     def offer(self, version: str, body: bytes, response: bytes, at: float) -> None:
-        """Called on the request path: an append, nothing else."""
-        if len(self.pending) >= self.max_pending:
-            self.pending.popleft()
-            self.dropped += 1
-        self.pending.append((version, body, response, at))
+        """Called on the request path: an append (and the oldest dropped past the bound)."""
+        size = len(body) + len(response)
+        with self._lock:
+            while self.pending and self.pending_bytes + size > self.max_bytes:
+                self.pending_bytes -= self.pending.popleft()[5]
+                self.dropped += 1
+            self.pending.append((version, body, response, at, self._day(at), size))
+            self.pending_bytes += size
 
-    def flush(self) -> int:
-        """Write what is queued; returns the rows written (0 if the warehouse refused, kept)."""
-        from resources.schemas import served_predictions
-
-        rows = self.unwritten
-        while self.pending:
-            version, body, response, at = self.pending.popleft()
-            parsed = served_rows(body, response, version, at)
+    def _parse(self) -> None:
+        while True:
+            with self._lock:
+                if not self.pending:
+                    break
+                version, body, response, at, day, size = self.pending.popleft()
+                self.pending_bytes -= size
+            day = day or self._day(at)
+            if day is None:  # the replay's day not read yet (the warehouse down): kept as it came
+                with self._lock:
+                    self.pending.appendleft((version, body, response, at, day, size))
+                    self.pending_bytes += size
+                return
+            parsed = served_rows(body, response, version, at, day)
             if parsed is None:
                 self.unreadable += 1
-            else:
-                rows.extend(parsed)
-        self.unwritten = []
-        if not rows:
-            return 0
-        try:
-            self.warehouse.append(served_predictions, pd.DataFrame(rows))
-        except Exception as exc:  # kept for the next batch, up to the bound
-            self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
-            log.warning(f"served traffic not recorded yet ({len(rows)} rows kept): {self.last_error}")
-            self.unwritten = rows[-self.max_pending:]
-            self.dropped += len(rows) - len(self.unwritten)
-            return 0
-        self.recorded += len(rows)
-        self.last_error = None
-        return len(rows)
+                continue
+            each = size // max(1, len(parsed))
+            self.unwritten.extend((row, each) for row in parsed)
+            self.unwritten_bytes += each * len(parsed)
+        while self.unwritten and self.unwritten_bytes + self.pending_bytes > self.max_bytes:
+            _, each = self.unwritten.popleft()
+            self.unwritten_bytes -= each
+            self.dropped_rows += 1
+
+    def flush(self) -> int:
+        """Write what is queued; returns the rows written to `served_predictions` (refused rows go
+        to `served_quarantine`; with the warehouse down everything is kept for the next flush)."""
+        from resources.schemas import served_predictions, served_quarantine
+
+        if isinstance(self.clock, ServedDay):
+            self.clock.refresh()
+        self._parse()
+        items = list(self.unwritten)
+        written, refused, work, kept = 0, [], [(0, len(items))], []
+        while work:  # halves of a refused batch, until each refused row is alone
+            start, end = work.pop()
+            try:
+                self.warehouse.append(served_predictions, pd.DataFrame([row for row, _ in items[start:end]]))
+                written += end - start
+            except Exception as exc:
+                if store_down(exc):
+                    kept = [items[a:b] for a, b in [(start, end), *work]]
+                    self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                    break
+                if end - start == 1:
+                    refused.append((items[start], _reason(exc)))
+                else:
+                    mid = (start + end) // 2
+                    work += [(mid, end), (start, mid)]
+        else:
+            self.last_error = None
+        if refused:
+            try:
+                self.warehouse.append(served_quarantine, pd.DataFrame([quarantined_row(r, why) for (r, _), why in refused]))
+                self.quarantined += len(refused)
+                log.warning(f"{len(refused)} served rows refused by the warehouse, kept in served_quarantine: "
+                            f"{refused[0][1][:200]}")
+            except Exception as exc:  # kept: tried again (and refused again, then quarantined) next time
+                kept.append([item for item, _ in refused])
+                self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        self.unwritten = collections.deque(item for part in kept for item in part)
+        self.unwritten_bytes = sum(each for _, each in self.unwritten)
+        if self.unwritten:
+            log.warning(f"served traffic not recorded yet ({len(self.unwritten)} rows kept): {self.last_error}")
+        self.recorded += written
+        return written
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.flush()
+            try:
+                self.flush()
+            except Exception as exc:  # never ends the thread: the rows stay for the next flush
+                self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                log.exception("served traffic flush failed")
         self.flush()
 
     def start(self) -> None:
@@ -127,6 +254,8 @@ class ServedTrafficRecorder:
         self._thread.join(timeout=30)
 
     def status(self) -> dict:
-        return {"recorded_rows": self.recorded, "pending_requests": len(self.pending),
-                "unwritten_rows": len(self.unwritten), "dropped": self.dropped, "unreadable_requests": self.unreadable,
-                "last_error": self.last_error}
+        return {"recorded_rows": self.recorded, "quarantined_rows": self.quarantined,
+                "pending_requests": len(self.pending), "pending_bytes": self.pending_bytes,
+                "unwritten_rows": len(self.unwritten), "unwritten_bytes": self.unwritten_bytes,
+                "max_bytes": self.max_bytes, "dropped": self.dropped, "dropped_rows": self.dropped_rows,
+                "unreadable_requests": self.unreadable, "last_error": self.last_error}

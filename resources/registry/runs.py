@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from resources.records import BuildInfo, ModelRecord, RetrainTrigger, Tag, TrainingWindow
@@ -24,6 +25,41 @@ class TrainingRuns(RegistryStore):
                                 run_name=run_name)
         client.set_terminated(run.info.run_id, "FINISHED")
         return run.info.run_id
+
+    def registry_id(self, create: bool = False) -> str | None:
+        """The registry's identity: a random id kept as a tag of the project's experiment, made
+        once (`create`, by the first retrain), so that the warehouse can record which registry
+        its versions were recorded against. None: no project experiment, or made by older code."""
+        client = self.client
+        if create:
+            experiment = client.get_experiment(self.experiment_id())
+        elif (experiment := client.get_experiment_by_name(self.experiment_name)) is None:
+            return None
+        if Tag.REGISTRY_ID in experiment.tags or not create:
+            return experiment.tags.get(Tag.REGISTRY_ID)
+        client.set_experiment_tag(experiment.experiment_id, Tag.REGISTRY_ID, uuid.uuid4().hex)
+        return client.get_experiment(experiment.experiment_id).tags[Tag.REGISTRY_ID]  # two at once: the last one set
+
+    def recorded_windows(self) -> dict[str, tuple[TrainingWindow, bool]]:
+        """Every retrain's run of the project's experiment that records a window: run id ->
+        (the window, whether a version was registered from it). The ones not registered are
+        retrains under way (or stopped before their candidate): their versions are still needed."""
+        client = self.client
+        experiment = client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            return {}
+        registered = {mv.run_id for mv in client.search_model_versions(f"name='{self.model_name}'")}
+        found, token = {}, None
+        while True:
+            page = client.search_runs([experiment.experiment_id], f"tags.`{Tag.PARTITIONS}` LIKE '%'",
+                                      max_results=1000, page_token=token)
+            for run in page:
+                tags = run.data.tags
+                found[run.info.run_id] = (TrainingWindow.from_tags(tags),
+                                          run.info.run_id in registered or Tag.REGISTERED_VERSION in tags)
+            token = page.token
+            if not token:
+                return found
 
     def training_window(self, run_id: str) -> TrainingWindow:
         window = TrainingWindow.from_tags(self.client.get_run(run_id).data.tags)
@@ -50,7 +86,9 @@ class TrainingRuns(RegistryStore):
         # another one) gets the version already registered from it, not a second one
         done = self.client.search_model_versions(f"name='{self.model_name}' and run_id='{run_id}'")
         if done:
-            return self.record(str(max(int(v.version) for v in done))), 0.0
+            version = str(max(int(v.version) for v in done))
+            self.client.set_tag(run_id, Tag.REGISTERED_VERSION, version)
+            return self.record(version), 0.0
 
         signature = infer_signature(sample, model.predict_proba(sample))
         started = time.perf_counter()
@@ -77,6 +115,8 @@ class TrainingRuns(RegistryStore):
         with naming_the_store(self, "registering the candidate"):
             registered = mlflow.register_model(info.model_uri, self.model_name,
                                                tags={Tag.THRESHOLD: f"{threshold:.6f}", **tags, **(version_tags or {})})
+            # the run's window is the version's now (the retention keeps it for the version, not the run)
+            self.client.set_tag(run_id, Tag.REGISTERED_VERSION, str(registered.version))
         return self.record(str(registered.version)), time.perf_counter() - started
 
     def log_trials(self, parent_run_id: str, trials: list[dict], metric_keys: tuple[str, ...]) -> list[str]:

@@ -6,6 +6,7 @@ can tell apart. No Dagster: the scoring server, the operator commands and the st
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,18 @@ def unreachable(exc: BaseException) -> bool:
     return any(s in text for s in ("Max retries exceeded", "Connection refused", "Failed to establish a new connection"))
 
 
+def timed_out(exc: BaseException) -> bool:
+    """A tracking server that took the connection and did not answer in time."""
+    import requests
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (requests.exceptions.Timeout, TimeoutError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "Read timed out" in str(exc)
+
+
 @contextlib.contextmanager
 def naming_the_store(registry: RegistryStore, what: str):
     """Failures to reach the tracking store, or its refusal of the credentials, said as such."""
@@ -54,6 +67,9 @@ def naming_the_store(registry: RegistryStore, what: str):
         raise
     except Exception as exc:
         registry.raise_refused(exc)
+        if timed_out(exc):
+            raise RegistryUnavailable(f"MLflow tracking store {registry.display_tracking_uri} did not answer within "
+                                      f"{max(1, math.ceil(settings().service_timeout))} s ({what}; FLIGHTS_SERVICE_TIMEOUT)") from exc
         if unreachable(exc):
             raise RegistryUnavailable(f"MLflow tracking store {registry.display_tracking_uri} unreachable ({what}): "
                                       f"{str(exc)[:300]}") from exc
@@ -105,9 +121,13 @@ class RegistryStore:
         return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", self.resolved_tracking_uri)
 
     def mlflow_module(self):
-        """The `mlflow` module, its tracking URI set to this store (the fluent API, artifacts)."""
+        """The `mlflow` module, its tracking URI set to this store (the fluent API, artifacts), and
+        its http client's deadline to FLIGHTS_SERVICE_TIMEOUT (MLflow reads it at each request;
+        whole seconds): a tracking server that accepts and never answers fails the call."""
         import mlflow
+        from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT
 
+        MLFLOW_HTTP_REQUEST_TIMEOUT.set(str(max(1, math.ceil(settings().service_timeout))))
         uri = self.resolved_tracking_uri
         if uri.startswith("sqlite:///"):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

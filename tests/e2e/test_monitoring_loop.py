@@ -62,6 +62,7 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     for day in HISTORY:
         write_landing(workdir["landing"], "flights", day, replay_day("flights", day))
         write_landing(workdir["landing"], "weather", day, replay_day("weather", day))
+    _, cursors[landing_sensor], _ = tick(landing_sensor, instance, cursors[landing_sensor])  # seen, settling
     requests, cursors[landing_sensor], _ = tick(landing_sensor, instance, cursors[landing_sensor])
     assert sorted(r.partition_key for r in requests) == HISTORY  # one request per new day
     run(defs, instance, "ingest_job", tags={"dagster/asset_partition_range_start": HISTORY[0],
@@ -75,6 +76,7 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     flights, weather = drifted(DRIFTED_DAY)
     write_landing(workdir["landing"], "flights", DRIFTED_DAY, flights)
     write_landing(workdir["landing"], "weather", DRIFTED_DAY, weather)
+    _, cursors[landing_sensor], _ = tick(landing_sensor, instance, cursors[landing_sensor])  # seen, settling
     (request,), cursors[landing_sensor], _ = tick(landing_sensor, instance, cursors[landing_sensor])
     assert request.partition_key == DRIFTED_DAY
     run(defs, instance, "ingest_job", request)

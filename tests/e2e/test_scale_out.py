@@ -26,9 +26,8 @@ def broker():
                          capture_output=True, text=True, check=True).stdout
     env = dict(part.split("=", 1) for part in out.split()[1:])  # export A=.. B=..
     yield env
-    # the broker stays up for other tests; its queues are emptied
-    subprocess.run(["redis-cli", "-p", env["FLIGHTS_CELERY_BROKER"].rsplit(":", 1)[1].split("/")[0], "flushall"],
-                   capture_output=True)
+    # the broker stays up for other tests; its queues are emptied (the script has its password)
+    subprocess.run(["bash", str(REPO / "deploy" / "celery" / "local_broker.sh"), "flush"], capture_output=True)
 
 
 def test_steps_run_on_the_celery_workers(workdir, broker):

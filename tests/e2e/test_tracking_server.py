@@ -22,7 +22,7 @@ DAYS = ("2013-06-01", "2013-06-10")
 
 @pytest.fixture
 def tracking_server(tmp_path):
-    backend = store_url(tmp_path / "server", "mlflow")
+    backend = store_url(tmp_path / "store", "mlflow")  # the server's own folder is the script's to create (mode 0700)
     env = {**os.environ, "FLIGHTS_MLFLOW_DIR": str(tmp_path / "server"), "FLIGHTS_MLFLOW_PORT": str(free_port()),
            "FLIGHTS_MLFLOW_BACKEND": backend, "MLFLOW_BIN": str(BIN / "mlflow")}
     script = str(REPO / "deploy" / "mlflow" / "local_server.sh")

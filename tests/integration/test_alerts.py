@@ -8,7 +8,7 @@ import time
 import pytest
 from dagster import DagsterInstance, DagsterRun, build_run_status_sensor_context, materialize
 
-from tests.support import WebhookReceiver, replay_day
+from tests.support import SmtpServer, WebhookReceiver, replay_day, tick
 
 ASSETS = ["raw_flights", "raw_weather", "validated_flights", "validated_weather", "flight_features"]
 DAY = "2013-03-04"
@@ -93,3 +93,56 @@ def test_a_retrain_started_by_a_sensor_says_why(tags, said):
         assert alert is None  # a person started it
     else:
         assert all(s in alert.text() for s in said) and alert.link.endswith("/runs/r1")
+
+
+def test_a_slow_mail_host_gets_bounded_ticks_and_each_record_goes_out_once(monkeypatch):
+    """A slow SMTP host (0.3 s to accept each message): a tick of `verdict_alert` starts no
+    delivery once fewer than FLIGHTS_ALERT_SECONDS of its FLIGHTS_ALERT_TICK_SECONDS remain, and
+    never more than FLIGHTS_ALERT_TICK_MAX; its cursor is saved after the last record delivered,
+    and the next ticks send the rest: each record once."""
+    from dagster import AssetMaterialization, instance_for_test
+
+    from pipelines.orchestration.alerts import verdict_alert
+
+    mail = SmtpServer(delay=0.3)
+    monkeypatch.delenv("FLIGHTS_ALERT_WEBHOOK_URL", raising=False)
+    for name, value in {"FLIGHTS_SMTP_HOST": "127.0.0.1", "FLIGHTS_SMTP_PORT": str(mail.port),
+                        "FLIGHTS_ALERT_EMAIL_TO": "ops@example.org",
+                        # deliveries start in the first second of a tick only: at most 4 of 0.3 s
+                        "FLIGHTS_ALERT_SECONDS": "3", "FLIGHTS_ALERT_TICK_SECONDS": "4"}.items():
+        monkeypatch.setenv(name, value)
+
+    def ticks(instance, cursor):
+        """Ticks until one finds nothing to alert on: the number of emails each tick sent."""
+        sent = []
+        for _ in range(10):
+            before = len(mail.messages)
+            _, cursor, said = tick(verdict_alert, instance, cursor)
+            sent.append(len(mail.messages) - before)
+            if said == "nothing to alert on":
+                return sent, cursor
+        raise AssertionError(f"still alerting after 10 ticks: {sent}")
+
+    def drifted(instance, days):
+        for day in days:
+            instance.report_runless_asset_event(AssetMaterialization(
+                "drift_report", partition=day, metadata={"dataset_drift": True, "drifted_columns": 9, "monitored_columns": 24}))
+        return {f"[flights warning] Dataset drift on {day} (drift_report)" for day in days}
+
+    try:
+        with instance_for_test() as instance:
+            cursor = tick(verdict_alert, instance, None)[1]  # turned on: history is not alerted on
+            expected = drifted(instance, [f"2013-05-{d:02d}" for d in range(1, 7)])
+            sent, cursor = ticks(instance, cursor)
+            assert sent[0] < 6 and sent[-1] == 0 and sum(sent) == 6, sent  # the first tick stopped in time
+            subjects = [m["Subject"] for m in mail.messages]
+            assert sorted(subjects) == sorted(expected), subjects  # each once
+
+            monkeypatch.setenv("FLIGHTS_ALERT_TICK_SECONDS", "600")
+            monkeypatch.setenv("FLIGHTS_ALERT_TICK_MAX", "2")
+            expected |= drifted(instance, [f"2013-06-{d:02d}" for d in range(1, 6)])
+            assert ticks(instance, cursor)[0] == [2, 2, 1, 0]
+            subjects = [m["Subject"] for m in mail.messages]
+            assert sorted(subjects) == sorted(expected), subjects
+    finally:
+        mail.close()

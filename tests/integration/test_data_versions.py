@@ -9,7 +9,7 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, TableMetadataValue
 
 from assets.day_history import HISTORY_COLUMNS
-from tests.support import land_and_ingest, replay_day, write_landing
+from tests.support import defined_columns, land_and_ingest, replay_day, write_landing
 
 pytestmark = pytest.mark.e2e  # every store on the test's profile: SQLite, or PostgreSQL
 
@@ -88,7 +88,7 @@ def test_a_model_is_rebuilt_from_its_versions_after_its_days_were_delivered_agai
             asset_key=AssetKey(asset), asset_partitions=[CORRECTED]), limit=1).records
         written = record.asset_materialization.metadata
         assert written["dagster/row_count"].value == warehouse.count_by_partition(table, [CORRECTED])[CORRECTED] > 0, asset
-        assert [c.name for c in written["dagster/column_schema"].schema.columns] == [c.name for c in table.columns]
+        assert defined_columns(asset) == [c.name for c in table.columns]
     assert partition_metadata(instance, "raw_flights", CORRECTED)["dagster/row_count"] == len(corrected)
 
     # the day's history: two versions of every asset (the weather was ingested again too, the

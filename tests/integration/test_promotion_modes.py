@@ -12,7 +12,7 @@ and a local SMTP server:
 import pytest
 from dagster import AssetKey, DagsterInstance, build_run_status_sensor_context
 
-from tests.support import SmtpServer, WebhookReceiver, land_and_ingest, tick
+from tests.support import SmtpServer, WebhookReceiver, defined_columns, land_and_ingest, tick
 
 DAYS = [f"2013-06-{d:02d}" for d in range(1, 17)]
 TRAIN_END = "2013-06-10"
@@ -88,7 +88,7 @@ def test_shadow_then_approve_then_expiry_with_alerts(workdir, resources, monkeyp
         scored = latest(instance, "predictions", day)
         assert scored["dagster/row_count"] == resources["warehouse"].count_by_partition(predictions, [day])[day] > 0
         assert scored["dagster/row_count"] == scored["rows"]
-        assert [c.name for c in scored["dagster/column_schema"].columns] == [c.name for c in predictions.columns]
+    assert defined_columns("predictions") == [c.name for c in predictions.columns]
     meta = latest(instance, "performance_report", shadow_days[-1])
     assert meta["shadow_challenger"] == "2" and meta["shadow_days"] == 3
     assert latest(instance, "performance_report", shadow_days[0])["shadow_verdict"] == "waiting"

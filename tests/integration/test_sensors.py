@@ -1,6 +1,8 @@
 """Sensors on a real (temporary) Dagster instance: report records as the monitoring assets write
 them, ticks as the daemon runs them."""
 
+import json
+
 import pytest
 from dagster import (
     AssetMaterialization,
@@ -127,6 +129,8 @@ def test_landing_sensor_ingests_new_and_changed_days(instance, tmp_path, monkeyp
     (tmp_path / "weather_2013-03-05.csv").write_text("year\n2013\n")  # weather alone: wait
     (tmp_path / "flights_2014-01-01.csv").write_text("year\n2014\n")  # outside the partitions
     (tmp_path / "notes.txt").write_text("not a daily file")
+    requests, cursor, skip = tick(landing_sensor, instance, cursor)  # first seen: wait for them to settle
+    assert requests == [] and "2013-03-04, 2013-03-05 to settle" in skip
     requests, cursor, _ = tick(landing_sensor, instance, cursor)
     assert [r.partition_key for r in requests] == ["2013-03-04"]
     assert requests[0].tags["trigger.files"] == "flights_2013-03-04.csv, weather_2013-03-04.csv"
@@ -134,6 +138,30 @@ def test_landing_sensor_ingests_new_and_changed_days(instance, tmp_path, monkeyp
     assert requests == [] and "2014-01-01" in skip  # nothing new; the odd day is named
     (tmp_path / "flights_2013-03-04.csv").write_text("year\n2013\n2013\n")  # a corrected file
     requests, cursor, _ = tick(landing_sensor, instance, cursor)
+    assert requests == []
+    requests, cursor, _ = tick(landing_sensor, instance, cursor)
     assert [r.partition_key for r in requests] == ["2013-03-04"]
     monkeypatch.setenv("FLIGHTS_SOURCE", "replay")
     assert tick(landing_sensor, instance, cursor)[0] == []
+
+
+def test_landing_sensor_takes_a_file_only_once_it_has_settled(instance, tmp_path, monkeypatch):
+    """A file still being copied (it grows between two ticks) is not ingested half-written: the
+    sensor requests the day at the first tick that sees the same size and mtime as the one before."""
+    monkeypatch.setenv("FLIGHTS_SOURCE", "landing")
+    monkeypatch.setenv("FLIGHTS_LANDING_DIR", str(tmp_path))
+    _, cursor, _ = tick(landing_sensor, instance, None)
+    path, looks = tmp_path / "flights_2013-03-06.csv", []
+    body = "year,month,day\n" + "2013,3,6\n" * 2000
+    with path.open("w") as copying:  # a slow copy: a chunk arrives before each look
+        for start in range(0, len(body), len(body) // 3 + 1):
+            copying.write(body[start:start + len(body) // 3 + 1])
+            copying.flush()
+            requests, cursor, skip = tick(landing_sensor, instance, cursor)
+            looks.append((path.stat().st_size, [r.partition_key for r in requests]))
+    assert all(requested == [] for _, requested in looks) and len({size for size, _ in looks}) == 3, looks
+    requests, cursor, _ = tick(landing_sensor, instance, cursor)  # the copy is done: the same size again
+    assert [r.partition_key for r in requests] == ["2013-03-06"]
+    assert tick(landing_sensor, instance, cursor)[0] == []  # taken once
+    old = {"2013-03-06": json.loads(cursor)["taken"]["2013-03-06"]}  # a cursor written before files had to settle
+    assert tick(landing_sensor, instance, json.dumps(old))[0] == []

@@ -40,7 +40,8 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
     rows[["temp", "dewp"]] += 40
     rows["visib"] = 0.0
     model = registry.load(champion.version)
-    recorder = ServedTrafficRecorder(warehouse)
+    # served while DAY was the replay's 'today' (before its batch landed): the server's clock says DAY
+    recorder = ServedTrafficRecorder(warehouse, clock=lambda at: DAY)
     for start in range(0, len(rows), 25):  # requests of 25 flights, answered as the server answers
         chunk = rows.iloc[start:start + 25]
         answer = {"predictions": model.predict_proba(chunk).tolist()}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, assert_no_welcome_dialog, free_port, start_server, stop_server, wait_for_text
+from tests.support import REPO, assert_no_welcome_dialog, command_lines, free_port, start_server, stop_server, wait_for_text
 
 pytestmark = pytest.mark.team
 BIN = Path(sys.executable).parent
@@ -72,11 +72,13 @@ def team(tmp_path_factory):
     root = tmp_path_factory.mktemp("team")
     if shutil.which("redis-server") is None and os.geteuid() != 0:
         pytest.skip("redis-server is not installed (deploy/celery/local_broker.sh installs it as root)")
-    postgres = _exports(_run(["bash", str(REPO / "deploy/postgres/local_server.sh"), "start"], os.environ).stdout)
+    # a test may trade the server's durability for speed, and says so (a user's start is durable)
+    postgres = _exports(_run(["bash", str(REPO / "deploy/postgres/local_server.sh"), "start"],
+                             {**os.environ, "FLIGHTS_POSTGRES_UNSAFE_FAST": "1"}).stdout)
     server = postgres["FLIGHTS_POSTGRES_URL"]
-    broker = _exports(_run(["bash", str(REPO / "deploy/celery/local_broker.sh"), "start"], os.environ).stdout)
-    subprocess.run(["redis-cli", "-p", broker["FLIGHTS_CELERY_BROKER"].rsplit(":", 1)[1].split("/")[0], "flushall"],
-                   capture_output=True)
+    broker_script = str(REPO / "deploy/celery/local_broker.sh")
+    broker = _exports(_run(["bash", broker_script, "start"], os.environ).stdout)
+    assert _run(["bash", broker_script, "flush"], os.environ).returncode == 0  # no task left from an earlier run
     mlflow_port, evidently_port = free_port(), free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FLIGHTS_", "WAREHOUSE_", "DAGSTER_"))}
     mlflow = _run(["bash", str(REPO / "deploy/mlflow/local_server.sh"), "start"], {
@@ -116,8 +118,10 @@ def team(tmp_path_factory):
         copies.append({"repo": copy, "data": data, "log": root / f"worker-{i}.log"})
     time.sleep(3)
     assert all(w.poll() is None for w in workers), [c["log"].read_text()[-2000:] for c in copies]
+    broker_password = broker["FLIGHTS_CELERY_BROKER"].split("://:", 1)[1].split("@", 1)[0]
     yield {"root": root, "env": launcher, "services": services, "workers": workers, "copies": copies, "home": home,
-           "secrets": [services["MLFLOW_TRACKING_PASSWORD"], services["FLIGHTS_EVIDENTLY_SECRET"]]}
+           "secrets": [services["MLFLOW_TRACKING_PASSWORD"], services["FLIGHTS_EVIDENTLY_SECRET"], broker_password],
+           "database_password": server.split(":")[2].split("@")[0]}
     for w in workers:
         if w.poll() is None:  # a worker a test killed is gone already
             os.killpg(w.pid, 15)
@@ -150,6 +154,14 @@ def _registry(team):
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         os.environ[key] = team["services"][key]
     return ModelRegistry(tracking_uri=team["services"]["MLFLOW_TRACKING_URI"])
+
+
+def _service_pids(team) -> list[int]:
+    """The running servers of the profile: PostgreSQL, Redis, MLflow, Evidently (their pid files)."""
+    files = [Path(os.environ.get("FLIGHTS_PGDATA", "/tmp/flights-pgdata")) / "postmaster.pid",
+             Path(os.environ.get("FLIGHTS_REDIS_DIR", "/tmp/flights-redis")) / "redis.pid",
+             team["root"] / "mlflow-server" / "server.pid", team["root"] / "evidently-server" / "server.pid"]
+    return [int(f.read_text().split()[0]) for f in files]
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 2):
@@ -196,8 +208,14 @@ def test_the_lifecycle_on_two_workers_that_share_no_files(team, tmp_path):
             _dagster(team, "asset", "materialize", "-m", "pipelines.definitions", "--select",
                      "predictions,drift_report,performance_report", "--partition", day, "--config-json", json.dumps(run_config))
 
-        # 5. the sensor's retrain, launched by the daemon, its steps on the workers
+        # 5. the sensor's retrain, launched by the daemon, its steps on the workers; meanwhile the
+        # command line of every process of the profile (servers, workers, the daemon and what they
+        # started: code servers, run workers) is read
+        seen: dict[int, str] = {}
+        roots = [daemon.pid, *(w.pid for w in team["workers"]), *_service_pids(team)]
+
         def sensor_retrain():
+            seen.update(command_lines(roots))
             runs = instance.get_runs(RunsFilter(tags={"trigger": "drift_sensor"}))
             return runs if runs and runs[0].status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE) else None
 
@@ -206,6 +224,10 @@ def test_the_lifecycle_on_two_workers_that_share_no_files(team, tmp_path):
         os.killpg(daemon.pid, 15)
         daemon.wait(timeout=60)
     assert retrain.status == DagsterRunStatus.SUCCESS, (team["root"] / "daemon.log").read_text()[-3000:]
+    # no secret on any command line (every local user reads them: ps, /proc/<pid>/cmdline)
+    assert len(seen) > len(roots), seen
+    secrets = [*team["secrets"], team["database_password"]]
+    assert {pid: line[:300] for pid, line in seen.items() if any(secret in line for secret in secrets)} == {}
     assert retrain.tags["trigger.partition"] == DRIFT_DAY and retrain.tags["dagster/run_key"] == f"drift_sensor:{DRIFT_DAY}"
     version = registry.record("2")
     assert version.trigger.kind == "drift_sensor" and version.build.dagster_run_id == retrain.run_id
@@ -345,3 +367,17 @@ def test_a_worker_killed_in_the_middle_of_a_step_costs_a_rerun_not_a_day(team):
     assert len(counts) == 31
     for day, rows, distinct in counts:  # every day whole, each flight once
         assert rows == distinct == valid[day], (day, rows, distinct, valid[day])
+
+
+def test_the_broker_refuses_a_client_without_its_password(team):
+    """Redis requires the profile's generated password (the workers and the launcher have it in
+    their broker URL): a local client without it can neither read, inject nor flush a task."""
+    import redis
+
+    url = team["services"]["FLIGHTS_CELERY_BROKER"]
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    with pytest.raises(redis.AuthenticationError, match="Authentication required"):  # NOAUTH
+        redis.Redis(host="127.0.0.1", port=port, protocol=2).llen("dagster")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=port).flushall()
+    assert redis.Redis.from_url(url).ping()

@@ -38,6 +38,18 @@ def test_every_server_binds_to_loopback_by_default():
     assert cmd[cmd.index("-h") + 1] == "127.0.0.1" and env["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
 
+def test_the_mlflow_ui_gets_its_store_password_through_the_environment_not_its_command_line(monkeypatch):
+    """Every local user reads command lines (ps, /proc/<pid>/cmdline): a PostgreSQL store's URI,
+    password and all, goes to `mlflow ui` as MLFLOW_BACKEND_STORE_URI, which it reads itself."""
+    from pipelines.commands.mlflow_ui import ui_command
+
+    store = "postgresql+psycopg2://pipeline:s3cret-pw-in-uri@127.0.0.1:9/mlflow"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    cmd, env = ui_command("127.0.0.1", 5000)
+    assert not any("s3cret-pw-in-uri" in arg for arg in cmd), cmd
+    assert env["MLFLOW_BACKEND_STORE_URI"] == store
+
+
 CREDENTIAL_IN_URL = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:[^@\s'\"$]+@", re.I)
 
 

@@ -16,6 +16,7 @@ NON_DEFAULT = {
     "FLIGHTS_DATA_DIR": ("/tmp/flights-data", "data_dir", Path("/tmp/flights-data")),
     "FLIGHTS_SOURCE": ("landing", "source", "landing"),
     "FLIGHTS_LANDING_DIR": ("/tmp/landing", "landing_dir", Path("/tmp/landing")),
+    "FLIGHTS_LANDING_MAX_BYTES": ("5000", "landing_max_bytes", 5000),
     "FLIGHTS_POSTGRES_URL": ("postgresql+psycopg2://u@db:5432/", "postgres_url", "postgresql+psycopg2://u@db:5432"),
     "WAREHOUSE_URL": ("sqlite:////tmp/w.db", "warehouse_url", "sqlite:////tmp/w.db"),
     "MLFLOW_TRACKING_URI": ("http://127.0.0.1:5000", "mlflow_tracking_uri", "http://127.0.0.1:5000"),
@@ -54,6 +55,9 @@ NON_DEFAULT = {
     "FLIGHTS_SERVE_POLL_SECONDS": ("0.5", "serve_poll_seconds", 0.5),
     "FLIGHTS_SERVE_RECORD": ("false", "serve_record", False),
     "FLIGHTS_SERVE_RECORD_SECONDS": ("2.5", "serve_record_seconds", 2.5),
+    "FLIGHTS_SERVE_MAX_BODY_MB": ("2.5", "serve_max_body_mb", 2.5),
+    "FLIGHTS_SERVE_MAX_ROWS": ("500", "serve_max_rows", 500),
+    "FLIGHTS_SERVE_RECORD_MAX_MB": ("8", "serve_record_max_mb", 8.0),
     "FLIGHTS_DAGSTER_UI_URL": ("http://dagster.internal:3000/", "dagster_ui_url", "http://dagster.internal:3000"),
     "FLIGHTS_ALERT_WEBHOOK_URL": ("https://hooks.example.org/T/B/x", "alert_webhook_url", "https://hooks.example.org/T/B/x"),
     "FLIGHTS_SMTP_HOST": ("smtp.example.org", "smtp_host", "smtp.example.org"),
@@ -65,6 +69,12 @@ NON_DEFAULT = {
     "FLIGHTS_ALERT_EMAIL_TO": ("a@example.org, b@example.org", "alert_email_to", ("a@example.org", "b@example.org")),
     "FLIGHTS_ALERT_RETRIES": ("1", "alert_retries", 1),
     "FLIGHTS_ALERT_RETRY_DELAY": ("0.2", "alert_retry_delay", 0.2),
+    "FLIGHTS_SMTP_SSL": ("true", "smtp_ssl", True),
+    "FLIGHTS_SMTP_CA_FILE": ("/etc/ssl/private-ca.pem", "smtp_ca_file", Path("/etc/ssl/private-ca.pem")),
+    "FLIGHTS_ALERT_SECONDS": ("5", "alert_seconds", 5.0),
+    "FLIGHTS_ALERT_TICK_SECONDS": ("20", "alert_tick_seconds", 20.0),
+    "FLIGHTS_ALERT_TICK_MAX": ("5", "alert_tick_max", 5),
+    "FLIGHTS_SERVICE_TIMEOUT": ("2.5", "service_timeout", 2.5),
 }
 
 
@@ -159,9 +169,60 @@ def test_every_bad_variable_is_one_line_of_one_error_and_a_secret_is_not_shown()
         "FLIGHTS_DRIFT_SHARE='abc' is not a number",
         "FLIGHTS_PROMOTION_MODE='manual': expected one of auto, approve, shadow",
         "FLIGHTS_ALERT_WEBHOOK_URL: expected an http(s) URL",
-        "FLIGHTS_SMTP_PORT='0' is below its minimum 1",
+        "FLIGHTS_SMTP_PORT='0' is below its minimum 1 (allowed: 1 ≤ x ≤ 65535)",
     ]
     assert refused.value.__suppress_context__  # no pydantic traceback under it
+
+
+NUMBERS = {f.alias: (attr, f) for attr, f in Settings.model_fields.items() if f.annotation in (int, float)}
+
+
+def _limits(field) -> tuple[float | None, float | None]:
+    """(lowest allowed, highest allowed) of a number field, from its annotated-types constraints."""
+    low = high = None
+    for c in field.metadata:
+        low = getattr(c, "ge", getattr(c, "gt", low))
+        high = getattr(c, "le", getattr(c, "lt", high))
+    return low, high
+
+
+@pytest.mark.parametrize("name", sorted(NUMBERS))
+def test_every_number_is_finite_and_bounded_and_refused_naming_its_variable(name):
+    attr, field = NUMBERS[name]
+    low, high = _limits(field)
+    assert low is not None and high is not None, f"{name} has no bounds"
+    bad = ["nan", "inf", "-inf", "NaN", "Infinity"] if field.annotation is float else ["inf", "nan"]
+    bad += [repr(low - (1 if field.annotation is int else 0.01)), repr(high * 2 + 1)]
+    for value in bad:
+        with pytest.raises(SettingError) as refused:
+            Settings.from_env({name: value})
+        assert str(refused.value).startswith(f"{name}='{value}' ") and "\n" not in str(refused.value), value
+    assert low <= getattr(Settings.from_env({}), attr) <= high  # the default is allowed
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"FLIGHTS_SERVE_POLL_SECONDS": "inf"}, "FLIGHTS_SERVE_POLL_SECONDS='inf' is not a finite number (allowed: 0.1 ≤ x ≤ 3600)"),
+    ({"FLIGHTS_DATA_RETENTION_DAYS": "nan"}, "FLIGHTS_DATA_RETENTION_DAYS='nan' is not a finite number (allowed: 0 ≤ x ≤ 36500)"),
+    ({"FLIGHTS_ROC_AUC_DROP": "-0.05"}, "FLIGHTS_ROC_AUC_DROP='-0.05' is not above 0 (allowed: 0 < x ≤ 1)"),
+    ({"FLIGHTS_ROC_AUC_DROP": "0"}, "FLIGHTS_ROC_AUC_DROP='0' is not above 0"),
+    ({"FLIGHTS_MAX_QUARANTINE_SHARE": "7"}, "FLIGHTS_MAX_QUARANTINE_SHARE='7' is above its maximum 1 (allowed: 0 ≤ x ≤ 1)"),
+    ({"FLIGHTS_SMTP_PORT": "70000"}, "FLIGHTS_SMTP_PORT='70000' is above its maximum 65535"),
+    ({"FLIGHTS_STORE_RETRY_DELAY": "1e400"}, "FLIGHTS_STORE_RETRY_DELAY='1e400' is not a finite number"),
+    ({"FLIGHTS_STORE_RETRIES": "inf"}, "FLIGHTS_STORE_RETRIES='inf' is not an integer"),
+])
+def test_a_number_that_cannot_work_is_refused(env, message):
+    with pytest.raises(SettingError) as refused:
+        Settings.from_env(env)
+    assert str(refused.value) == message or str(refused.value).startswith(message)
+
+
+def test_the_documented_ranges_are_the_schemas():
+    from resources.settings import bounds
+
+    rows = {m[1]: m[2].strip() for m in re.finditer(r"^\| `([A-Z_]+)` \|.*\|([^|]*)\|$", (REPO / "docs" / "settings.md").read_text(), re.M)}
+    for field in Settings.model_fields.values():
+        expected = f"`{bounds(field)}`" if field.alias in NUMBERS else ""
+        assert rows[field.alias] == expected, field.alias
 
 
 def test_checks_across_variables_report_every_problem():
