@@ -86,12 +86,19 @@ def test_the_postgres_profile_is_durable_unless_a_test_asks_for_speed(postgres):
     assert wrong.returncode == 1 and "FLIGHTS_POSTGRES_UNSAFE_FAST must be 1" in wrong.stderr
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (it records every program the script runs)")
+def _strace() -> str:
+    """strace, from the OS packages when missing (part of the set-up on a fresh machine, as root)."""
+    if shutil.which("strace") is None:
+        subprocess.run(["bash", "-c", "{ apt-get update -qq || true; } && DEBIAN_FRONTEND=noninteractive "
+                        "apt-get install -y -qq strace >/dev/null"], check=True, timeout=600)
+    return shutil.which("strace")
+
+
 def test_the_postgres_start_puts_its_password_on_no_command_line(postgres, tmp_path):
     """Every program `start` runs (strace records each execve with its arguments): the password is
     in none, though `start` sets it (ALTER ROLE) at every call."""
     trace = tmp_path / "execve.txt"
-    proc = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", "-s", "100000", "-o", str(trace), "bash", POSTGRES, "start"],
+    proc = subprocess.run([_strace(), "-f", "-qq", "-e", "trace=execve", "-s", "100000", "-o", str(trace), "bash", POSTGRES, "start"],
                           env={**BASE, **postgres["env"]}, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     programs = [line for line in trace.read_text().splitlines() if "execve(" in line]
