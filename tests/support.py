@@ -260,6 +260,8 @@ def every_setting(folder: Path) -> dict[str, str]:
         "FLIGHTS_ALERT_RETRIES": "0", "FLIGHTS_ALERT_RETRY_DELAY": "0.1",
         "FLIGHTS_SMTP_SSL": "false", "FLIGHTS_SMTP_CA_FILE": str(folder / "smtp-ca.pem"), "FLIGHTS_ALERT_SECONDS": "2",
         "FLIGHTS_ALERT_TICK_SECONDS": "10", "FLIGHTS_ALERT_TICK_MAX": "5", "FLIGHTS_SERVICE_TIMEOUT": "5",
+            "FLIGHTS_SERVE_MAX_BODY_MB": "8", "FLIGHTS_SERVE_MAX_ROWS": "5000", "FLIGHTS_SERVE_RECORD_MAX_MB": "32",
+            "FLIGHTS_LANDING_MAX_BYTES": "50000000",
     }
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", (REPO / "docs" / "settings.md").read_text(), re.M))
     stores = {"WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT", "FLIGHTS_DATA_DIR", "FLIGHTS_EVIDENTLY_URL"}
