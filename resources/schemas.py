@@ -261,6 +261,13 @@ predictions = Table(
     Index("ix_predictions_partition", "partition_date"),
 )
 
+def _SERVED_ROW() -> list[Column]:
+    """Which served row a record is: the day, when, the request and the row in it, the version that answered."""
+    return [_PARTITION(), Column("served_at", String(32), nullable=False),  # UTC, ISO
+            Column("request_id", String(36), nullable=False), Column("row_in_request", Integer, nullable=False),
+            Column("model_version", String(16), nullable=False)]
+
+
 # Every flight the scoring server (`make serve`) scored, recorded off the request path in
 # batches: the features it was sent, the probability it answered, the version that answered.
 # `partition_date` is the day it was served, by the server's clock (the replay clock in the replay;
@@ -268,11 +275,7 @@ predictions = Table(
 served_predictions = Table(
     "served_predictions",
     metadata,
-    _PARTITION(),
-    Column("served_at", String(32), nullable=False),  # UTC, ISO
-    Column("request_id", String(36), nullable=False),
-    Column("row_in_request", Integer, nullable=False),
-    Column("model_version", String(16), nullable=False),
+    *_SERVED_ROW(),
     Column("probability_late", Float, nullable=False),
     *[Column(name, Float) for name in FEATURE_COLUMNS_NUMERIC],
     *[Column(name, Text) for name in FEATURE_COLUMNS_CATEGORICAL],
@@ -285,11 +288,7 @@ served_predictions = Table(
 served_quarantine = Table(
     "served_quarantine",
     metadata,
-    _PARTITION(),
-    Column("served_at", String(32), nullable=False),  # UTC, ISO
-    Column("request_id", String(36), nullable=False),
-    Column("row_in_request", Integer, nullable=False),
-    Column("model_version", String(16), nullable=False),
+    *_SERVED_ROW(),
     Column("reason", Text, nullable=False),
     Column("row", Text, nullable=False),
     Index("ix_served_quarantine_partition", "partition_date"),
