@@ -7,6 +7,12 @@
 2. Single-row latency: p50 / p99 of 2000 sequential requests, and with 8 concurrent clients for
    15 s their throughput and p99 — with request recording on (the default) and off, same server
    build, same rows. Target: p99 <= 10 ms with recording on (sequential requests).
+3. Asking by flight (`POST /predict`, the features computed by the server from the warehouse's
+   day) beside today's one-feature-row request (`/invocations`), same model, same flights, same
+   server, recording on, the two alternated three times: p99 sequential and throughput with 8
+   clients. Target: /predict adds at most 2 ms at p99 and keeps >= 90 % of the throughput. The
+   feature computation's share of a /predict request is measured in process (FlightDesk.answer
+   without the model's predict, over the same flights).
 
     python bench/bench_serving.py
 """
@@ -54,6 +60,69 @@ def registry_with_two_versions(folder: Path):
     return registry, [json.dumps({"inputs": [r]}).encode() for r in json_records(rows)]
 
 
+def warehouse_with_days(folder: Path, days: list[str]):
+    """The days' validated flights and weather in the server's warehouse (what /predict reads)."""
+    import pandas as pd
+
+    from resources.schemas import validated_tables
+    from resources.warehouse import Warehouse
+    from tests.support import typed_day, write_versions
+
+    warehouse = Warehouse(url=f"sqlite:///{folder / 'warehouse.db'}")
+    for name in ("flights", "weather"):
+        frame = pd.concat([typed_day(name, d) for d in days], ignore_index=True)
+        write_versions(warehouse, f"validated_{name}", {validated_tables[name]: frame}, days)
+    return warehouse
+
+
+def flight_bodies(days: list[str]) -> tuple[list[bytes], list[bytes], list[dict]]:
+    """The same flights as /predict bodies (what a caller knows) and as /invocations bodies (their features)."""
+    from served_model.features import FEATURE_COLUMNS
+    from tests.support import feature_days, json_records
+
+    features = feature_days(days).sample(500, random_state=1)
+    asked = [{"carrier": r.carrier, "flight": int(r.flight), "origin": r.origin, "dest": r.dest,
+              "scheduled_departure": r.sched_dep_ts[:16]} for r in features.itertuples(index=False)]
+    rows = json_records(features[FEATURE_COLUMNS])
+    return [json.dumps(a).encode() for a in asked], [json.dumps({"inputs": [r]}).encode() for r in rows], asked
+
+
+def feature_share(warehouse, asked: list[dict], registry) -> dict:
+    """In process: the cost of FlightDesk.answer with a model that costs nothing (the features
+    alone, the day loaded) against the same with the served model (features + predict)."""
+    import mlflow.pyfunc
+    import numpy as np
+
+    from pipelines.serving.by_flight import DayContexts, FlightDesk
+
+    desk = FlightDesk(DayContexts(warehouse, poll_seconds=3600))
+
+    class Free:
+        version = "1"
+
+        class scorer:
+            @staticmethod
+            def predict_proba(rows):
+                return np.array([[0.5, 0.5]])
+
+    class Model:
+        version = "1"
+        scorer = mlflow.pyfunc.load_model(f"models:/{registry.model_name}/1").unwrap_python_model().scorer
+
+    for a in asked:
+        desk.answer(a, Free)  # the days loaded
+    timings = {}
+    for name, served in (("features_only", Free), ("features_and_predict", Model)):
+        t = time.perf_counter()
+        for _ in range(4):
+            for a in asked:
+                desk.answer(a, served)
+        timings[name] = (time.perf_counter() - t) / (4 * len(asked)) * 1000
+    return {"features_ms_per_flight": round(timings["features_only"], 3),
+            "features_and_predict_ms_per_flight": round(timings["features_and_predict"], 3),
+            "feature_share_of_answer": round(timings["features_only"] / timings["features_and_predict"], 2)}
+
+
 def start(registry, folder: Path, record: bool):
     from pipelines.serving.server import serve_command
     from tests.support import free_port
@@ -74,8 +143,8 @@ def start(registry, folder: Path, record: bool):
     raise RuntimeError("the server did not start")
 
 
-def call(url: str, body: bytes) -> tuple[float, str]:
-    request = urllib.request.Request(url + "/invocations", data=body, headers={"Content-Type": "application/json"})
+def call(url: str, body: bytes, path: str = "/invocations") -> tuple[float, str]:
+    request = urllib.request.Request(url + path, data=body, headers={"Content-Type": "application/json"})
     t = time.perf_counter()
     with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
@@ -119,17 +188,17 @@ def swaps(registry, url: str, bodies: list[bytes], n: int = 5) -> dict:
             "requests_during_swaps": len(seen)}
 
 
-def latency(url: str, bodies: list[bytes]) -> dict:
+def latency(url: str, bodies: list[bytes], path: str = "/invocations") -> dict:
     for b in bodies[:100]:
-        call(url, b)  # warm
-    sequential = sorted(call(url, bodies[k % len(bodies)])[0] for k in range(2000))
+        call(url, b, path)  # warm
+    sequential = sorted(call(url, bodies[k % len(bodies)], path)[0] for k in range(2000))
     results: list[list[float]] = [[] for _ in range(8)]
     stop = time.perf_counter() + 15
 
     def client(k):
         n = 0
         while time.perf_counter() < stop:
-            results[k].append(call(url, bodies[(k * 61 + n) % len(bodies)])[0])
+            results[k].append(call(url, bodies[(k * 61 + n) % len(bodies)], path)[0])
             n += 1
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
@@ -147,10 +216,32 @@ def latency(url: str, bodies: list[bytes]) -> dict:
             "p99_8_clients_ms": round(concurrent[int(len(concurrent) * 0.99) - 1] * 1000, 2)}
 
 
+def by_flight(url: str, asked: list[bytes], rows: list[bytes]) -> dict:
+    """/invocations with the flights' feature rows and /predict with the same flights, alternated."""
+    runs: dict[str, list[dict]] = {"feature_row": [], "by_flight": []}
+    for _ in range(3):
+        runs["feature_row"].append(latency(url, rows))
+        runs["by_flight"].append(latency(url, asked, "/predict"))
+
+    def median(side: str, key: str) -> float:
+        return round(statistics.median(r[key] for r in runs[side]), 2)
+
+    out = {side: {k: median(side, k) for k in runs[side][0]} for side in runs}
+    out["added_p99_ms"] = round(out["by_flight"]["single_row_p99_ms"] - out["feature_row"]["single_row_p99_ms"], 2)
+    out["throughput_kept"] = round(out["by_flight"]["throughput_8_clients_rps"]
+                                   / out["feature_row"]["throughput_8_clients_rps"], 3)
+    out["targets"] = "added p99 <= 2 ms, throughput kept >= 0.9"
+    out["runs"] = runs
+    return out
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         registry, bodies = registry_with_two_versions(folder)
+        days = [f"2013-05-{d:02d}" for d in range(8, 15)]
+        warehouse = warehouse_with_days(folder, days)
+        asked, rows, asked_dicts = flight_bodies(days)
         results: dict = {}
         proc, url = start(registry, folder, record=True)
         try:
@@ -162,6 +253,8 @@ def main() -> None:
             print("recording on: ", results["recording_on"], flush=True)
             status = json.loads(urllib.request.urlopen(url + "/serving", timeout=10).read())
             results["recording_on"]["recorder"] = status["recording"]
+            results["by_flight"] = by_flight(url, asked, rows)
+            print("by flight:", results["by_flight"], flush=True)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -172,6 +265,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        results["by_flight"]["in_process"] = feature_share(warehouse, asked_dicts, registry)
+        print("by flight, in process:", results["by_flight"]["in_process"], flush=True)
     out = REPO / "bench" / "results" / f"serving_{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Float, Index, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, text
 
 from served_model.features import FEATURE_COLUMNS_CATEGORICAL, FEATURE_COLUMNS_NUMERIC
 
@@ -279,6 +279,13 @@ served_predictions = Table(
     Column("probability_late", Float, nullable=False),
     *[Column(name, Float) for name in FEATURE_COLUMNS_NUMERIC],
     *[Column(name, Text) for name in FEATURE_COLUMNS_CATEGORICAL],
+    # a flight asked by what a caller knows (`POST /predict`; empty for feature rows sent to
+    # /invocations): with carrier, origin and dest above, the flight's key; what the features knew
+    Column("flight", Integer),
+    Column("scheduled_departure", String(19)),  # local, ISO: the flight's day and time
+    Column("tailnum", Text),
+    Column("features_as_of", String(19)),  # local, ISO; empty: nothing of the day was known
+    Column("in_schedule", Boolean),
     Index("ix_served_predictions_partition", "partition_date"),
 )
 

@@ -36,6 +36,9 @@ from resources.registry import CHAMPION, ModelRegistry
 
 log = logging.getLogger("flights.serving")
 RETRY_FAILED_SECONDS = 60
+PREDICT_MAX_BYTES = 16 << 10  # one flight's fields
+EXAMPLE_FLIGHT = ('{"carrier": "UA", "flight": 1545, "origin": "EWR", "dest": "IAH", '
+                  '"scheduled_departure": "2013-01-01T05:15"}')
 WARM_ROWS = 65  # beyond served_model.model.SMALL_REQUEST: warms the Pipeline path too
 
 
@@ -50,6 +53,7 @@ class Served:
     loaded_at: float
     load_seconds: float
     row_type: Any = None  # the pydantic type the version checks each flight against (error answers)
+    scorer: Any = None  # the version's own scorer (served_model FastScorer): /predict's one flight
 
 
 def warm_rows(model) -> list[dict]:
@@ -86,7 +90,8 @@ def load_version(registry: ModelRegistry, version: str) -> Served:
             raise ServingRefused(f"{record.label}: warm-up request refused ({answer.status}: {answer.response[:300]})")
     from pipelines.serving.boundary import row_type
 
-    return Served(version, scoring_server.init(model), time.time(), time.perf_counter() - started, row_type(model))
+    return Served(version, scoring_server.init(model), time.time(), time.perf_counter() - started, row_type(model),
+                  model.unwrap_python_model().scorer)
 
 
 SETTLE_SECONDS = 1.0  # after a switch instant, before another move may begin
@@ -274,8 +279,8 @@ class FollowingApp:
     reports the follower and the recorder."""
 
     def __init__(self, follower: ChampionFollower, recorder=None, max_body_bytes: int = 16 << 20,
-                 max_rows: int = 10_000):
-        self.follower, self.recorder = follower, recorder
+                 max_rows: int = 10_000, flights=None):
+        self.follower, self.recorder, self.flights = follower, recorder, flights  # flights: by_flight.FlightDesk (/predict)
         self.max_body_bytes, self.max_rows = max_body_bytes, max_rows
         self.worker = str(os.getpid()).encode()  # X-Serving-Worker: which worker process answered
 
@@ -285,11 +290,15 @@ class FollowingApp:
             if message["type"] == "lifespan.startup":
                 if self.recorder is not None:
                     self.recorder.start()
+                if self.flights is not None:
+                    self.flights.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.follower.stop()
                 if self.recorder is not None:
                     self.recorder.stop()
+                if self.flights is not None:
+                    self.flights.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -310,8 +319,11 @@ class FollowingApp:
         named = [(b"x-model-version", served.version.encode()), (b"x-serving-worker", self.worker)]
         if scope["path"] == "/serving":
             body = json.dumps({**self.follower.status(),
-                               "recording": self.recorder.status() if self.recorder else "off"}).encode()
+                               "recording": self.recorder.status() if self.recorder else "off",
+                               "by_flight": self.flights.status() if self.flights else "off"}).encode()
             return await self._answer(send, 200, body, named)
+        if scope["path"] == "/predict" and scope["method"] == "POST" and self.flights is not None:
+            return await self._predict(scope, receive, send, served, named)
         if scope["path"] != "/invocations" or scope["method"] != "POST":
             return await served.app(scope, receive, self._named(send, named))
         try:
@@ -352,6 +364,29 @@ class FollowingApp:
         await served.app(scope, again, send_checked)
         if self.recorder is not None and status[0] == 200:
             self.recorder.offer(served.version, body, b"".join(answer), time.time())
+        return None
+
+    async def _predict(self, scope, receive, send, served: Served, named: list) -> None:
+        """One flight named by what a caller knows: its features computed here (by_flight.py)."""
+        from pipelines.serving import boundary
+        from pipelines.serving.by_flight import BadFlight, DayUnavailable
+
+        try:
+            body = await boundary.read_body(scope, receive, PREDICT_MAX_BYTES)
+            request = boundary.json_body(scope, body, EXAMPLE_FLIGHT)
+            status, answer = 200, self.flights.answer(request, served)
+        except boundary.Refused as refused:
+            return await self._answer(send, refused.status, boundary.error_body(refused.code, refused.message), named)
+        except boundary.Disconnected:
+            return None
+        except BadFlight as bad:
+            return await self._answer(send, 400, boundary.error_body("BAD_REQUEST", str(bad)), named)
+        except DayUnavailable as unavailable:
+            return await self._answer(send, 503, boundary.error_body("TEMPORARILY_UNAVAILABLE", str(unavailable)), named)
+        said = json.dumps(answer).encode()
+        await self._answer(send, status, said, named)
+        if self.recorder is not None:  # the answer names the flight and holds its features
+            self.recorder.offer(served.version, b"", said, time.time())
         return None
 
     @staticmethod

@@ -23,7 +23,9 @@ import math
 import re
 
 MEBIBYTE = 1 << 20
-_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89abAB])|[eE][+]?0*[1-9][0-9]{2,}|[0-9]{300,}")
+# what may hide a value no store keeps: a NUL or surrogate escape, a number beyond a float, NaN or
+# an infinity (Python's json reads them; JSON has none); only a body that has one is scanned row by row
+_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89abAB])|[eE][+]?0*[1-9][0-9]{2,}|[0-9]{300,}|NaN|Infinity")
 _SHOWN_PROBLEMS = 5
 
 
@@ -43,7 +45,7 @@ def error_body(code: str, message: str) -> bytes:
     return json.dumps({"error_code": code, "message": message}).encode()
 
 
-def _field(name) -> str:
+def shown_name(name) -> str:
     """A client's field name as shown back: printable, bounded."""
     text = name if isinstance(name, str) else repr(name)
     shown = json.dumps(text, ensure_ascii=True)[1:-1]
@@ -79,38 +81,39 @@ class _NonFinite(float):
     """`NaN`, `Infinity` or `-Infinity` in the body (Python's json reads them; JSON has none)."""
 
 
-def parse(scope, body: bytes, max_rows: int) -> list[dict] | None:
-    """The request's flights (None: not a list of flights, left to MLflow's own answer), or Refused."""
+_DECODER = json.JSONDecoder(parse_constant=_NonFinite)  # one for every request (building one costs)
+
+
+def json_body(scope, body: bytes, example: str) -> object:
+    """The request's JSON, or Refused (415 for anything but JSON, 400 for a body that is not JSON)."""
     content_type = dict(scope.get("headers", [])).get(b"content-type", b"").split(b";")[0].strip().lower()
     if content_type != b"application/json":
-        raise Refused(415, "send the flights as JSON (Content-Type: application/json): "
-                      '{"inputs": [{<feature>: value, ...}, ...]}', "UNSUPPORTED_MEDIA_TYPE")
-    constants = []
-
-    def constant(name: str) -> float:
-        constants.append(name)
-        return _NonFinite(name)
-
+        raise Refused(415, f"send JSON (Content-Type: application/json): {example}", "UNSUPPORTED_MEDIA_TYPE")
     try:
-        request = json.loads(body, parse_constant=constant)
+        return _DECODER.decode(body.decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise Refused(400, f"the body is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})") from None
     except (UnicodeDecodeError, ValueError):
         raise Refused(400, "the body is not valid JSON (UTF-8)") from None
     except RecursionError:
         raise Refused(400, "the body is not valid JSON (nested too deep)") from None
+
+
+def parse(scope, body: bytes, max_rows: int) -> list[dict] | None:
+    """The request's flights (None: not a list of flights, left to MLflow's own answer), or Refused."""
+    request = json_body(scope, body, '{"inputs": [{<feature>: value, ...}, ...]}')
     rows = request.get("inputs") if isinstance(request, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         return None
     if len(rows) > max_rows:
         raise Refused(413, f"{len(rows)} flights in one request: over the limit of {max_rows} "
                       "(FLIGHTS_SERVE_MAX_ROWS); send them in several requests", "REQUEST_TOO_LARGE")
-    if constants or _SUSPECT.search(body):
+    if _SUSPECT.search(body):
         for i, row in enumerate(rows):
             for name, value in row.items():
                 problem = _value_problem(value)
                 if problem:
-                    raise Refused(400, f"inputs[{i}].{_field(name)}: {problem}")
+                    raise Refused(400, f"inputs[{i}].{shown_name(name)}: {problem}")
     return rows
 
 
@@ -156,7 +159,7 @@ def scrubbed(answer: bytes, rows: list[dict] | None, checked) -> bytes:
                 checked.model_validate(row)
             except ValidationError as exc:
                 for e in exc.errors(include_url=False, include_input=False, include_context=False):
-                    where = ".".join(_field(p) for p in e["loc"])
+                    where = ".".join(shown_name(p) for p in e["loc"])
                     problems.append(f"inputs[{i}].{where}: {e['msg']}")
             if len(problems) > _SHOWN_PROBLEMS:
                 break

@@ -2,8 +2,12 @@
 
     flights-serve [--port 5001] [--host 127.0.0.1] [--workers 2] [--no-record]
 
-POST {"inputs": [{<feature>: value, ...}, ...]} to /invocations and get [P(on time), P(late)] per
-flight (the request schema and the scoring: served_model/model.py); each response names the
+POST a flight by what a caller knows to /predict, e.g. {"carrier": "UA", "flight": 1545, "origin":
+"EWR", "dest": "IAH", "scheduled_departure": "2013-01-01T05:15"}, and get its probability of
+arriving 15+ minutes late, the features computed here from the warehouse's day (the code of
+`flight_features`; pipelines/serving/by_flight.py) and what they knew. Batch clients POST
+{"inputs": [{<feature>: value, ...}, ...]} to /invocations and get [P(on time), P(late)] per
+flight (the request schema and the scoring: served_model/model.py). Each response names the
 version that produced it (`X-Model-Version`). A promotion, an approval or a rollback is served
 within FLIGHTS_SERVE_POLL_SECONDS plus the new version's load and warm-up, with no failed or
 mixed request; the worker processes switch at one instant (pipelines/serving/app.py). `GET /serving` shows the served version, the swaps,
@@ -82,6 +86,7 @@ def worker_app(board, no_record: bool):
 
     from pipelines.serving.app import ChampionFollower, FollowingApp, ServingRefused
     from pipelines.serving.boundary import MEBIBYTE
+    from pipelines.serving.by_flight import DayContexts, FlightDesk
     from pipelines.serving.traffic import ServedTrafficRecorder
     from resources.warehouse import Warehouse
 
@@ -93,9 +98,12 @@ def worker_app(board, no_record: bool):
         logging.getLogger("flights.serving").error(f"serve: {exc}")
         sys.exit(STARTUP_FAILURE)
     threadpool_limits(1)
+    warehouse = Warehouse()
     recorder = None if no_record or not s.serve_record else ServedTrafficRecorder(
-        Warehouse(), s.serve_record_seconds, max_bytes=int(s.serve_record_max_mb * MEBIBYTE))
-    return FollowingApp(follower, recorder, max_body_bytes=int(s.serve_max_body_mb * MEBIBYTE), max_rows=s.serve_max_rows)
+        warehouse, s.serve_record_seconds, max_bytes=int(s.serve_record_max_mb * MEBIBYTE))
+    flights = FlightDesk(DayContexts(warehouse, s.serve_poll_seconds))
+    return FollowingApp(follower, recorder, max_body_bytes=int(s.serve_max_body_mb * MEBIBYTE), max_rows=s.serve_max_rows,
+                        flights=flights)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,8 +51,31 @@ def _records(request: dict) -> list[dict] | None:
     return None
 
 
+FLIGHT_KEY_COLUMNS = ["flight", "scheduled_departure", "tailnum", "features_as_of", "in_schedule"]
+
+
+def asked_by_flight_row(answer: bytes, version: str, at: float, day: str) -> list[dict] | None:
+    """The row of a `/predict` answer (by_flight.FlightDesk.answer): the features the server
+    computed, the probability, and the flight they were for."""
+    try:
+        said = json.loads(answer)
+        features, flight = said["features"], said["flight"]
+        row = {c: features.get(c) for c in FEATURE_COLUMNS}
+        row.update(flight=int(flight["flight"]), scheduled_departure=f"{flight['scheduled_departure']}:00",
+                   tailnum=flight.get("tailnum"), features_as_of=said.get("features_as_of"),
+                   in_schedule=bool(said.get("in_schedule")), probability_late=float(said["probability_late"]))
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+        return None
+    row.update(partition_date=day, served_at=datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds"),
+               request_id=str(uuid.uuid4()), row_in_request=0, model_version=version)
+    return [row]
+
+
 def served_rows(body: bytes, response: bytes, version: str, at: float, day: str) -> list[dict] | None:
-    """One row per flight of a request served on `day` (None if the request or answer cannot be read)."""
+    """One row per flight of a request served on `day` (None if the request or answer cannot be
+    read); an empty body: a `/predict` answer, which holds the flight and its features."""
+    if not body:
+        return asked_by_flight_row(response, version, at, day)
     try:
         request, answer = json.loads(body), json.loads(response)
         records = _records(request) if isinstance(request, dict) else None
@@ -160,7 +183,8 @@ class ServedTrafficRecorder:
         return self.clock.day(at) if isinstance(self.clock, ServedDay) else self.clock(at)
 
     def offer(self, version: str, body: bytes, response: bytes, at: float) -> None:
-        """Called on the request path: an append (and the oldest dropped past the bound)."""
+        """Called on the request path: an append (and the oldest dropped past the bound). An
+        empty body: `response` is a `/predict` answer (it names the flight and its features)."""
         size = len(body) + len(response)
         with self._lock:
             while self.pending and self.pending_bytes + size > self.max_bytes:
