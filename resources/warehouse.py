@@ -343,6 +343,16 @@ class Warehouse:
         with self._reachable(), self.engine.connect() as conn:
             return _fetch_frame(conn, stmt)
 
+    def served_by_flight(self, flight_days: Sequence[str]) -> pd.DataFrame:
+        """The scoring server's answers by flight (`/predict`) for flights of `flight_days` (by
+        their scheduled departure, whatever day they were served on)."""
+        t = schemas.served_predictions
+        stmt = (select(t.c.carrier, t.c.flight, t.c.origin, t.c.dest, t.c.scheduled_departure, t.c.probability_late,
+                       t.c.model_version, t.c.in_schedule)
+                .where(t.c.flight.is_not(None), func.substr(t.c.scheduled_departure, 1, 10).in_(list(flight_days))))
+        with self._reachable(), self.engine.connect() as conn:
+            return _fetch_frame(conn, stmt)
+
     def latest_partition(self, table: Table) -> str | None:
         """The newest day `table` holds, or None."""
         with self._reachable(), self.engine.connect() as conn:

@@ -47,9 +47,11 @@ from assets.monitoring.logic import (
     reference_and_thresholds,
     rounded,
     shadow_comparison,
+    trailing_days,
     trailing_span,
 )
 from assets.monitoring.reports import SnapshotTest
+from assets.monitoring.served import ServedPerformance, served_performance
 from assets.training.logic import LABEL
 from resources.errors import DataProblem
 from resources.monitoring_workspace import (
@@ -109,6 +111,7 @@ def _upload_check(asset: str) -> AssetCheckSpec:
 
 DRIFT_CHECK = "no_dataset_drift"
 PERFORMANCE_CHECK = "performance_not_degraded"
+SERVED_PERFORMANCE_CHECK = "served_performance_not_degraded"
 
 
 class _Uploads:
@@ -249,6 +252,14 @@ def _performance_metadata(d: DayPerformance, t: PerformanceThresholds) -> dict:
     }
 
 
+def _served_metadata(s: ServedPerformance) -> dict:
+    """What was served by flight for the trailing days' flights, judged (`served_*`)."""
+    return {"served_performance_degraded": MetadataValue.bool(not s.passed), "served_verdict": MetadataValue.text(s.said),
+            "served_answers": MetadataValue.int(s.answers), "served_flights": MetadataValue.int(s.flights),
+            "served_flights_matched": MetadataValue.int(s.matched), "served_roc_auc": _number(s.roc_auc),
+            "served_mean_probability": _number(s.mean_probability), "served_late_share": _number(s.late_share)}
+
+
 def _performance_check(d: DayPerformance, t: PerformanceThresholds) -> tuple[bool, dict]:
     """The check's verdict: the snapshot's test of the trailing ROC AUC against its floor."""
     return d.passed, {"trailing_roc_auc": _number(d.trailing.roc_auc), "evaluation_roc_auc": MetadataValue.float(round(d.evaluation_roc_auc, 4)),
@@ -326,10 +337,14 @@ class PerformanceConfig(Config):
         PERFORMANCE_CHECK, asset="performance_report", description= "WARN when the model's ROC AUC over the trailing days fell "
         "FLIGHTS_ROC_AUC_DROP or more below its evaluation ROC AUC. The verdict is the Evidently test the day's snapshot "
         "carries (trailing ROC AUC above that floor), shown in the Evidently UI. performance_sensor requests a retrain on "
-        "the same verdict.")],
+        "the same verdict."), AssetCheckSpec(
+        SERVED_PERFORMANCE_CHECK, asset="performance_report", description="WARN when what the scoring server answered by "
+        "flight (/predict) for the trailing days' flights, matched to their arrivals, has a ROC AUC at or below the same "
+        "floor. Not judged (passes, saying so) with fewer than 50 served flights with a known arrival.")],
     description="Once the day's arrivals are known: the deployed model's real ROC AUC, precision, recall and "
     "calibration on the day (an Evidently classification snapshot in the monitoring workspace, link `report`), and "
-    "its ROC AUC over the trailing days against the ROC AUC it had at evaluation.",
+    "its ROC AUC over the trailing days against the ROC AUC it had at evaluation; and the same for what the scoring "
+    "server actually answered by flight (`served_*`).",
 )
 def performance_report(context: AssetExecutionContext, config: PerformanceConfig, warehouse: ResourceParam[Warehouse],
                        model_registry: ResourceParam[ModelRegistry], monitoring_workspace: MonitoringWorkspace):
@@ -338,9 +353,15 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
     labelled = labelled_rows(scored_days(warehouse, trailing_span(days, thresholds.window_days)), LABEL)
     shadow = _shadow(warehouse, model_registry, max(days))
     upload = _Uploads(context, monitoring_workspace, "performance")
-    per_day, verdicts, summary = {}, {}, []
+    served = warehouse.served_by_flight(trailing_span(days, thresholds.window_days))
+    per_day, verdicts, served_verdicts, summary = {}, {}, {}, []
     for day in performance_days(days, labelled, model_registry.record, thresholds, LABEL, NAMES):
-        per_day[day.day] = {**_performance_metadata(day, thresholds), **upload(day.day, day.result.snapshot)}
+        window = trailing_days(day.day, thresholds.window_days)
+        judged = served_performance(served[served["scheduled_departure"].str[:10].isin(window)],
+                                    labelled[labelled["partition_date"].isin(window)], day.trailing.floor, LABEL)
+        served_verdicts[day.day] = (judged.passed, _served_metadata(judged))
+        per_day[day.day] = {**_performance_metadata(day, thresholds), **_served_metadata(judged),
+                            **upload(day.day, day.result.snapshot)}
         if shadow is not None and day.day > shadow[0].challenger_since:
             per_day[day.day].update(_shadow_metadata(*shadow, day.day))
         verdicts[day.day] = _performance_check(day, thresholds)
@@ -348,6 +369,7 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
     add_partition_metadata(context, per_day)
     yield from upload.checks()
     yield from partition_check_results(context, PERFORMANCE_CHECK, verdicts, severity=AssetCheckSeverity.WARN)
+    yield from partition_check_results(context, SERVED_PERFORMANCE_CHECK, served_verdicts, severity=AssetCheckSeverity.WARN)
     yield MaterializeResult(metadata={
         "days": MetadataValue.int(len(days)),
         "monitoring_dashboard": _dashboard_link(monitoring_workspace, upload),

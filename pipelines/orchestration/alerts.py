@@ -166,11 +166,15 @@ def verdict_alert_of(asset: str, record) -> Alert | None:
         return Alert("drift", f"Dataset drift on {day} (drift_report)", tuple(lines), link, "warning",
                      {**fields, "model_version": str(meta.get("model_version"))})
     if asset == "performance_report":
-        if not meta.get("performance_degraded"):
+        served = meta.get("served_performance_degraded") is True
+        if not meta.get("performance_degraded") and not served:
             return None
         lines = [f"trailing ROC AUC {meta.get('trailing_roc_auc')} is {meta.get('roc_auc_drop')} below the evaluation's "
                  f"{meta.get('evaluation_roc_auc')} (threshold {meta.get('roc_auc_drop_threshold')}); model v{meta.get('model_version')}"]
-        return Alert("degraded", f"Degraded performance on {day} (performance_report)", tuple(lines), link, "warning",
+        if meta.get("served_verdict"):  # what the scoring server answered by flight, against the same floor
+            lines.append(f"what was served: {meta['served_verdict']}")
+        title = "Degraded performance" if meta.get("performance_degraded") else "Degraded served performance"
+        return Alert("degraded", f"{title} on {day} (performance_report)", tuple(lines), link, "warning",
                      {**fields, "model_version": str(meta.get("model_version"))})
     event = meta.get("event") or ("promoted" if meta.get("promoted") else "rejected")
     version = str(meta.get("candidate_version") or meta.get("version") or "")

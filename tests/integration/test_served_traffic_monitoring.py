@@ -2,7 +2,9 @@
 `ServedTrafficRecorder`, as the server records them) are in the day's drift report beside the
 batch-scored flights, in their own Evidently snapshot; served traffic that drifted turns the
 day's `no_dataset_drift` check to a WARN failure even when the batch-scored flights did not. The
-checks' verdicts are the tests the day's Evidently snapshots carry, as the workspace stores them."""
+checks' verdicts are the tests the day's Evidently snapshots carry, as the workspace stores them.
+Flights asked by flight (`/predict`, recorded with their key) are judged against their arrivals in
+the day's performance report: their own ROC AUC, a check of its own, a line in the alert."""
 
 import json
 
@@ -49,6 +51,20 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
                        json.dumps(answer).encode(), 1.0e9)
     recorder.offer(champion.version, b"not json", b"{}", 1.0e9)  # counted, never raised
     assert recorder.flush() == len(rows) and recorder.unreadable == 1
+    # and flights asked by what a caller knows (/predict): the server's FlightDesk answers them from the
+    # warehouse's day with the champion's own scorer; each answer recorded with its flight's key
+    from pipelines.serving.by_flight import DayContexts, FlightDesk
+    from served_model.model import FastScorer
+
+    class Served:
+        version, scorer = champion.version, FastScorer(model)
+
+    desk, asked = FlightDesk(DayContexts(warehouse, poll_seconds=3600)), warehouse.read(flight_features, [DAY]).head(300)
+    for r in asked.itertuples(index=False):
+        answer = desk.answer({"carrier": r.carrier, "flight": int(r.flight), "origin": r.origin, "dest": r.dest,
+                              "scheduled_departure": r.sched_dep_ts[:16]}, Served)
+        recorder.offer(champion.version, b"", json.dumps(answer).encode(), 1.0e9)
+    assert recorder.flush() == len(asked)
 
     alerts_cursor = tick(verdict_alert, instance, None)[1]
     # a performance threshold every day crosses (a drop of -1): the day is also degraded
@@ -57,7 +73,7 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
     assert result.success
     meta = {k: v.value for k, v in instance.get_latest_materialization_event(
         AssetKey("drift_report")).asset_materialization.metadata.items()}
-    assert meta["served_rows"] == len(rows) and meta["served_model_version"] == champion.version
+    assert meta["served_rows"] == len(rows) + len(asked) and meta["served_model_version"] == champion.version
     assert meta["served_dataset_drift"] is True and "temp" in meta["served_drifted_columns"]
     assert str(meta["served_report"]).startswith("http") and meta["served_evidently_snapshot_id"] != meta["evidently_snapshot_id"]
     ((partition, passed, _),) = check_evaluations(instance, "drift_report", "no_dataset_drift")
@@ -82,6 +98,18 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
         AssetKey("performance_report")).asset_materialization.metadata.items()}
     ((_, performance_passed, _),) = check_evaluations(instance, "performance_report", "performance_not_degraded")
     assert stored_tests(performance) == ["FAIL"] and performance_passed is False and performance["performance_degraded"] is True
+    # what was served by flight, judged against the flights' arrivals: its own ROC AUC, as a check of its own
+    from sklearn.metrics import roc_auc_score
+
+    from resources.schemas import predictions
+
+    batch = asked.merge(warehouse.read(predictions, [DAY]), on=["partition_date", "row_number"])
+    batch = batch[batch["is_late"].notna()]
+    assert performance["served_answers"] == performance["served_flights"] == len(asked)
+    assert performance["served_flights_matched"] == len(batch) > 50
+    assert performance["served_roc_auc"] == round(roc_auc_score(batch["is_late"].astype(int), batch["probability_late"]), 4)
+    ((_, served_passed, _),) = check_evaluations(instance, "performance_report", "served_performance_not_degraded")
+    assert served_passed is False and performance["served_performance_degraded"] is True  # the floor of a drop of -1
     # the reports' tables are Dagster tables; the rows judged are the materialization's row count
     assert {r.data["column"] for r in meta["columns"].records} == set(DRIFT_COLUMNS)
     assert [c.name for c in meta["columns"].schema.columns] == ["column", "method", "score", "threshold", "drifted"]
@@ -101,3 +129,4 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
     assert "served traffic drifted too" in drift and f"model v{champion.version}" in drift and result.run_id in drift
     degraded = next(t for t in texts if "*Degraded performance on 2013-06-11 (performance_report)*" in t)
     assert "threshold -1.0" in degraded and result.run_id in degraded
+    assert f"what was served: served ROC AUC {performance['served_roc_auc']:.4f} over {len(batch)} answers" in degraded
