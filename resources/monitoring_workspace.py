@@ -29,6 +29,7 @@ SERVED_DRIFT_TAG = "served_drift"  # the drift of what the scoring server served
 # constant columns the monitoring asset adds, `late` and the probability come from
 # assets/monitoring/reports.py (classification_report)
 TRAILING_ROC_AUC, EVALUATION_ROC_AUC, LATE, PROBABILITY = "trailing_roc_auc", "evaluation_roc_auc", "late", "probability_late"
+SERVED_ROC_AUC = "served_roc_auc"  # what the scoring server answered by flight, against the arrivals (assets/monitoring/served.py)
 # columns of a drift snapshot whose MeanValue the dashboard plots (reports.py, drift_report_for_day):
 # the drifted share and count of `DriftedColumnsCount` as constant columns. The service keys a
 # series by every parameter of its metric, and DriftedColumnsCount's (the judged columns, the
@@ -83,6 +84,11 @@ def dashboard_panels() -> list:
             metric("MeanValue", "evaluation ROC AUC", PERFORMANCE_TAG, column=EVALUATION_ROC_AUC),
         ], size="half", description="Performance is degraded when the trailing figure falls FLIGHTS_ROC_AUC_DROP below "
                                     "the evaluation figure"),
+        line_plot_panel("Served ROC AUC (asked by flight) against the trailing ROC AUC", [
+            metric("MeanValue", "served by flight", PERFORMANCE_TAG, column=SERVED_ROC_AUC),
+            metric("MeanValue", "batch-scored", PERFORMANCE_TAG, column=TRAILING_ROC_AUC),
+        ], size="half", description="What the scoring server answered by flight (/predict) for the trailing days' "
+                                    "flights, matched to their arrivals; empty on days with fewer than 50 such flights"),
         line_plot_panel("Late share", [metric("MeanValue", "share of flights 15+ min late", PERFORMANCE_TAG, column=LATE)],
                         size="half"),
         line_plot_panel("Mean predicted probability", [

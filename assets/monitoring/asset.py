@@ -59,6 +59,7 @@ from resources.monitoring_workspace import (
     EVALUATION_ROC_AUC,
     PERFORMANCE_TAG,
     SERVED_DRIFT_TAG,
+    SERVED_ROC_AUC,
     TRAILING_ROC_AUC,
     MonitoringUnavailable,
     MonitoringWorkspace,
@@ -71,7 +72,7 @@ from resources.warehouse import Warehouse
 from served_model.features import model_input
 
 NAMES = SnapshotNames(drift=DRIFT_TAG, served_drift=SERVED_DRIFT_TAG, performance=PERFORMANCE_TAG,
-                      trailing_roc_auc=TRAILING_ROC_AUC, evaluation_roc_auc=EVALUATION_ROC_AUC)
+                      trailing_roc_auc=TRAILING_ROC_AUC, evaluation_roc_auc=EVALUATION_ROC_AUC, served_roc_auc=SERVED_ROC_AUC)
 
 
 def _number(value: float, digits: int = 4):
@@ -354,13 +355,16 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
     shadow = _shadow(warehouse, model_registry, max(days))
     upload = _Uploads(context, monitoring_workspace, "performance")
     served = warehouse.served_by_flight(trailing_span(days, thresholds.window_days))
+
+    def served_of(day: str, floor: float):  # what was answered by flight for the trailing days' flights, judged
+        window = trailing_days(day, thresholds.window_days)
+        return served_performance(served[served["scheduled_departure"].str[:10].isin(window)],
+                                  labelled[labelled["partition_date"].isin(window)], floor, LABEL)
+
     per_day, verdicts, served_verdicts, summary = {}, {}, {}, []
-    for day in performance_days(days, labelled, model_registry.record, thresholds, LABEL, NAMES):
-        window = trailing_days(day.day, thresholds.window_days)
-        judged = served_performance(served[served["scheduled_departure"].str[:10].isin(window)],
-                                    labelled[labelled["partition_date"].isin(window)], day.trailing.floor, LABEL)
-        served_verdicts[day.day] = (judged.passed, _served_metadata(judged))
-        per_day[day.day] = {**_performance_metadata(day, thresholds), **_served_metadata(judged),
+    for day in performance_days(days, labelled, model_registry.record, thresholds, LABEL, NAMES, served_of):
+        served_verdicts[day.day] = (day.served.passed, _served_metadata(day.served))
+        per_day[day.day] = {**_performance_metadata(day, thresholds), **_served_metadata(day.served),
                             **upload(day.day, day.result.snapshot)}
         if shadow is not None and day.day > shadow[0].challenger_since:
             per_day[day.day].update(_shadow_metadata(*shadow, day.day))

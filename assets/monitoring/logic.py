@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -158,6 +159,7 @@ class SnapshotNames:
     performance: str
     trailing_roc_auc: str
     evaluation_roc_auc: str
+    served_roc_auc: str = "served_roc_auc"
 
 
 # --- drift ---------------------------------------------------------------------------------------
@@ -272,6 +274,7 @@ class DayPerformance:
     result: ClassificationResult
     rows: int
     late_share: float
+    served: Any = None  # served.ServedPerformance: what was answered by flight for the trailing days' flights
 
     @property
     def passed(self) -> bool:
@@ -285,9 +288,11 @@ class DayPerformance:
 
 
 def performance_days(days: list[str], labelled: pd.DataFrame, record_of: Callable, thresholds: PerformanceThresholds,
-                     label: str, names: SnapshotNames) -> Iterator[DayPerformance]:
+                     label: str, names: SnapshotNames, served_of: Callable | None = None) -> Iterator[DayPerformance]:
     """Each day's performance report, one day at a time. `labelled`: the labelled scored flights of
-    the days' trailing windows; `record_of(version)`: the registered version (`ModelRecord`)."""
+    the days' trailing windows; `record_of(version)`: the registered version (`ModelRecord`);
+    `served_of(day, floor)`: what was served by flight for the day's trailing flights, judged
+    (`served.ServedPerformance`; its ROC AUC is a figure of the snapshot, for the dashboard)."""
     for day in days:
         rows = labelled[labelled["partition_date"] == day]
         if rows.empty:
@@ -299,11 +304,15 @@ def performance_days(days: list[str], labelled: pd.DataFrame, record_of: Callabl
                               "nothing to compare its live ROC AUC with")
         trailing = trailing_performance(labelled, day, version, thresholds.window_days, record.evaluation_roc_auc,
                                         thresholds.roc_auc_drop, label)
+        served = served_of(day, trailing.floor) if served_of is not None else None
+        figures = {names.trailing_roc_auc: trailing.roc_auc, names.evaluation_roc_auc: record.evaluation_roc_auc}
+        if served is not None:
+            figures[names.served_roc_auc] = served.roc_auc if served.judged else None
         result = classification_report(
             rows, label, labels=SnapshotLabels(day, (names.performance,), {"model_version": version}),
-            figures={names.trailing_roc_auc: trailing.roc_auc, names.evaluation_roc_auc: record.evaluation_roc_auc},
-            floors={names.trailing_roc_auc: trailing.floor})
-        yield DayPerformance(day, version, record.evaluation_roc_auc, trailing, result, len(rows), float(rows[label].mean()))
+            figures=figures, floors={names.trailing_roc_auc: trailing.floor})
+        yield DayPerformance(day, version, record.evaluation_roc_auc, trailing, result, len(rows), float(rows[label].mean()),
+                             served)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from resources.monitoring_workspace import (
     PERFORMANCE_TAG,
     PROJECT_NAME,
     SERVED_DRIFT_TAG,
+    SERVED_ROC_AUC,
     TRAILING_ROC_AUC,
     MonitoringUnavailable,
     MonitoringWorkspace,
@@ -54,7 +55,7 @@ def serve(workspace: Path, tmp_path: Path):
 
 def performance_snapshot(rows, day):
     return classification_report(rows, "is_late", labels=SnapshotLabels(day, (PERFORMANCE_TAG,), {"model_version": "1"}),
-                                 figures={TRAILING_ROC_AUC: 0.7, EVALUATION_ROC_AUC: 0.74}).snapshot
+                                 figures={TRAILING_ROC_AUC: 0.7, EVALUATION_ROC_AUC: 0.74, SERVED_ROC_AUC: 0.69}).snapshot
 
 
 def drift_snapshot(days, day, tag=DRIFT_TAG):
@@ -125,6 +126,9 @@ def test_daily_snapshots_feed_every_panel_of_the_dashboard_on_the_service(days, 
             if panel.title.startswith("Trailing"):
                 assert plotted[TRAILING_ROC_AUC][DAYS[0]] == pytest.approx(0.7)
                 assert plotted[EVALUATION_ROC_AUC][DAYS[0]] == pytest.approx(0.74)
+            if panel.title.startswith("Served ROC AUC"):
+                assert plotted[SERVED_ROC_AUC][DAYS[0]] == pytest.approx(0.69)
+                assert plotted[TRAILING_ROC_AUC][DAYS[0]] == pytest.approx(0.7)
         # a second process finds the same project and does not add its panels twice
         workspace.project_url()
         again = json.load(urllib.request.urlopen(f"{url}/api/v2/dashboards/{project_id}", timeout=10))
