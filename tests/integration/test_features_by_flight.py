@@ -29,6 +29,16 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def _served_at(p: float):
+    """A served version whose model answers `p` for every flight (the tests of what the features know)."""
+    class Scorer:
+        @staticmethod
+        def predict_proba(rows):
+            return np.array([[1 - p, p] for _ in rows])
+
+    return type("Served", (), {"version": "1", "scorer": Scorer})
+
+
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory):
     from pipelines.definitions import build_definitions
@@ -98,14 +108,7 @@ def test_a_new_version_of_a_day_is_loaded_and_used(ingested):
     desk = FlightDesk(DayContexts(warehouse, poll_seconds=3600))
     first = warehouse.read(flight_features, [day]).sort_values("sched_dep_ts").iloc[-1]
 
-    class Served:
-        version = "1"
-
-        class scorer:
-            @staticmethod
-            def predict_proba(rows):
-                return np.array([[0.5, 0.5] for _ in rows])
-
+    Served = _served_at(0.5)
     before = desk.answer(_request(first), Served)
     # the day received again, its morning flights all 60 minutes later: the evening flight's congestion changes
     flights = replay_day("flights", day)
@@ -128,14 +131,7 @@ def test_unknown_flights_and_days_are_answered_from_what_is_known_and_bad_reques
 
     desk = FlightDesk(DayContexts(ingested["warehouse"], poll_seconds=3600))
 
-    class Served:
-        version = "1"
-
-        class scorer:
-            @staticmethod
-            def predict_proba(rows):
-                return np.array([[0.4, 0.6] for _ in rows])
-
+    Served = _served_at(0.6)
     flight = {"carrier": "UA", "flight": 9998, "origin": "EWR", "dest": "ORD", "scheduled_departure": f"{DAYS[1]}T18:30"}
     unscheduled = desk.answer(flight, Served)
     assert unscheduled["in_schedule"] is False and unscheduled["features_as_of"] == f"{DAYS[1]}T18:30:00"
