@@ -374,7 +374,7 @@ class FollowingApp:
         try:
             body = await boundary.read_body(scope, receive, PREDICT_MAX_BYTES)
             request = boundary.json_body(scope, body, EXAMPLE_FLIGHT)
-            status, answer = 200, self.flights.answer(request, served)
+            answer = self.flights.answer(request, served)
         except boundary.Refused as refused:
             return await self._answer(send, refused.status, boundary.error_body(refused.code, refused.message), named)
         except boundary.Disconnected:
@@ -384,9 +384,9 @@ class FollowingApp:
         except DayUnavailable as unavailable:
             return await self._answer(send, 503, boundary.error_body("TEMPORARILY_UNAVAILABLE", str(unavailable)), named)
         said = json.dumps(answer).encode()
-        await self._answer(send, status, said, named)
+        await self._answer(send, 200, said, named)
         if self.recorder is not None:  # the answer names the flight and holds its features
-            self.recorder.offer(served.version, b"", said, time.time())
+            self.recorder.offer_answer(served.version, said, time.time())
         return None
 
     @staticmethod

@@ -36,7 +36,6 @@ import logging
 import math
 import re
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -167,7 +166,6 @@ class DayContext:
     flights: pd.DataFrame
     weather: pd.DataFrame
     features: dict[tuple, dict] = field(default_factory=dict)  # schedule key -> feature values
-    loaded_at: float = field(default_factory=time.time)
 
     @property
     def known(self) -> bool:
@@ -211,12 +209,11 @@ def _unscheduled_row(context: DayContext, key: FlightKey) -> pd.DataFrame:
     if distance is None and len(context.flights):
         same = context.flights[(context.flights["origin"] == key.origin) & (context.flights["dest"] == key.dest)]
         distance = float(same["distance"].iloc[0]) if len(same) else None
-    row = {c: np.nan for c in context.flights.columns} if len(context.flights.columns) else {}
+    row = dict.fromkeys(context.flights.columns, np.nan)  # unknown: it has not left (dep_*, arr_*, air_time)
     row.update(partition_date=key.day, row_number=-1, carrier=key.carrier, flight=key.flight, origin=key.origin,
                dest=key.dest, sched_dep_time=key.sched_dep_time, tailnum=key.tailnum,
-               distance=np.nan if distance is None else distance)
-    for name in ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"):
-        row[name] = np.nan
+               distance=np.nan if distance is None else distance,
+               **dict.fromkeys(("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"), np.nan))
     return pd.DataFrame([row])
 
 
@@ -267,10 +264,10 @@ class DayContexts:
         """Read the day's current versions from the warehouse and build its context."""
         from resources.schemas import validated_tables
 
-        versions = self._current([day])[day]
-        if versions["validated_flights"] is None:
-            return DayContext(day, versions, None, pd.DataFrame(), pd.DataFrame())
         flights, read = self.warehouse.read_current_versions(validated_tables["flights"], [day])
+        if read.get(day) is None:  # the day not ingested yet
+            return DayContext(day, {"validated_flights": None, "validated_weather": None}, None, pd.DataFrame(),
+                              pd.DataFrame())
         weather, weather_read = self.warehouse.read_current_versions(validated_tables["weather"], [day])
         versions = {"validated_flights": read.get(day), "validated_weather": weather_read.get(day)}
         catalog = self.warehouse.versions(["validated_flights"], [day], [versions["validated_flights"]])

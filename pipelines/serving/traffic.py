@@ -71,10 +71,10 @@ def asked_by_flight_row(answer: bytes, version: str, at: float, day: str) -> lis
     return [row]
 
 
-def served_rows(body: bytes, response: bytes, version: str, at: float, day: str) -> list[dict] | None:
+def served_rows(body: bytes | None, response: bytes, version: str, at: float, day: str) -> list[dict] | None:
     """One row per flight of a request served on `day` (None if the request or answer cannot be
-    read); an empty body: a `/predict` answer, which holds the flight and its features."""
-    if not body:
+    read); no body: a `/predict` answer, which holds the flight and its features."""
+    if body is None:
         return asked_by_flight_row(response, version, at, day)
     try:
         request, answer = json.loads(body), json.loads(response)
@@ -182,10 +182,14 @@ class ServedTrafficRecorder:
     def _day(self, at: float) -> str | None:
         return self.clock.day(at) if isinstance(self.clock, ServedDay) else self.clock(at)
 
-    def offer(self, version: str, body: bytes, response: bytes, at: float) -> None:
-        """Called on the request path: an append (and the oldest dropped past the bound). An
-        empty body: `response` is a `/predict` answer (it names the flight and its features)."""
-        size = len(body) + len(response)
+    def offer_answer(self, version: str, answer: bytes, at: float) -> None:
+        """A `/predict` answer (it names the flight and holds its features), on the request path."""
+        self.offer(version, None, answer, at)
+
+    def offer(self, version: str, body: bytes | None, response: bytes, at: float) -> None:
+        """Called on the request path: an append (and the oldest dropped past the bound). No
+        body: `response` is a `/predict` answer (`offer_answer`)."""
+        size = len(body or b"") + len(response)
         with self._lock:
             while self.pending and self.pending_bytes + size > self.max_bytes:
                 self.pending_bytes -= self.pending.popleft()[5]

@@ -63,7 +63,7 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
     for r in asked.itertuples(index=False):
         answer = desk.answer({"carrier": r.carrier, "flight": int(r.flight), "origin": r.origin, "dest": r.dest,
                               "scheduled_departure": r.sched_dep_ts[:16]}, Served)
-        recorder.offer(champion.version, b"", json.dumps(answer).encode(), 1.0e9)
+        recorder.offer_answer(champion.version, json.dumps(answer).encode(), 1.0e9)
     assert recorder.flush() == len(asked)
 
     alerts_cursor = tick(verdict_alert, instance, None)[1]
