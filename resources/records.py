@@ -202,6 +202,11 @@ class ModelRecord:
         return next((e for e in reversed(self.events) if e.kind == "rolled_back"), None)
 
     @property
+    def became_champion_by(self) -> str | None:
+        """How the version last became champion (promoted, approved, restored), None if never."""
+        return next((e.kind for e in reversed(self.events) if e.kind in DeployEvent.BECAME_CHAMPION), None)
+
+    @property
     def champion_since(self) -> str:
         """When the version last became champion ('' if never, as its events say)."""
         return next((e.at for e in reversed(self.events) if e.kind in DeployEvent.BECAME_CHAMPION), "")

@@ -43,7 +43,7 @@ TELEMETRY_OFF = {
 # gives up after two quick tries and the failure names the server. Set either to override.
 STORE_CLIENT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
-PromotionMode = Literal["auto", "approve", "shadow"]
+PromotionMode = Literal["auto", "approve", "shadow", "canary"]
 PROMOTION_MODES = get_args(PromotionMode)
 
 
@@ -154,6 +154,11 @@ class Settings(BaseModel):
     promotion_mode: PromotionMode = "auto"
     challenger_expiry_days: int = Field(7, ge=1, le=365)
     shadow_days: int = Field(3, ge=1, le=365)
+    # canary: the share of the flights asked by flight the challenger answers, the labelled days that decide
+    canary_share: float = Field(0.1, gt=0, le=0.5)
+    canary_days: int = Field(3, ge=1, le=365)
+    # after a promotion: labelled days the previous champion is scored beside the new one (0: never)
+    rollback_watch_days: int = Field(3, ge=0, le=365)
     # data versions: superseded versions kept this long (unless a model uses them)
     data_retention_days: float = Field(90.0, ge=0, le=36_500)
     # serving: how often it checks the `champion` alias; served requests recorded in the warehouse, in batches

@@ -343,6 +343,13 @@ class Warehouse:
         with self._reachable(), self.engine.connect() as conn:
             return _fetch_frame(conn, stmt)
 
+    def days_scored_by(self, version: str) -> list[str]:
+        """The days whose stored batch scores (`predictions`) are by model `version`, oldest first."""
+        t = schemas.predictions
+        stmt = select(t.c.partition_date).where(t.c.model_version == str(version)).distinct().order_by(t.c.partition_date)
+        with self._reachable(), self.engine.connect() as conn:
+            return [str(d) for d in conn.execute(stmt).scalars()]
+
     def served_by_flight(self, flight_days: Sequence[str]) -> pd.DataFrame:
         """The scoring server's answers by flight (`/predict`) for flights of `flight_days` (by
         their scheduled departure, whatever day they were served on)."""

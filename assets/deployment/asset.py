@@ -11,7 +11,7 @@ from pydantic import Field
 
 from assets.asset_factory import ALIAS_MOVES_POOL, latest_materialization, lifecycle_asset
 from assets.common import bullet_list
-from assets.deployment.logic import CARD_FILE, PLOT_TITLES, model_card, plots
+from assets.deployment.logic import CARD_FILE, PLOT_TITLES, challenger_waits, model_card, plots
 from assets.evaluation.logic import Evaluation, ScoredTestDays
 from resources.errors import DataProblem
 from resources.registry import EVALUATION_ARTIFACT, MODEL_CARD_FOLDER, ModelRegistry
@@ -21,7 +21,8 @@ from resources.settings import PROMOTION_MODES, settings
 class DeploymentConfig(Config):
     promotion_mode: str | None = Field(default=None, description="What a candidate that passes the gate becomes: "
                                        "`auto` the champion, `approve` the challenger waiting for approve_challenger_job, "
-                                       "`shadow` the challenger scoring beside the champion until its shadow days decide; "
+                                       "`shadow` the challenger scoring beside the champion until its shadow days decide, `canary` the challenger "
+                                       "answering a share of live flights until its canary days decide; "
                                        "unset: FLIGHTS_PROMOTION_MODE (default auto).")
 
 
@@ -31,7 +32,7 @@ class DeploymentConfig(Config):
     deps=["model_evaluation"],
     kinds={"mlflow"},
     description="The deployed model: when the gate passes, the registry alias `champion` moves to the candidate "
-    "(the old champion keeps `previous`), or, with promotion mode approve or shadow, `challenger` does and the "
+    "(the old champion keeps `previous`), or, with promotion mode approve, shadow or canary, `challenger` does and the "
     "candidate waits; otherwise nothing changes and the metadata says why. A model card with ROC, precision-recall "
     "and calibration curves (the candidate with the champion's on the same test days) and permutation importance "
     "is stored with the version's MLflow run. Approvals, rejections and rollbacks (their jobs) are recorded "
@@ -57,8 +58,7 @@ def champion_model(context: AssetExecutionContext, config: DeploymentConfig, mod
                                                    reason="passed the gate", dagster_run_id=context.run_id)
         event = "challenger"
     champion = model_registry.champion()
-    waiting = ("waiting for approval: approve_challenger_job or reject_challenger_job" if mode == "approve" else
-               f"scoring beside the champion for {settings().shadow_days} labelled days")
+    waiting = challenger_waits(mode)
     decision = {"promoted": "deployed as champion", "rejected": "not deployed",
                 "challenger": f"challenger ({mode}), {waiting}"}[event]
     card = model_card(candidate, evaluation, decision, context.run_id)

@@ -11,6 +11,7 @@ import numpy as np
 from assets.common import markdown_table
 from assets.evaluation.logic import IMPORTANCE_REPEATS, IMPORTANCE_ROWS, Evaluation, ScoredTestDays
 from resources.records import ModelRecord
+from resources.settings import settings
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -27,6 +28,16 @@ PLOT_TITLES = {ROC_PLOT: "ROC curve", PRECISION_RECALL_PLOT: "Precision-recall",
                IMPORTANCE_PLOT: "Permutation importance"}
 COLORS = {"candidate": "tab:blue", "champion": "tab:orange"}
 DPI = 110
+
+
+def challenger_waits(mode: str) -> str:
+    """What a challenger of promotion mode `mode` waits for (the model card, the alert)."""
+    s = settings()
+    return {"approve": "waiting for approval: approve_challenger_job or reject_challenger_job",
+            "shadow": f"scoring every new day beside the champion for {s.shadow_days} labelled days",
+            "canary": f"answering {s.canary_share:.0%} of the flights asked by flight (/predict; chosen by a hash of "
+                      f"the flight key) for {s.canary_days} labelled days, then promoted or dropped on the flights "
+                      "each version answered"}.get(mode, mode)
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,20 @@ from dagster import (
 from pydantic import Field
 
 from assets.asset_factory import add_partition_metadata, lifecycle_asset, partition_check_results, table_metadata
-from assets.common import partition_days
+from assets.monitoring.decisions import (
+    canary_metadata,
+    canary_of,
+    number,
+    scored_days,
+    shadow_metadata,
+    shadow_of,
+    watch_metadata,
+    watch_of,
+)
 from assets.monitoring.logic import (
     CALIBRATION_TABLE,
     COLUMNS_TABLE,
     DRIFT_SUMMARY,
-    KEY,
     MIN_SERVED_ROWS,
     PERFORMANCE_SUMMARY,
     DayDrift,
@@ -45,8 +53,6 @@ from assets.monitoring.logic import (
     labelled_rows,
     performance_days,
     reference_and_thresholds,
-    rounded,
-    shadow_comparison,
     trailing_days,
     trailing_span,
 )
@@ -65,7 +71,7 @@ from resources.monitoring_workspace import (
     MonitoringWorkspace,
 )
 from resources.registry import ModelRegistry
-from resources.schemas import flight_features, predictions, served_predictions, shadow_predictions
+from resources.schemas import served_predictions
 from resources.settings import settings
 from resources.training_data import read_window
 from resources.warehouse import Warehouse
@@ -73,12 +79,6 @@ from served_model.features import model_input
 
 NAMES = SnapshotNames(drift=DRIFT_TAG, served_drift=SERVED_DRIFT_TAG, performance=PERFORMANCE_TAG,
                       trailing_roc_auc=TRAILING_ROC_AUC, evaluation_roc_auc=EVALUATION_ROC_AUC, served_roc_auc=SERVED_ROC_AUC)
-
-
-def _number(value: float, digits: int = 4):
-    """A float for the metadata, or a note when it is undefined (e.g. ROC AUC of a one-class day)."""
-    shown = rounded(value, digits)
-    return MetadataValue.text("undefined") if shown is None else MetadataValue.float(shown)
 
 
 def _table(rows: list[dict], columns: list[tuple[str, str, str]]):
@@ -90,13 +90,6 @@ def _tests(tests: list[SnapshotTest]):
     """The Evidently tests the check's verdict is read from, as the snapshot shows them."""
     return MetadataValue.text("; ".join(f"{t.status}: {t.description}" for t in tests) or "none (no verdict)")
 
-
-
-def scored_days(warehouse: Warehouse, days: list[str]) -> pd.DataFrame:
-    """Features, labels and the stored prediction of each flight of `days`."""
-    feats = warehouse.read(flight_features, days)
-    preds = warehouse.read(predictions, days, columns=[*KEY, "probability_late", "predicted_late", "threshold", "model_version"])
-    return feats.merge(preds, on=KEY, how="inner", validate="one_to_one")
 
 
 UPLOAD_CHECK = "snapshot_uploaded"
@@ -113,6 +106,8 @@ def _upload_check(asset: str) -> AssetCheckSpec:
 DRIFT_CHECK = "no_dataset_drift"
 PERFORMANCE_CHECK = "performance_not_degraded"
 SERVED_PERFORMANCE_CHECK = "served_performance_not_degraded"
+ROLLBACK_CHECK = "champion_not_worse_than_previous"
+NO_WATCH = {"watch": MetadataValue.text("no rollback watch on this day")}
 
 
 class _Uploads:
@@ -171,33 +166,6 @@ def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version
                             build)
 
 
-def _shadow(warehouse: Warehouse, model_registry: ModelRegistry, last_day: str) -> tuple | None:
-    """The shadow challenger, its scores and the champion's labelled rows of the days since it
-    became the challenger, up to `last_day` (read once for all the days of a run); None without one."""
-    challenger = model_registry.challenger()
-    if challenger is None or challenger.challenger_mode != "shadow" or not challenger.challenger_since:
-        return None
-    shadow = warehouse.read(shadow_predictions, [d for d in partition_days() if challenger.challenger_since < d <= last_day])
-    return challenger, shadow, labelled_rows(scored_days(warehouse, sorted(set(shadow["partition_date"]))), LABEL)
-
-
-def _shadow_metadata(challenger, shadow: pd.DataFrame, labelled: pd.DataFrame, day: str) -> dict:
-    """The shadow challenger against the champion on the labelled days since it became the
-    challenger, up to `day`, pooled."""
-    from assets.evaluation.logic import GatePolicy
-
-    compared = shadow_comparison(labelled[labelled["partition_date"] <= day], shadow[shadow["partition_date"] <= day],
-                                 challenger.version, settings().shadow_days, GatePolicy().min_margin, LABEL)
-    return {
-        "shadow_challenger": MetadataValue.text(challenger.version),
-        "shadow_days": MetadataValue.int(compared.days),
-        "shadow_champion_roc_auc": _number(compared.champion_roc_auc),
-        "shadow_challenger_roc_auc": _number(compared.challenger_roc_auc),
-        "shadow_verdict": MetadataValue.text(compared.verdict),
-        "shadow_reason": MetadataValue.text(compared.reason),
-    }
-
-
 def _dashboard_link(workspace: MonitoringWorkspace, upload: _Uploads):
     if upload.failed:
         return MetadataValue.text(f"unreachable: {upload.failed}")
@@ -239,12 +207,12 @@ def _drift_check(d: DayDrift, t: DriftThresholds) -> tuple[bool, dict]:
 def _performance_metadata(d: DayPerformance, t: PerformanceThresholds) -> dict:
     return {
         "performance_degraded": MetadataValue.bool(not d.passed),
-        **{name: _number(d.result.metrics[name]) for name in ("roc_auc", "precision", "recall", "brier")},
+        **{name: number(d.result.metrics[name]) for name in ("roc_auc", "precision", "recall", "brier")},
         "calibration": _table(d.result.calibration, CALIBRATION_TABLE),
-        "trailing_roc_auc": _number(d.trailing.roc_auc),
+        "trailing_roc_auc": number(d.trailing.roc_auc),
         "trailing_days": MetadataValue.text(f"{d.trailing.first_day} … {d.day} ({d.trailing.days} days, {d.trailing.flights} flights)"),
         "evaluation_roc_auc": MetadataValue.float(round(d.evaluation_roc_auc, 4)),
-        "roc_auc_drop": _number(d.trailing.drop),
+        "roc_auc_drop": number(d.trailing.drop),
         "roc_auc_drop_threshold": MetadataValue.float(t.roc_auc_drop),
         "late_share": MetadataValue.float(round(d.late_share, 4)),
         "labelled_rows": MetadataValue.int(d.rows),
@@ -257,14 +225,14 @@ def _served_metadata(s: ServedPerformance) -> dict:
     """What was served by flight for the trailing days' flights, judged (`served_*`)."""
     return {"served_performance_degraded": MetadataValue.bool(not s.passed), "served_verdict": MetadataValue.text(s.said),
             "served_answers": MetadataValue.int(s.answers), "served_flights": MetadataValue.int(s.flights),
-            "served_flights_matched": MetadataValue.int(s.matched), "served_roc_auc": _number(s.roc_auc),
-            "served_mean_probability": _number(s.mean_probability), "served_late_share": _number(s.late_share)}
+            "served_flights_matched": MetadataValue.int(s.matched), "served_roc_auc": number(s.roc_auc),
+            "served_mean_probability": number(s.mean_probability), "served_late_share": number(s.late_share)}
 
 
 def _performance_check(d: DayPerformance, t: PerformanceThresholds) -> tuple[bool, dict]:
     """The check's verdict: the snapshot's test of the trailing ROC AUC against its floor."""
-    return d.passed, {"trailing_roc_auc": _number(d.trailing.roc_auc), "evaluation_roc_auc": MetadataValue.float(round(d.evaluation_roc_auc, 4)),
-                      "roc_auc_drop": _number(d.trailing.drop), "threshold": MetadataValue.float(t.roc_auc_drop),
+    return d.passed, {"trailing_roc_auc": number(d.trailing.roc_auc), "evaluation_roc_auc": MetadataValue.float(round(d.evaluation_roc_auc, 4)),
+                      "roc_auc_drop": number(d.trailing.drop), "threshold": MetadataValue.float(t.roc_auc_drop),
                       "evidently_tests": _tests(d.result.tests)}
 
 
@@ -341,18 +309,25 @@ class PerformanceConfig(Config):
         "the same verdict."), AssetCheckSpec(
         SERVED_PERFORMANCE_CHECK, asset="performance_report", description="WARN when what the scoring server answered by "
         "flight (/predict) for the trailing days' flights, matched to their arrivals, has a ROC AUC at or below the same "
-        "floor. Not judged (passes, saying so) with fewer than 50 served flights with a known arrival.")],
+        "floor. Not judged (passes, saying so) with fewer than 50 served flights with a known arrival."), AssetCheckSpec(
+        ROLLBACK_CHECK, asset="performance_report", description="The rollback watch: during the first "
+        "FLIGHTS_ROLLBACK_WATCH_DAYS labelled days of a champion promoted by the gate or approved, the version it replaced "
+        "is scored on the same flights. WARN when, pooled over those days, the champion is worse by more than the "
+        "margin (the paired bootstrap's one-sided 95 % noise of the ROC AUC difference, never less than the gate's "
+        "margin); rollback_sensor then moves `champion` back. Passes, saying so, on days outside a watch.")],
     description="Once the day's arrivals are known: the deployed model's real ROC AUC, precision, recall and "
     "calibration on the day (an Evidently classification snapshot in the monitoring workspace, link `report`), and "
     "its ROC AUC over the trailing days against the ROC AUC it had at evaluation; and the same for what the scoring "
-    "server actually answered by flight (`served_*`).",
+    "server actually answered by flight (`served_*`). While a challenger waits in mode shadow or canary, its verdict "
+    "(`shadow_*`, `canary_*`); during a new champion's rollback watch, the watch's (`watch_*`).",
 )
 def performance_report(context: AssetExecutionContext, config: PerformanceConfig, warehouse: ResourceParam[Warehouse],
                        model_registry: ResourceParam[ModelRegistry], monitoring_workspace: MonitoringWorkspace):
     thresholds = PerformanceThresholds.of(settings(), config.roc_auc_drop, config.window_days)
     days = context.partition_keys
     labelled = labelled_rows(scored_days(warehouse, trailing_span(days, thresholds.window_days)), LABEL)
-    shadow = _shadow(warehouse, model_registry, max(days))
+    shadow, canary, watch = (shadow_of(warehouse, model_registry, max(days)), canary_of(warehouse, model_registry, max(days)),
+                             watch_of(warehouse, model_registry))
     upload = _Uploads(context, monitoring_workspace, "performance")
     served = warehouse.served_by_flight(trailing_span(days, thresholds.window_days))
 
@@ -361,19 +336,26 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
         return served_performance(served[served["scheduled_departure"].str[:10].isin(window)],
                                   labelled[labelled["partition_date"].isin(window)], floor, LABEL)
 
-    per_day, verdicts, served_verdicts, summary = {}, {}, {}, []
+    per_day, verdicts, served_verdicts, watch_verdicts, summary = {}, {}, {}, {}, []
     for day in performance_days(days, labelled, model_registry.record, thresholds, LABEL, NAMES, served_of):
         served_verdicts[day.day] = (day.served.passed, _served_metadata(day.served))
         per_day[day.day] = {**_performance_metadata(day, thresholds), **_served_metadata(day.served),
                             **upload(day.day, day.result.snapshot)}
         if shadow is not None and day.day > shadow[0].challenger_since:
-            per_day[day.day].update(_shadow_metadata(*shadow, day.day))
+            per_day[day.day].update(shadow_metadata(*shadow, day.day))
+        if canary is not None and day.day > canary[0].challenger_since:
+            per_day[day.day].update(canary_metadata(*canary, day.day))
+        watch_verdicts[day.day] = (True, NO_WATCH)
+        if watch is not None and day.day in set(watch[2]["partition_date"]) and day.version == watch[0].version:
+            watch_verdicts[day.day] = watch_metadata(*watch, day.day)
+            per_day[day.day].update(watch_verdicts[day.day][1])
         verdicts[day.day] = _performance_check(day, thresholds)
         summary.append(day.summary_row())
     add_partition_metadata(context, per_day)
     yield from upload.checks()
     yield from partition_check_results(context, PERFORMANCE_CHECK, verdicts, severity=AssetCheckSeverity.WARN)
     yield from partition_check_results(context, SERVED_PERFORMANCE_CHECK, served_verdicts, severity=AssetCheckSeverity.WARN)
+    yield from partition_check_results(context, ROLLBACK_CHECK, watch_verdicts, severity=AssetCheckSeverity.WARN)
     yield MaterializeResult(metadata={
         "days": MetadataValue.int(len(days)),
         "monitoring_dashboard": _dashboard_link(monitoring_workspace, upload),

@@ -42,6 +42,7 @@ from dagster import (
     sensor,
 )
 
+from assets.deployment.logic import challenger_waits
 from pipelines.orchestration.attempts import attempt_note
 from pipelines.orchestration.jobs import retrain_job
 from pipelines.orchestration.sensors import SENSOR_INTERVAL_SECONDS, new_records, newest_storage_id, record_metadata
@@ -187,7 +188,7 @@ def verdict_alert_of(asset: str, record) -> Alert | None:
         "approved": (f"Challenger v{version} approved by {meta.get('approver')}: champion now", "info"),
         "challenger_rejected": (f"Challenger v{version} rejected by {meta.get('approver')}", "info"),
         "challenger_expired": (f"Challenger v{version} expired", "warning"),
-        "challenger_dropped": (f"Challenger v{version} dropped after its shadow days", "info"),
+        "challenger_dropped": (f"Challenger v{version} dropped by {meta.get('approver')}", "info"),
         "rolled_back": (f"Rollback: v{meta.get('rolled_back_from')} -> v{version}", "warning"),
     }
     if event not in said:
@@ -197,9 +198,7 @@ def verdict_alert_of(asset: str, record) -> Alert | None:
     if meta.get("reason"):
         lines.append(f"reason: {meta['reason']}")
     if event == "challenger":
-        lines.append("approve: approve_challenger_job (config approver, reason); reject: reject_challenger_job"
-                     if meta.get("promotion_mode") == "approve" else
-                     f"it scores every new day beside the champion for {settings().shadow_days} labelled days")
+        lines.append(challenger_waits(str(meta.get("promotion_mode"))))
     if event == "rolled_back":
         lines.append(f"requested by {meta.get('requested_by')}; previous now: {meta.get('previous')}")
     lines.append(f"champion: {meta.get('champion')}")

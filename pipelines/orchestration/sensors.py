@@ -11,8 +11,8 @@
 - `landing_sensor`: a new or changed daily file in FLIGHTS_LANDING_DIR ingests that day, once it
   is settled (the same size and mtime at two ticks in a row: a file still being copied waits).
 - `replay_clock_sensor`: accelerated replay of 2013, one day per tick (off by default).
-- `challenger_sensor`: a challenger waiting for approval expires; a shadow challenger is
-  promoted or dropped on its shadow verdict.
+- the sensors that decide deployments (`challenger_sensor`, `rollback_sensor`):
+  pipelines/orchestration/deployment.py.
 
 Every sensor starts watching from the newest record when it is first turned on (its first tick
 sets the cursor): turning a sensor on never acts on old history.
@@ -37,9 +37,8 @@ from dagster import (
 from assets.asset_factory import daily_partitions
 from assets.common import partition_days, previous_day
 from pipelines.orchestration.attempts import again_after_failure, next_attempt
-from pipelines.orchestration.deployment import approve_challenger_job, reject_challenger_job
 from pipelines.orchestration.jobs import ingest_job, monitor_job, retrain_job
-from pipelines.orchestration.policy import days_between, drift_reason, in_cooldown, performance_reason, retrain_due
+from pipelines.orchestration.policy import drift_reason, in_cooldown, performance_reason, retrain_due
 from resources.records import RetrainTrigger, Tag
 from resources.settings import settings
 from resources.source_files import LandingLook, landing_files
@@ -205,78 +204,6 @@ def monitor_sensor(context: SensorEvaluationContext):
     return SensorResult(run_requests=requests, cursor=str(records[-1].storage_id))
 
 
-# --- the waiting challenger ---------------------------------------------------------------------
-
-CHALLENGER_ENDED = ("approved", "challenger_rejected", "challenger_expired", "challenger_dropped", "challenger")
-
-
-def waiting_challenger(instance) -> tuple[dict, int] | None:
-    """The challenger waiting now, as the newest `champion_model` records say (no MLflow call in
-    the sensor process): its metadata and record id, or None once it was decided or replaced."""
-    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("champion_model")), limit=50).records
-    for record in records:  # newest first
-        meta = record_metadata(record)
-        event = meta.get("event")
-        if event == "challenger":
-            return meta, record.storage_id
-        if event in CHALLENGER_ENDED:
-            return None
-    return None
-
-
-def newest_day(instance) -> str | None:
-    """The newest day with features: the replay's (or the landing folder's) 'today'."""
-    event = instance.get_latest_materialization_event(AssetKey("flight_features"))
-    return None if event is None or event.asset_materialization is None else event.asset_materialization.partition
-
-
-def _decision(instance, job, version: str, key: str, reason: str, **config) -> SensorResult | SkipReason:
-    """The decision's run; asked again after a failed run (the key carries the attempt, `attempts.py`)."""
-    attempt = next_attempt(instance, f"{key}:{version}")
-    if attempt.run_key is None:
-        return SkipReason(f"challenger v{version} waits for its {key} decision: {attempt.gave_up}")
-    op = "approve_challenger" if job is approve_challenger_job else "reject_challenger"
-    return SensorResult(run_requests=[RunRequest(
-        run_key=attempt.run_key, job_name=job.name, tags={"challenger.version": version, "trigger": key, **attempt.tags},
-        run_config={"ops": {op: {"config": {"version": version, "reason": reason, **config}}}})])
-
-
-@sensor(
-    jobs=[approve_challenger_job, reject_challenger_job],
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    default_status=DefaultSensorStatus.RUNNING,  # on: it acts only while a challenger waits
-    description="A challenger waiting for approval expires (reject_challenger_job, outcome expired) once the newest "
-    "day is more than FLIGHTS_CHALLENGER_EXPIRY_DAYS after the day it was trained up to. A shadow challenger is "
-    "promoted (approve_challenger_job) or dropped (reject_challenger_job) when performance_report's shadow verdict "
-    "after FLIGHTS_SHADOW_DAYS labelled days says so. Run key = the decision and the version.",
-)
-def challenger_sensor(context: SensorEvaluationContext):
-    instance = context.instance
-    found = waiting_challenger(instance)
-    if found is None:
-        return SkipReason("no challenger waits")
-    meta, since_record = found
-    version, mode, since = str(meta.get("challenger")), meta.get("promotion_mode"), meta.get("challenger_since")
-    if mode == "shadow":
-        for record in new_records(instance, "performance_report", since_record):
-            m = record_metadata(record)
-            if str(m.get("shadow_challenger")) != version or m.get("shadow_verdict") not in ("promote", "drop"):
-                continue
-            reason = f"shadow verdict on {record.asset_materialization.partition}: {m.get('shadow_reason')}"
-            if m["shadow_verdict"] == "promote":
-                return _decision(instance, approve_challenger_job, version, "shadow", reason, approver="shadow_verdict")
-            return _decision(instance, reject_challenger_job, version, "shadow", reason, approver="shadow_verdict",
-                             outcome="dropped")
-        return SkipReason(f"shadow challenger v{version}: no verdict yet")
-    today, expiry = newest_day(instance), settings().challenger_expiry_days
-    if since and today and days_between(since, today) > expiry:
-        reason = f"waited from {since} to {today}, more than FLIGHTS_CHALLENGER_EXPIRY_DAYS={expiry} days, without a decision"
-        return _decision(instance, reject_challenger_job, version, "expiry", reason, approver="challenger_sensor",
-                         outcome="expired")
-    return SkipReason(f"challenger v{version} waits for approval since {since} (newest day {today}; expires after "
-                      f"{expiry} days)")
-
-
 # --- landing folder ----------------------------------------------------------------------------
 
 # what the folder holds and which days are settled: resources/source_files.py (landing_files, LandingLook)
@@ -373,5 +300,4 @@ def replay_clock_sensor(context: SensorEvaluationContext):
     return SensorResult(run_requests=[r for r in requests if r is not None])
 
 
-defs = Definitions(sensors=[drift_sensor, performance_sensor, monitor_sensor, landing_sensor, replay_clock_sensor,
-                            challenger_sensor])
+defs = Definitions(sensors=[drift_sensor, performance_sensor, monitor_sensor, landing_sensor, replay_clock_sensor])

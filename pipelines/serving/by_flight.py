@@ -26,12 +26,17 @@ Three answers, each saying what it knows (`in_schedule`, `features_as_of`, `day_
 - the warehouse has nothing of the day yet: the features of the flight alone (calendar, route,
   the "unknown" values of weather, congestion and delays), `features_as_of` null.
 
+While a challenger is in promotion mode `canary`, a flight whose key hashes below
+FLIGHTS_CANARY_SHARE (`FlightKey.canary_bucket`) is answered by it; the answer names the version
+and `served_as` (champion or canary).
+
 `features_as_of` is the instant the features know events up to: the scheduled departure, or the
 time the day's version was written if earlier (a live day received before the flight leaves).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
@@ -82,6 +87,14 @@ class FlightKey:
     @property
     def scheduled_departure(self) -> str:
         return f"{self.day}T{self.sched_dep_time // 100:02d}:{self.sched_dep_time % 100:02d}:00"
+
+    @property
+    def canary_bucket(self) -> float:
+        """Where the flight falls in [0, 1) for the canary split: a hash of its key (carrier,
+        flight, origin, scheduled departure), the same in every worker and every run, so one
+        flight is always answered by one version."""
+        key = f"{self.carrier}|{self.flight}|{self.origin}|{self.scheduled_departure}".encode()
+        return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0**64
 
     def as_dict(self) -> dict:
         return {"carrier": self.carrier, "flight": self.flight, "origin": self.origin, "dest": self.dest,
@@ -317,8 +330,8 @@ class FlightDesk:
     """`POST /predict` of one worker: the flight a request names, its day's context, its
     features, the served version's probability, and what the answer was computed from."""
 
-    def __init__(self, contexts: DayContexts, codes: Codes | None = None):
-        self.contexts, self.codes = contexts, codes or Codes.reference()
+    def __init__(self, contexts: DayContexts, codes: Codes | None = None, canary_share: float = 0.1):
+        self.contexts, self.codes, self.canary_share = contexts, codes or Codes.reference(), canary_share
 
     def start(self) -> None:
         self.contexts.start()
@@ -329,10 +342,16 @@ class FlightDesk:
     def status(self) -> dict:
         return self.contexts.status()
 
-    def answer(self, request: object, served) -> dict:
-        """The answer to a request (a dict for JSON); BadFlight for a request naming no flight,
-        DayUnavailable when the day is not loaded and the warehouse cannot be read."""
+    def answer(self, request: object, served, canary=None) -> dict:
+        """The answer to a request (a dict for JSON): by the champion `served`, or by the `canary`
+        (a challenger in promotion mode canary) for the flights in its share. BadFlight for a
+        request naming no flight, DayUnavailable when the day is not loaded and the warehouse
+        cannot be read."""
         key = parse_flight(request, self.codes)
+        if canary is not None and canary.version != served.version and key.canary_bucket < self.canary_share:
+            served, role = canary, "canary"
+        else:
+            role = "champion"
         try:
             context = self.contexts.get(key.day)
         except Exception as exc:  # the warehouse down on a day not loaded yet
@@ -340,7 +359,7 @@ class FlightDesk:
                                  f"{str(exc)[:200]}); try again") from exc
         features, known = features_for(context, key)
         probability = float(served.scorer.predict_proba([features])[0][1])
-        return {"probability_late": probability, "model_version": served.version, "flight": key.as_dict(),
+        return {"probability_late": probability, "model_version": served.version, "served_as": role, "flight": key.as_dict(),
                 **known, "features": features}
 
 

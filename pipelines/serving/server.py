@@ -10,8 +10,11 @@ arriving 15+ minutes late, the features computed here from the warehouse's day (
 flight (the request schema and the scoring: served_model/model.py). Each response names the
 version that produced it (`X-Model-Version`). A promotion, an approval or a rollback is served
 within FLIGHTS_SERVE_POLL_SECONDS plus the new version's load and warm-up, with no failed or
-mixed request; the worker processes switch at one instant (pipelines/serving/app.py). `GET /serving` shows the served version, the swaps,
-the versions that could not be loaded and the recorder's counts. Every served flight is
+mixed request; the worker processes switch at one instant (pipelines/serving/follower.py). While
+a challenger is in promotion mode `canary`, it answers the flights asked by flight whose key
+hashes below FLIGHTS_CANARY_SHARE (one flight, one version; `served_as` in the answer).
+`GET /serving` shows the served versions, the swaps, the versions that could not be loaded and
+the recorder's counts. Every served flight is
 recorded in the warehouse (`served_predictions`) unless --no-record or FLIGHTS_SERVE_RECORD=false.
 
 A request's body and rows are bounded (FLIGHTS_SERVE_MAX_BODY_MB, FLIGHTS_SERVE_MAX_ROWS: 413
@@ -67,15 +70,15 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _alert_unservable(version: str, serving: str, why: str) -> None:
+def _alert_unservable(role: str, version: str, serving: str | None, why: str) -> None:
     from resources.alerts import Alert, send
 
-    send(Alert(kind="serving_failed", severity="error",
-               title=f"Serving: champion v{version} cannot be served; v{serving} keeps serving",
-               lines=(why,), fields={"model_version": version, "serving": serving}))
+    kept = f"v{serving} keeps serving" if serving else "it answers nothing"
+    send(Alert(kind="serving_failed", severity="error", title=f"Serving: {role} v{version} cannot be served; {kept}",
+               lines=(why,), fields={"model_version": version, "serving": serving or "none", "role": role}))
 
 
-def worker_app(board, no_record: bool):
+def worker_app(board, canary_board, no_record: bool):
     """The app of one worker process (uvicorn's factory, called in the worker): its own follower,
     recorder and door on the shared socket. A champion it cannot load at its start ends it with
     uvicorn's startup failure, which stops the supervisor instead of restarting it in a loop."""
@@ -84,26 +87,32 @@ def worker_app(board, no_record: bool):
     from threadpoolctl import threadpool_limits
     from uvicorn.config import STARTUP_FAILURE
 
-    from pipelines.serving.app import ChampionFollower, FollowingApp, ServingRefused
+    from pipelines.serving.app import FollowingApp
     from pipelines.serving.boundary import MEBIBYTE
     from pipelines.serving.by_flight import DayContexts, FlightDesk
+    from pipelines.serving.follower import CanaryFollower, ChampionFollower, ServingRefused
     from pipelines.serving.traffic import ServedTrafficRecorder
     from resources.warehouse import Warehouse
 
     s = settings()
     follower = ChampionFollower(ModelRegistry(), s.serve_poll_seconds, board, on_failure=_alert_unservable)
+    canary = CanaryFollower(ModelRegistry(), s.serve_poll_seconds, canary_board, on_failure=_alert_unservable)
     try:
         follower.start()
     except ServingRefused as exc:
         logging.getLogger("flights.serving").error(f"serve: {exc}")
         sys.exit(STARTUP_FAILURE)
+    try:
+        canary.start()
+    except ServingRefused as exc:  # the champion serves everything; the canary is tried again at the next poll
+        logging.getLogger("flights.serving").error(f"canary not served: {exc}")
     threadpool_limits(1)
     warehouse = Warehouse()
     recorder = None if no_record or not s.serve_record else ServedTrafficRecorder(
         warehouse, s.serve_record_seconds, max_bytes=int(s.serve_record_max_mb * MEBIBYTE))
-    flights = FlightDesk(DayContexts(warehouse, s.serve_poll_seconds))
+    flights = FlightDesk(DayContexts(warehouse, s.serve_poll_seconds), canary_share=s.canary_share)
     return FollowingApp(follower, recorder, max_body_bytes=int(s.serve_max_body_mb * MEBIBYTE), max_rows=s.serve_max_rows,
-                        flights=flights)
+                        flights=flights, canary=canary)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
 
-    from pipelines.serving.app import SwapBoard
+    from pipelines.serving.follower import SwapBoard
 
     s = settings()
     registry = ModelRegistry()
@@ -132,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     sock.listen(2048)
-    board = SwapBoard(multiprocessing.get_context("spawn"), args.workers)  # uvicorn's workers are spawned
+    spawn = multiprocessing.get_context("spawn")  # uvicorn's workers are spawned
+    board, canary_board = SwapBoard(spawn, args.workers), SwapBoard(spawn, args.workers)  # champion, canary
     # a worker loading a version still answers the supervisor's health check (a thread of its own)
-    config = uvicorn.Config(functools.partial(worker_app, board, args.no_record), factory=True, workers=args.workers,
+    config = uvicorn.Config(functools.partial(worker_app, board, canary_board, args.no_record), factory=True, workers=args.workers,
                             log_level="warning", access_log=False, lifespan="on", timeout_worker_healthcheck=30)
     supervisor = Multiprocess(config, sockets=[sock])  # SIGINT/SIGTERM: every worker stops, then the server
     print(f"serving {registry.model_name} v{version} on http://{args.host}:{args.port} with {args.workers} worker(s) "

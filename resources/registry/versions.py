@@ -156,7 +156,7 @@ class VersionsAndAliases(RegistryStore):
         return waiting.version
 
     def rollback(self, target: str | None = None, *, by: str = "operator", reason: str = "",
-                 dagster_run_id: str = "") -> tuple[str, str, str | None]:
+                 dagster_run_id: str = "", expected_current: str | None = None) -> tuple[str, str, str | None]:
         """`champion` back to `target` (default: the `previous` version). The version rolled back
         from is marked and never restored by a rollback; `previous` moves to the newest other
         version that was champion before and was not rolled back (or is removed). Returns (rolled
@@ -165,6 +165,9 @@ class VersionsAndAliases(RegistryStore):
         current = self.champion()
         if current is None:
             raise DeploymentRefused("no champion to roll back (nothing was moved)")
+        if expected_current and str(expected_current).removeprefix("v") != current.version:
+            raise DeploymentRefused(f"v{str(expected_current).removeprefix('v')} is not the champion any more: "
+                                    f"{current.label} is (nothing was moved)")
         if target is None or str(target).strip() in ("", PREVIOUS):
             to = self.by_alias(PREVIOUS)
             if to is None:

@@ -44,7 +44,8 @@ def test_sensors_and_schedules_start_as_documented():
         "monitor_sensor": DefaultSensorStatus.RUNNING, "landing_sensor": DefaultSensorStatus.RUNNING,
         "replay_clock_sensor": DefaultSensorStatus.STOPPED,
         # on: each acts only when there is something to decide on or to tell (an alert channel set)
-        "challenger_sensor": DefaultSensorStatus.RUNNING, "run_failure_alert": DefaultSensorStatus.RUNNING,
+        "challenger_sensor": DefaultSensorStatus.RUNNING, "rollback_sensor": DefaultSensorStatus.RUNNING,
+        "run_failure_alert": DefaultSensorStatus.RUNNING,
         "retrain_started_alert": DefaultSensorStatus.RUNNING, "verdict_alert": DefaultSensorStatus.RUNNING,
     }
     assert {s.name: s.default_status for s in defs.schedules} == {

@@ -8,8 +8,9 @@ warehouse / MLflow store that cannot be reached, real sensor and schedule evalua
 from dagster import AssetMaterialization, DagsterInstance, SkipReason, build_schedule_context
 
 from pipelines.orchestration.attempts import MAX_ATTEMPTS, attempt_note
+from pipelines.orchestration.deployment import challenger_sensor
 from pipelines.orchestration.schedules import daily_ingestion_schedule
-from pipelines.orchestration.sensors import challenger_sensor, landing_sensor, replay_clock_sensor
+from pipelines.orchestration.sensors import landing_sensor, replay_clock_sensor
 from tests.support import tick
 
 DAY = "2013-01-02"

@@ -57,7 +57,7 @@ def alerting(monkeypatch):
 def test_shadow_then_approve_then_expiry_with_alerts(workdir, resources, monkeypatch, alerting):
     from pipelines.definitions import build_definitions
     from pipelines.orchestration.alerts import run_failure_alert, verdict_alert
-    from pipelines.orchestration.sensors import challenger_sensor
+    from pipelines.orchestration.deployment import challenger_sensor
 
     hook, mail = alerting
     monkeypatch.setenv("FLIGHTS_DATA_DIR", str(workdir["data"]))
@@ -139,7 +139,7 @@ def test_shadow_then_approve_then_expiry_with_alerts(workdir, resources, monkeyp
     tick(verdict_alert, instance, alerts_cursor)
     texts = "\n".join(hook.texts())
     for said in ("Promoted v1", "Challenger v2 waiting (shadow)", "Challenger v3 waiting (approve)",
-                 "approve_challenger_job (config approver, reason)", "Challenger v3 expired",
+                 "approve_challenger_job or reject_challenger_job", "Challenger v3 expired",
                  "Challenger v2 approved by shadow_verdict" if expected == "2" else "Challenger v2 dropped"):
         assert said in texts, said
     assert hook.refused == 1 and "http://dagster.test:3000/runs/" in texts

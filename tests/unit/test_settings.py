@@ -51,6 +51,9 @@ NON_DEFAULT = {
     "FLIGHTS_PROMOTION_MODE": ("approve", "promotion_mode", "approve"),
     "FLIGHTS_CHALLENGER_EXPIRY_DAYS": ("3", "challenger_expiry_days", 3),
     "FLIGHTS_SHADOW_DAYS": ("5", "shadow_days", 5),
+    "FLIGHTS_CANARY_SHARE": ("0.25", "canary_share", 0.25),
+    "FLIGHTS_CANARY_DAYS": ("5", "canary_days", 5),
+    "FLIGHTS_ROLLBACK_WATCH_DAYS": ("0", "rollback_watch_days", 0),
     "FLIGHTS_DATA_RETENTION_DAYS": ("30", "data_retention_days", 30.0),
     "FLIGHTS_SERVE_POLL_SECONDS": ("0.5", "serve_poll_seconds", 0.5),
     "FLIGHTS_SERVE_RECORD": ("false", "serve_record", False),
@@ -123,7 +126,7 @@ def test_defaults_and_the_profile():
     ({"FLIGHTS_SERVE_RECORD": "on"}, "FLIGHTS_SERVE_RECORD='on': expected true or false"),  # 1/0, true/false, yes/no only
     ({"FLIGHTS_SMTP_PORT": "0"}, "FLIGHTS_SMTP_PORT='0' is below its minimum 1"),
     ({"FLIGHTS_SERVE_POLL_SECONDS": "0.01"}, "FLIGHTS_SERVE_POLL_SECONDS='0.01' is below its minimum 0.1"),
-    ({"FLIGHTS_PROMOTION_MODE": "manual"}, "FLIGHTS_PROMOTION_MODE='manual': expected one of auto, approve, shadow"),
+    ({"FLIGHTS_PROMOTION_MODE": "manual"}, "FLIGHTS_PROMOTION_MODE='manual': expected one of auto, approve, shadow, canary"),
     ({"FLIGHTS_SMTP_HOST": "smtp.example.org"}, "FLIGHTS_SMTP_HOST is set but FLIGHTS_ALERT_EMAIL_TO names no recipient"),
 ])
 def test_a_bad_value_is_refused_naming_the_variable(env, message):
@@ -167,7 +170,7 @@ def test_every_bad_variable_is_one_line_of_one_error_and_a_secret_is_not_shown()
     assert str(refused.value).splitlines() == [
         "FLIGHTS_EVIDENTLY_URL='/tmp/workspace': expected the http(s) URL of an `evidently ui` service",
         "FLIGHTS_DRIFT_SHARE='abc' is not a number",
-        "FLIGHTS_PROMOTION_MODE='manual': expected one of auto, approve, shadow",
+        "FLIGHTS_PROMOTION_MODE='manual': expected one of auto, approve, shadow, canary",
         "FLIGHTS_ALERT_WEBHOOK_URL: expected an http(s) URL",
         "FLIGHTS_SMTP_PORT='0' is below its minimum 1 (allowed: 1 ≤ x ≤ 65535)",
     ]

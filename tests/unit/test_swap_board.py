@@ -4,7 +4,7 @@ workers fail to load it and however often it is tried again."""
 import multiprocessing
 import time
 
-from pipelines.serving.app import RETRY_FAILED_SECONDS, SwapBoard
+from pipelines.serving.follower import RETRY_FAILED_SECONDS, SwapBoard
 
 
 def test_a_failed_version_is_told_by_one_worker_once():
