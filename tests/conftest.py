@@ -98,3 +98,20 @@ def browser():
     driver.set_page_load_timeout(120)
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def alerting(monkeypatch):
+    """Alerts to a local webhook (its first delivery refused: retried) and a local SMTP server."""
+    from tests.support import SmtpServer, WebhookReceiver
+
+    hook, mail = WebhookReceiver(refuse=1), SmtpServer()
+    monkeypatch.setenv("FLIGHTS_ALERT_WEBHOOK_URL", hook.url)
+    monkeypatch.setenv("FLIGHTS_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("FLIGHTS_SMTP_PORT", str(mail.port))
+    monkeypatch.setenv("FLIGHTS_ALERT_EMAIL_TO", "ml-team@example.org")
+    monkeypatch.setenv("FLIGHTS_ALERT_RETRY_DELAY", "0.05")
+    monkeypatch.setenv("FLIGHTS_DAGSTER_UI_URL", "http://dagster.test:3000")
+    yield hook, mail
+    hook.close()
+    mail.close()

@@ -419,3 +419,28 @@ def defined_columns(asset: str) -> list[str]:
 
     key = AssetKey(asset)
     return [c.name for c in defs.resolve_assets_def(key).specs_by_key[key].metadata["dagster/column_schema"].columns]
+
+
+def run(defs, instance, job: str, request=None, raise_on_error=True, **kwargs):
+    """A job in process, or the run a sensor requested (`request`: its tags, partition and config)."""
+    kw = dict(instance=instance, raise_on_error=raise_on_error, **kwargs)
+    if request is not None:
+        kw.update(tags=request.tags, partition_key=request.partition_key)
+        kw.setdefault("run_config", request.run_config)
+    return defs.resolve_job_def(job).execute_in_process(**kw)
+
+
+def retrain(defs, instance, mode: str, end_day: str, **gate):
+    """retrain_job on the 10 days up to `end_day`, the gate configured by `gate`, promotion mode `mode`."""
+    config = {"ops": {"training_set": {"config": {"end_day": end_day, "window_days": 10, "min_rows": 500}},
+                      "model_evaluation": {"config": gate}, "champion_model": {"config": {"promotion_mode": mode}}}}
+    return run(defs, instance, "retrain_job", run_config=config)
+
+
+def latest(instance, asset: str, partition: str | None = None) -> dict:
+    """The metadata of the newest materialization of `asset` (of a day)."""
+    from dagster import AssetKey, AssetRecordsFilter
+
+    records = instance.fetch_materializations(AssetRecordsFilter(
+        asset_key=AssetKey(asset), asset_partitions=[partition] if partition else None), limit=1).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}

@@ -9,49 +9,12 @@ and a local SMTP server:
 - every event reaches the webhook and the mailbox, naming the version and linking to its run.
 """
 
-import pytest
-from dagster import AssetKey, DagsterInstance, build_run_status_sensor_context
+from dagster import DagsterInstance, build_run_status_sensor_context
 
-from tests.support import SmtpServer, WebhookReceiver, defined_columns, land_and_ingest, tick
+from tests.support import defined_columns, land_and_ingest, latest, retrain, run, tick
 
 DAYS = [f"2013-06-{d:02d}" for d in range(1, 17)]
 TRAIN_END = "2013-06-10"
-
-
-def run(defs, instance, job: str, request=None, raise_on_error=True, **kwargs):
-    kw = dict(instance=instance, raise_on_error=raise_on_error, **kwargs)
-    if request is not None:
-        kw.update(tags=request.tags, partition_key=request.partition_key)
-        kw.setdefault("run_config", request.run_config)
-    return defs.resolve_job_def(job).execute_in_process(**kw)
-
-
-def retrain(defs, instance, mode: str, end_day: str = TRAIN_END, **gate):
-    config = {"ops": {"training_set": {"config": {"end_day": end_day, "window_days": 10, "min_rows": 500}},
-                      "model_evaluation": {"config": gate}, "champion_model": {"config": {"promotion_mode": mode}}}}
-    return run(defs, instance, "retrain_job", run_config=config)
-
-
-def latest(instance, asset: str, partition: str | None = None) -> dict:
-    from dagster import AssetRecordsFilter
-
-    records = instance.fetch_materializations(AssetRecordsFilter(
-        asset_key=AssetKey(asset), asset_partitions=[partition] if partition else None), limit=1).records
-    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
-
-
-@pytest.fixture
-def alerting(monkeypatch):
-    hook, mail = WebhookReceiver(refuse=1), SmtpServer()  # the first webhook delivery is refused: retried
-    monkeypatch.setenv("FLIGHTS_ALERT_WEBHOOK_URL", hook.url)
-    monkeypatch.setenv("FLIGHTS_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("FLIGHTS_SMTP_PORT", str(mail.port))
-    monkeypatch.setenv("FLIGHTS_ALERT_EMAIL_TO", "ml-team@example.org")
-    monkeypatch.setenv("FLIGHTS_ALERT_RETRY_DELAY", "0.05")
-    monkeypatch.setenv("FLIGHTS_DAGSTER_UI_URL", "http://dagster.test:3000")
-    yield hook, mail
-    hook.close()
-    mail.close()
 
 
 def test_shadow_then_approve_then_expiry_with_alerts(workdir, resources, monkeypatch, alerting):
@@ -68,11 +31,11 @@ def test_shadow_then_approve_then_expiry_with_alerts(workdir, resources, monkeyp
     instance = DagsterInstance.from_config(str(workdir["home"]))
     land_and_ingest(defs, instance, workdir["landing"], DAYS, ingest_through=TRAIN_END)
     alerts_cursor = tick(verdict_alert, instance, None)[1]  # turned on: history is not alerted on
-    retrain(defs, instance, "auto")
+    retrain(defs, instance, "auto", TRAIN_END)
     assert registry.champion().version == "1"
 
     # shadow: v2 passes the (overridden) gate and waits as the challenger
-    retrain(defs, instance, "shadow", force_promote=True, override_reason="shadow test")
+    retrain(defs, instance, "shadow", TRAIN_END, force_promote=True, override_reason="shadow test")
     assert (registry.champion().version, registry.challenger().version) == ("1", "2")
     assert latest(instance, "champion_model")["event"] == "challenger"
     assert tick(challenger_sensor, instance, None)[2] == "shadow challenger v2: no verdict yet"
@@ -103,7 +66,7 @@ def test_shadow_then_approve_then_expiry_with_alerts(workdir, resources, monkeyp
     assert "labelled day" in shadow_event.reason
 
     # approve: v3 waits; the wrong version is refused and nothing moves; the failed run is alerted
-    retrain(defs, instance, "approve", force_promote=True, override_reason="approve test")
+    retrain(defs, instance, "approve", TRAIN_END, force_promote=True, override_reason="approve test")
     champion = registry.champion().version
     assert registry.challenger().version == "3"
     bad = run(defs, instance, "approve_challenger_job", raise_on_error=False, run_config={"ops": {"approve_challenger": {
