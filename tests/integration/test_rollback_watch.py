@@ -60,6 +60,7 @@ def test_a_worse_champion_forced_past_the_gate_is_rolled_back_after_its_watch_da
     first, last = latest(instance, "performance_report", WATCHED[0]), latest(instance, "performance_report", WATCHED[-1])
     assert first["watch_verdict"] == "waiting" and first["watch_days"] == 1
     assert (last["watch_champion"], last["watch_previous"], last["watch_days"]) == ("2", "1", 3)
+    print(f"rollback watch: {last['watch_verdict']}: {last['watch_reason']}")
     assert last["watch_verdict"] == "rollback", last["watch_reason"]
     assert last["watch_difference"] < -last["watch_margin"] and last["watch_margin"] >= 0.002
     assert "paired bootstrap" in last["watch_reason"] and f"{last['watch_flights']} flights" in last["watch_reason"]
