@@ -81,6 +81,10 @@ def test_a_worse_champion_forced_past_the_gate_is_rolled_back_after_its_watch_da
     said = as_text(provenance("2", instance=instance, registry=registry))
     assert "rolled back by rollback_watch: rollback watch on 2013-06-13" in said
     assert tick(rollback_sensor, instance, watch_cursor)[0] == []  # nothing twice
+    # the same decision again, once the champion has moved: refused, nothing moves
+    again = run(defs, instance, request.job_name, request, raise_on_error=False)
+    assert not again.success and registry.champion().version == "1"
+    assert "v2 is not the champion any more" in str(again.get_run_failure_event().event_specific_data.error)
 
     # a champion restored by a rollback is not watched: the next day is scored by v1 alone
     run(defs, instance, "ingest_job", partition_key="2013-06-14")
