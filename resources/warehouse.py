@@ -343,10 +343,12 @@ class Warehouse:
         with self._reachable(), self.engine.connect() as conn:
             return _fetch_frame(conn, stmt)
 
-    def days_scored_by(self, version: str) -> list[str]:
-        """The days whose stored batch scores (`predictions`) are by model `version`, oldest first."""
+    def days_scored_by(self, version: str, first: int | None = None) -> list[str]:
+        """The days whose stored batch scores (`predictions`) are by model `version`, oldest first
+        (only the `first` ones, if given)."""
         t = schemas.predictions
-        stmt = select(t.c.partition_date).where(t.c.model_version == str(version)).distinct().order_by(t.c.partition_date)
+        stmt = (select(t.c.partition_date).where(t.c.model_version == str(version)).distinct()
+                .order_by(t.c.partition_date).limit(first))
         with self._reachable(), self.engine.connect() as conn:
             return [str(d) for d in conn.execute(stmt).scalars()]
 

@@ -102,7 +102,7 @@ def watch_of(warehouse: Warehouse, model_registry: ModelRegistry) -> tuple | Non
     previous = model_registry.by_alias(PREVIOUS)
     if previous is None or previous.version == champion.version:
         return None
-    shadow = warehouse.read(shadow_predictions, warehouse.days_scored_by(champion.version)[:needed])
+    shadow = warehouse.read(shadow_predictions, warehouse.days_scored_by(champion.version, first=needed))
     shadow = shadow[shadow["model_version"].astype(str) == previous.version]
     if shadow.empty:
         return None

@@ -75,5 +75,5 @@ def watched_previous(warehouse: Warehouse, model_registry: ModelRegistry, champi
     previous = model_registry.by_alias(PREVIOUS)
     if previous is None or previous.version == champion.version:
         return None
-    earlier = [d for d in warehouse.days_scored_by(champion.version) if d not in partitions]
+    earlier = [d for d in warehouse.days_scored_by(champion.version, first=watch + len(partitions)) if d not in partitions]
     return previous if len(earlier) < watch else None

@@ -98,6 +98,7 @@ def test_a_canary_answers_its_share_of_flights_and_is_decided_on_the_flights_eac
         for day in CANARY_DAYS:
             run(defs, instance, "monitor_job", partition_key=day)
         first, last = (latest(instance, "performance_report", d) for d in CANARY_DAYS)
+        assert isinstance(last["served_roc_auc"], float) and last["served_flights_matched"] >= 0.95 * len(flights)
         assert first["canary_verdict"] == "waiting" and first["canary_days"] == 1
         assert last["canary_challenger"] == "2" and last["canary_days"] == len(CANARY_DAYS)
         assert last["canary_answers"] + last["canary_champion_answers"] >= 0.95 * len(flights)  # cancelled: no arrival
