@@ -250,6 +250,7 @@ def every_setting(folder: Path) -> dict[str, str]:
         "FLIGHTS_EVIDENTLY_SECRET": "write-secret",
         "FLIGHTS_TUNING_TRIALS": "3", "FLIGHTS_TUNING_SECONDS": "10",
         "FLIGHTS_PROMOTION_MODE": "approve", "FLIGHTS_CHALLENGER_EXPIRY_DAYS": "5", "FLIGHTS_SHADOW_DAYS": "2",
+        "FLIGHTS_CANARY_SHARE": "0.2", "FLIGHTS_CANARY_DAYS": "2", "FLIGHTS_ROLLBACK_WATCH_DAYS": "2",
         "FLIGHTS_DATA_RETENTION_DAYS": "30",
         "FLIGHTS_SERVE_POLL_SECONDS": "1", "FLIGHTS_SERVE_RECORD": "false", "FLIGHTS_SERVE_RECORD_SECONDS": "0.5",
         "FLIGHTS_DAGSTER_UI_URL": "http://dagster.internal:3000",
