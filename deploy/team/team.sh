@@ -1,120 +1,142 @@
 #!/usr/bin/env bash
-# The team profile on one machine, every service on loopback (a laptop, CI, a trial before hosts):
+# The team profile as containers (deploy/team/compose.yaml), each its own host:
 #
-#   deploy/team/team.sh up      # PostgreSQL, Redis, MLflow server, Evidently UI, Dagster webserver
-#                               # (read-write :3000 and read-only :3001) and daemon, two workers,
-#                               # the scoring server (:5001, follows the champion alias)
-#   source /tmp/flights-team/team.env   # then any `dg` / `dagster` / `flights-*` command
-#   deploy/team/team.sh down
-#   deploy/team/team.sh services        # the four services only (what the team tests start from)
+#   deploy/team/team.sh up       # `make team-up`: Docker (installed as root if missing), the images
+#                                # (deploy/docker/build.sh), the secrets, then the services in order;
+#                                # prints the URLs
+#   source $FLIGHTS_TEAM_DIR/team.env   # then any `dagster` / `dg` / `flights-*` command of this
+#                                # checkout runs against the profile (steps on its workers)
+#   deploy/team/team.sh down     # `make team-down`: every container stopped and removed; the
+#                                # services' volumes kept (FLIGHTS_TEAM_PURGE=1 removes them too)
+#   deploy/team/team.sh ps | logs [service]
 #
-# State lives only in the services: the Dagster instance and the warehouse in PostgreSQL, models,
-# runs, model cards and Data Docs in the MLflow server (artifacts proxied), reports in the Evidently
-# service, the Celery queue in Redis. Each worker gets its own empty data folder
-# ($FLIGHTS_TEAM_DIR/worker-N/data): no folder is shared. Secrets are generated at the first start,
-# kept beside each service (mode 0600) and gathered in $FLIGHTS_TEAM_DIR/team.env (mode 0600),
-# never in the repository. On several hosts, the same pieces run where they belong: see
-# docs/operations.md, "Team profile". $FLIGHTS_TEAM_DIR must be this user's folder with mode 0700
-# (created so; else refused), its logs private, and `down` signals only the processes `up` started
-# (deploy/lib/state.sh).
+# Secrets are generated at the first `up` into $FLIGHTS_TEAM_DIR/secrets (default
+# /tmp/flights-team; the folder must be this user's, mode 0700, else refused; deploy/lib/state.sh):
+# one file per service, mounted into that service alone at /run/secrets. They are never written
+# into an image, a container's environment (`docker inspect` shows it), an argument or a log.
+# $FLIGHTS_TEAM_DIR/team.env (mode 0600) holds the operator's side: the published loopback ports
+# with their credentials.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../lib/state.sh
 source "$REPO/deploy/lib/state.sh"
-DIR=${FLIGHTS_TEAM_DIR:-/tmp/flights-team}
-BIN=$REPO/.venv/bin
-WEB_PORT=${FLIGHTS_TEAM_WEB_PORT:-3000}
-READONLY_PORT=${FLIGHTS_TEAM_READONLY_PORT:-3001}
-SERVE_PORT=${FLIGHTS_TEAM_SERVE_PORT:-5001}
-WORKERS=${FLIGHTS_TEAM_WORKERS:-2}
+export FLIGHTS_TEAM_DIR=${FLIGHTS_TEAM_DIR:-/tmp/flights-team}
+DIR=$FLIGHTS_TEAM_DIR
+PROJECT=${FLIGHTS_TEAM_PROJECT:-flights}
+export FLIGHTS_TEAM_WEB_PORT=${FLIGHTS_TEAM_WEB_PORT:-3000} FLIGHTS_TEAM_READONLY_PORT=${FLIGHTS_TEAM_READONLY_PORT:-3001} \
+  FLIGHTS_TEAM_MLFLOW_PORT=${FLIGHTS_TEAM_MLFLOW_PORT:-5050} FLIGHTS_TEAM_EVIDENTLY_PORT=${FLIGHTS_TEAM_EVIDENTLY_PORT:-8000} \
+  FLIGHTS_TEAM_SERVE_PORT=${FLIGHTS_TEAM_SERVE_PORT:-5001} FLIGHTS_TEAM_POSTGRES_PORT=${FLIGHTS_TEAM_POSTGRES_PORT:-55432} \
+  FLIGHTS_TEAM_REDIS_PORT=${FLIGHTS_TEAM_REDIS_PORT:-56379}
 
-services() {
+compose() { docker-compose --log-level ERROR -p "$PROJECT" -f "$REPO/deploy/team/compose.yaml" "$@"; }
+
+random() { od -An -N"${1:-16}" -tx1 /dev/urandom | tr -d ' \n'; }
+
+secret_file() {  # name content: written once (a second `up` keeps the first secrets)
+  [ -s "$DIR/secrets/$1" ] && return 0
+  # readable by the container's own user (uid 10001, postgres, redis, www-data); the folder around
+  # it is this user's alone (0700), and each file is mounted into its one service only
+  (umask 022; printf '%s\n' "$2" > "$DIR/secrets/$1")
+}
+
+secrets() {
   private_dir "$DIR"
-  eval "$("$REPO/deploy/postgres/local_server.sh" start)"
-  eval "$("$REPO/deploy/celery/local_broker.sh" start)"
-  eval "$(FLIGHTS_POSTGRES_URL=$FLIGHTS_POSTGRES_URL "$REPO/deploy/mlflow/local_server.sh" start)"
-  eval "$("$REPO/deploy/evidently/local_server.sh" start)"
+  private_dir "$DIR/secrets"
+  local db mlflow_pw evidently_pw redis_pw ui_pw
+  if [ ! -s "$DIR/secrets/passwords" ]; then
+    printf 'db=%s\nmlflow=%s\nevidently=%s\nredis=%s\nui=%s\n' "$(random)" "$(random)" "$(random)" "$(random)" "$(random 12)" \
+      > "$DIR/secrets/passwords"
+  fi
+  db=$(sed -n 's/^db=//p' "$DIR/secrets/passwords"); mlflow_pw=$(sed -n 's/^mlflow=//p' "$DIR/secrets/passwords")
+  evidently_pw=$(sed -n 's/^evidently=//p' "$DIR/secrets/passwords"); redis_pw=$(sed -n 's/^redis=//p' "$DIR/secrets/passwords")
+  ui_pw=$(sed -n 's/^ui=//p' "$DIR/secrets/passwords")
+  local pg="postgresql+psycopg2://pipeline:$db@postgres:5432" broker="redis://:$redis_pw@redis:6379"
+  secret_file postgres_password "$db"
+  secret_file redis.conf "$(printf 'requirepass %s\nappendonly yes\ndir /data\nbind 0.0.0.0\n' "$redis_pw")"
+  secret_file mlflow.env "$(printf 'MLFLOW_BACKEND_STORE_URI=%s/mlflow\nMLFLOW_ADMIN_PASSWORD=%s\nMLFLOW_FLASK_SERVER_SECRET_KEY=%s\n' \
+    "$pg" "$mlflow_pw" "$(random 24)")"
+  secret_file evidently.env "EVIDENTLY_SECRET=$evidently_pw"
+  secret_file dagster.env "DAGSTER_PG_URL=$pg/dagster"
+  secret_file pipeline.env "$(printf '%s\n' "DAGSTER_PG_URL=$pg/dagster" "WAREHOUSE_URL=$pg/warehouse" \
+    "MLFLOW_TRACKING_USERNAME=pipeline" "MLFLOW_TRACKING_PASSWORD=$mlflow_pw" "FLIGHTS_EVIDENTLY_SECRET=$evidently_pw" \
+    "FLIGHTS_CELERY_BROKER=$broker/0" "FLIGHTS_CELERY_BACKEND=$broker/1")"
+  secret_file serving.env "$(printf '%s\n' "WAREHOUSE_URL=$pg/warehouse" "MLFLOW_TRACKING_USERNAME=pipeline" "MLFLOW_TRACKING_PASSWORD=$mlflow_pw")"
+  # the proxy's accounts: `operator` (add lines `name:$(openssl passwd -6)` for more people)
+  secret_file proxy.htpasswd "operator:$(printf '%s' "$ui_pw" | openssl passwd -6 -stdin)"
+  # the operator's side, on this host's loopback (mode 0600)
+  local host_pg="postgresql+psycopg2://pipeline:$db@127.0.0.1:$FLIGHTS_TEAM_POSTGRES_PORT"
+  local host_broker="redis://:$redis_pw@127.0.0.1:$FLIGHTS_TEAM_REDIS_PORT"
   cat > "$DIR/team.env" <<ENV
-# the team profile's environment (generated by deploy/team/team.sh; secrets: keep it private)
-export FLIGHTS_POSTGRES_URL=$FLIGHTS_POSTGRES_URL
-export DAGSTER_HOME=$REPO/deploy/team DAGSTER_PG_URL=$FLIGHTS_POSTGRES_URL/dagster
-export MLFLOW_TRACKING_URI=$MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME=$MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD=$MLFLOW_TRACKING_PASSWORD
-export FLIGHTS_EVIDENTLY_URL=$FLIGHTS_EVIDENTLY_URL FLIGHTS_EVIDENTLY_SECRET=$FLIGHTS_EVIDENTLY_SECRET
-export FLIGHTS_CELERY_BROKER=$FLIGHTS_CELERY_BROKER FLIGHTS_CELERY_BACKEND=$FLIGHTS_CELERY_BACKEND FLIGHTS_EXECUTOR=celery
-export FLIGHTS_DATA_DIR=$DIR/launcher/data PATH=$BIN:\$PATH
+# the team profile's environment for this host's CLI (generated by deploy/team/team.sh; secrets: keep it private)
+export DAGSTER_HOME=$REPO/deploy/team DAGSTER_PG_URL=$host_pg/dagster WAREHOUSE_URL=$host_pg/warehouse
+export MLFLOW_TRACKING_URI=http://127.0.0.1:$FLIGHTS_TEAM_MLFLOW_PORT MLFLOW_TRACKING_USERNAME=pipeline MLFLOW_TRACKING_PASSWORD=$mlflow_pw
+export FLIGHTS_EVIDENTLY_URL=http://127.0.0.1:$FLIGHTS_TEAM_EVIDENTLY_PORT FLIGHTS_EVIDENTLY_SECRET=$evidently_pw
+export FLIGHTS_CELERY_BROKER=$host_broker/0 FLIGHTS_CELERY_BACKEND=$host_broker/1 FLIGHTS_EXECUTOR=celery
+export FLIGHTS_DAGSTER_UI_URL=http://127.0.0.1:$FLIGHTS_TEAM_WEB_PORT FLIGHTS_TEAM_UI_USER=operator FLIGHTS_TEAM_UI_PASSWORD=$ui_pw
+export FLIGHTS_DATA_DIR=$DIR/cli-data PATH=$REPO/.venv/bin:\$PATH
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=1 GX_ANALYTICS_ENABLED=False
 ENV
+  # curl's credentials for the readiness check, in a file (an argument would show in `ps`)
+  printf 'user = "operator:%s"\n' "$ui_pw" > "$DIR/proxy.curl"
 }
 
-start_bg() {  # name, command...: a process of the profile, its pid and log under $DIR
-  local name=$1; shift
-  [ -z "$(live_pid "$DIR/$name.pid" "$BIN/")" ] || return 0
-  (close_inherited_fds; exec nohup setsid "$@" > "$DIR/$name.log" 2>&1) &
-  record_pid "$DIR/$name.pid" $!
+wait_for() {  # what, seconds, command...
+  local what=$1 seconds=$2; shift 2
+  for _ in $(seq $((seconds * 2))); do "$@" > /dev/null 2>&1 && return 0; sleep 0.5; done
+  echo "$what did not come up within $seconds s; its log:" >&2
+  compose logs --tail 30 "${what%% *}" >&2 || true
+  exit 1
 }
 
-wait_http() {  # url, name
-  for _ in $(seq 240); do curl -s -o /dev/null "$1" && return; sleep 0.5; done
-  echo "$2 did not start: $DIR/$2.log" >&2; tail -20 "$DIR/$2.log" >&2; exit 1
-}
+http_ok() { curl -sf -o /dev/null "$@"; }
 
 up() {
-  services
-  # shellcheck disable=SC1091
-  source "$DIR/team.env"
-  cd "$REPO"
-  start_bg webserver "$BIN/dagster-webserver" -w workspace.yaml -h 127.0.0.1 -p "$WEB_PORT"
-  start_bg webserver-read-only "$BIN/dagster-webserver" -w workspace.yaml -h 127.0.0.1 -p "$READONLY_PORT" --read-only
-  start_bg daemon "$BIN/dagster-daemon" run -w workspace.yaml
-  # the scoring server follows the registry's champion (it starts serving once there is one)
-  start_bg serving "$BIN/flights-serve" --host 127.0.0.1 --port "$SERVE_PORT" --wait
-  for i in $(seq "$WORKERS"); do
-    mkdir -p "$DIR/worker-$i/data"
-    FLIGHTS_DATA_DIR="$DIR/worker-$i/data" PYTHONPATH="$REPO:$REPO/deploy/celery" start_bg "worker-$i" \
-      "$BIN/celery" -A dagster_celery.app worker -Q dagster --pool solo --prefetch-multiplier=1 -n "worker-$i@%h" --loglevel INFO
-  done
-  wait_http "http://127.0.0.1:$WEB_PORT/server_info" webserver
-  wait_http "http://127.0.0.1:$READONLY_PORT/server_info" webserver-read-only
+  "$REPO/deploy/docker/install_docker.sh"
+  secrets
+  local start=$SECONDS
+  eval "$("$REPO/deploy/docker/build.sh")"
+  export FLIGHTS_CODE_IMAGE FLIGHTS_SERVING_IMAGE FLIGHTS_PROXY_IMAGE FLIGHTS_POSTGRES_IMAGE FLIGHTS_REDIS_IMAGE
+  printf 'export FLIGHTS_CODE_IMAGE=%s FLIGHTS_SERVING_IMAGE=%s FLIGHTS_PROXY_IMAGE=%s FLIGHTS_POSTGRES_IMAGE=%s FLIGHTS_REDIS_IMAGE=%s\n' \
+    "$FLIGHTS_CODE_IMAGE" "$FLIGHTS_SERVING_IMAGE" "$FLIGHTS_PROXY_IMAGE" "$FLIGHTS_POSTGRES_IMAGE" "$FLIGHTS_REDIS_IMAGE" > "$DIR/images.env"
+  echo "images ready in $((SECONDS - start)) s" >&2
+  start=$SECONDS
+  # in order: the stores, the servers on them, the code location, then everything that loads it
+  compose up -d postgres redis
+  wait_for "postgres" 120 compose exec -T postgres pg_isready -q -h 127.0.0.1 -U pipeline -d dagster
+  compose up -d mlflow evidently
+  wait_for "mlflow server" 180 http_ok "http://127.0.0.1:$FLIGHTS_TEAM_MLFLOW_PORT/health"
+  wait_for "evidently UI" 120 http_ok "http://127.0.0.1:$FLIGHTS_TEAM_EVIDENTLY_PORT/api/version"
+  compose up -d code
+  wait_for "code location" 180 compose exec -T code dagster api grpc-health-check -p 4000
+  compose up -d
+  wait_for "webserver (through the proxy)" 180 http_ok -K "$DIR/proxy.curl" "http://127.0.0.1:$FLIGHTS_TEAM_WEB_PORT/server_info"
+  wait_for "webserver-read-only" 180 http_ok "http://127.0.0.1:$FLIGHTS_TEAM_READONLY_PORT/server_info"
+  echo "services up in $((SECONDS - start)) s" >&2
   cat <<MSG
-The team profile is up (all on loopback):
-  Dagster UI           http://127.0.0.1:$WEB_PORT      (read-only for audits: http://127.0.0.1:$READONLY_PORT)
-  MLflow UI            $MLFLOW_TRACKING_URI   (user $MLFLOW_TRACKING_USERNAME, password in $DIR/team.env)
-  Evidently UI         $FLIGHTS_EVIDENTLY_URL
-  workers              $WORKERS Celery workers, data folders $DIR/worker-N/data
-  scoring server       http://127.0.0.1:$SERVE_PORT/invocations (follows @champion once there is one; GET /serving)
-Run anything against it:  source $DIR/team.env
-Stop it:                  make team-down
+The team profile is up ($(compose ps -q | wc -l) containers, project $PROJECT; ports on this host's loopback only):
+  Dagster UI (read-write)  http://127.0.0.1:$FLIGHTS_TEAM_WEB_PORT   through the proxy: user operator, password FLIGHTS_TEAM_UI_PASSWORD in $DIR/team.env
+  Dagster UI (audits)      http://127.0.0.1:$FLIGHTS_TEAM_READONLY_PORT   read-only
+  MLflow UI                http://127.0.0.1:$FLIGHTS_TEAM_MLFLOW_PORT   user pipeline, password MLFLOW_TRACKING_PASSWORD in $DIR/team.env
+  Evidently UI             http://127.0.0.1:$FLIGHTS_TEAM_EVIDENTLY_PORT
+  scoring server           http://127.0.0.1:$FLIGHTS_TEAM_SERVE_PORT/predict   (follows @champion once there is one; GET /serving)
+  workers                  worker-1, worker-2 (Celery, each its own container)
+Run this checkout's CLI against it:  source $DIR/team.env
+Stop it:                             make team-down
 MSG
 }
 
 down() {
-  local pids=() pid
-  [ ! -e "$DIR" ] || private_dir "$DIR"
-  for pidfile in "$DIR"/*.pid; do
-    [ -e "$pidfile" ] || continue
-    pid=$(live_pid "$pidfile" "$BIN/")  # still the process `up` started, else left alone
-    rm -f "$pidfile"
-    [ -n "$pid" ] || continue
-    pids+=("$pid")
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  done
-  # a graceful stop (workers finish their task, servers close connections), then no more waiting
-  for _ in $(seq 60); do
-    alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.5
-  done
-  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
-  "$REPO/deploy/evidently/local_server.sh" stop
-  "$REPO/deploy/mlflow/local_server.sh" stop
-  "$REPO/deploy/celery/local_broker.sh" stop
-  "$REPO/deploy/postgres/local_server.sh" stop
+  [ -e "$DIR" ] || return 0
+  private_dir "$DIR"
+  # shellcheck disable=SC1091
+  [ -s "$DIR/images.env" ] && source "$DIR/images.env"
+  [ -d "$DIR/secrets" ] || return 0  # never up: the compose file's secrets do not exist
+  if [ "${FLIGHTS_TEAM_PURGE:-0}" = 1 ]; then compose down --volumes --remove-orphans; else compose down --remove-orphans; fi
 }
 
 case "${1:-up}" in
   up) up ;;
   down) down ;;
-  services) services; echo "source $DIR/team.env" ;;
-  *) echo "usage: $0 up|down|services" >&2; exit 2 ;;
+  ps|logs) cmd=$1; shift; [ -s "$DIR/images.env" ] && source "$DIR/images.env"; compose "$cmd" "$@" ;;
+  *) echo "usage: $0 up|down|ps|logs" >&2; exit 2 ;;
 esac
