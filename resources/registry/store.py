@@ -165,6 +165,10 @@ class RegistryStore:
         # mention a permission, like a SQLite file's)
         if getattr(exc, "error_code", None) in ("UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED", "PERMISSION_DENIED"):
             user = settings().mlflow_tracking_username
+            if "Invalid Host header" in str(exc):  # MLflow's DNS-rebinding guard, not the credentials
+                raise DataProblem(
+                    f"MLflow tracking server {self.display_tracking_uri} refused the request's Host header: start the "
+                    "server with this host and port among its --allowed-hosts") from None
             raise DataProblem(
                 f"MLflow tracking server {self.display_tracking_uri} refused the request "
                 + (f"of user {user!r}: check MLFLOW_TRACKING_PASSWORD" if user else

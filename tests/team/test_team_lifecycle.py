@@ -1,14 +1,15 @@
-"""The team profile end to end: every piece of state in a service, steps on two Celery workers
-started from two separate copies of the repository that share no folder.
+"""The team profile as containers (deploy/team/compose.yaml), brought up by `deploy/team/team.sh up`
+exactly as `make team-up` does: the images built here (their base from Debian's packages when no
+registry can be reached), secrets generated, every service its own container and host on a
+network the test's compose project creates, and nothing else ever a target.
 
-Services (on loopback): PostgreSQL (a fresh Dagster instance database and warehouse database),
-Redis (the broker), an MLflow tracking server (basic-auth, artifacts proxied, its own fresh
-PostgreSQL backend) and an Evidently UI service (its own workspace, write secret). The launching
-process (the `dagster` CLI here, the daemon later) runs from this checkout; the steps run on the
-workers, each with its own empty data folder. The lifecycle: ingest a window -> retrain -> deploy
--> score -> drift and performance reports -> a retrain started by the real `drift_sensor` in a
-real `dagster-daemon`. Then the audit UI: `dagster-webserver --read-only` shows lineage and the
-champion, and offers no launching.
+The lifecycle goes through the containers: this checkout's CLI ingests days (steps on the two
+worker containers), an operator launches the first retrain through the authenticating proxy
+(the run starts in the code location's container), the real `drift_sensor` in the daemon's
+container starts a retrain, the gate promotes it, the scoring server's container serves the new
+version, and the read-only audit UI shows the lineage in a browser. Then faults: a worker
+container killed in the middle of a step, the PostgreSQL container restarted in the middle of a
+run; and checks that no secret is in `docker inspect`, an image or a log.
 """
 
 from __future__ import annotations
@@ -17,126 +18,73 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
+import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, assert_no_welcome_dialog, command_lines, free_port, start_server, stop_server, wait_for_text
+from tests.support import REPO, assert_no_welcome_dialog, free_port, wait_for_text
 
 pytestmark = pytest.mark.team
-BIN = Path(sys.executable).parent
 START, TRAIN_END, END = "2013-04-10", "2013-06-10", "2013-06-12"
 DRIFT_DAY = "2013-06-11"
+LOCATION, REPOSITORY = "flight_delay", "__repository__"
+# the first model is deliberately weak (a few shallow trees), so that the sensor's retrain with the
+# default hyperparameters beats it by the gate's margin and is promoted
+WEAK = {"max_iter": 5, "max_leaf_nodes": 4, "learning_rate": 0.05, "tuning_trials": 0, "refit": False, "calibrate": False}
+PORTS = ("WEB", "READONLY", "MLFLOW", "EVIDENTLY", "SERVE", "POSTGRES", "REDIS")
 
 
-def _run(cmd: list[str], env: dict, **kw) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, **kw)
 
 
-def _exports(out: str) -> dict[str, str]:
-    """The variables of an `export A=.. B=..` line printed by a deploy/ script."""
-    line = next(ln for ln in out.splitlines() if ln.startswith("export "))
-    return dict(part.split("=", 1) for part in line.split()[1:])
-
-
-def _fresh_database(server: str, name: str) -> str:
-    import uuid
-
-    from sqlalchemy import create_engine
-
-    database = f"team_{name}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{database}"')
-    admin.dispose()
-    return f"{server}/{database}"
-
-
-def _copy_of_the_repository(target: Path) -> Path:
-    """The repository's files (tracked and new, not ignored) in a folder of their own."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, files):
-        source = REPO / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    return target
+def _sourced(env_file: Path) -> dict[str, str]:
+    """The environment after `source env_file` (what an operator's shell gets)."""
+    out = subprocess.run(["bash", "-c", f"source {env_file} && env -0"], capture_output=True, check=True,
+                         env={"PATH": os.environ["PATH"]}).stdout.decode()
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
 
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
+    if shutil.which("docker") is None and os.geteuid() != 0:
+        pytest.skip("Docker is not installed (deploy/docker/install_docker.sh installs it as root)")
     root = tmp_path_factory.mktemp("team")
-    if shutil.which("redis-server") is None and os.geteuid() != 0:
-        pytest.skip("redis-server is not installed (deploy/celery/local_broker.sh installs it as root)")
-    # a test may trade the server's durability for speed, and says so (a user's start is durable)
-    postgres = _exports(_run(["bash", str(REPO / "deploy/postgres/local_server.sh"), "start"],
-                             {**os.environ, "FLIGHTS_POSTGRES_UNSAFE_FAST": "1"}).stdout)
-    server = postgres["FLIGHTS_POSTGRES_URL"]
-    broker_script = str(REPO / "deploy/celery/local_broker.sh")
-    broker = _exports(_run(["bash", broker_script, "start"], os.environ).stdout)
-    assert _run(["bash", broker_script, "flush"], os.environ).returncode == 0  # no task left from an earlier run
-    mlflow_port, evidently_port = free_port(), free_port()
+    project = f"flightstest{uuid.uuid4().hex[:6]}"
+    ports = {name: free_port() for name in PORTS}
     base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FLIGHTS_", "WAREHOUSE_", "DAGSTER_"))}
-    mlflow = _run(["bash", str(REPO / "deploy/mlflow/local_server.sh"), "start"], {
-        **base, "FLIGHTS_MLFLOW_DIR": str(root / "mlflow-server"), "FLIGHTS_MLFLOW_PORT": str(mlflow_port),
-        "FLIGHTS_MLFLOW_BACKEND": _fresh_database(server, "mlflow"), "MLFLOW_BIN": str(BIN / "mlflow")})
-    assert mlflow.returncode == 0, mlflow.stderr
-    evidently = _run(["bash", str(REPO / "deploy/evidently/local_server.sh"), "start"], {
-        **base, "FLIGHTS_EVIDENTLY_DIR": str(root / "evidently-server"), "FLIGHTS_EVIDENTLY_PORT": str(evidently_port),
-        "EVIDENTLY_BIN": str(BIN / "evidently")})
-    assert evidently.returncode == 0, evidently.stderr
-    home = root / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy/team/dagster.yaml", home / "dagster.yaml")
-    services = {
-        **_exports(mlflow.stdout), **_exports(evidently.stdout), **broker,
-        "DAGSTER_PG_URL": _fresh_database(server, "dagster"), "WAREHOUSE_URL": _fresh_database(server, "warehouse"),
-        "FLIGHTS_SOURCE": "replay", "FLIGHTS_STORE_RETRY_DELAY": "0.5", **{
-            k: v for k, v in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "False"}.items()},
+    settings = {
+        "FLIGHTS_TEAM_DIR": str(root / "state"), "FLIGHTS_TEAM_PROJECT": project,
+        **{f"FLIGHTS_TEAM_{name}_PORT": str(port) for name, port in ports.items()},
+        # a test may trade the database's durability for speed (a user's profile is durable)
+        "FLIGHTS_TEAM_POSTGRES_FSYNC": "off",
+        # a dead worker's unfinished task goes to the other worker after 90 s (default 600 s)
+        "FLIGHTS_CELERY_VISIBILITY_TIMEOUT": "90",
+        "FLIGHTS_SENSOR_INTERVAL_SECONDS": "3", "FLIGHTS_RETRAIN_COOLDOWN_DAYS": "0", "FLIGHTS_TUNING_TRIALS": "0",
+        "FLIGHTS_STORE_RETRY_DELAY": "0.5", "FLIGHTS_SERVE_POLL_SECONDS": "1",
     }
-    launcher = {**base, **services, "DAGSTER_HOME": str(home), "FLIGHTS_EXECUTOR": "celery",
-                "FLIGHTS_DATA_DIR": str(root / "launcher-data"), "PYTHONPATH": str(REPO)}
-    # two workers, each from its own copy of the repository with its own empty data folder
-    workers, copies = [], []
-    for i in (1, 2):
-        copy = _copy_of_the_repository(root / f"host-{i}" / "repo")
-        data = root / f"host-{i}" / "data"
-        data.mkdir()
-        # a dead worker's unfinished task goes to the other worker after 90 s (default 600 s; the
-        # longest step of these tests takes well under that)
-        env = {**base, **services, "FLIGHTS_DATA_DIR": str(data), "PYTHONPATH": f"{copy}{os.pathsep}{copy / 'deploy/celery'}",
-               "FLIGHTS_CELERY_VISIBILITY_TIMEOUT": "90"}
-        log = open(root / f"worker-{i}.log", "w")
-        workers.append(subprocess.Popen(
-            [str(BIN / "celery"), "-A", "dagster_celery.app", "worker", "-Q", "dagster", "--pool", "solo",
-             "--prefetch-multiplier=1", "-n", f"host-{i}@%h", "--loglevel", "INFO"],
-            env=env, cwd=copy, stdout=log, stderr=log, start_new_session=True))
-        copies.append({"repo": copy, "data": data, "log": root / f"worker-{i}.log"})
-    time.sleep(3)
-    assert all(w.poll() is None for w in workers), [c["log"].read_text()[-2000:] for c in copies]
-    broker_password = broker["FLIGHTS_CELERY_BROKER"].split("://:", 1)[1].split("@", 1)[0]
-    yield {"root": root, "env": launcher, "services": services, "workers": workers, "copies": copies, "home": home,
-           "secrets": [services["MLFLOW_TRACKING_PASSWORD"], services["FLIGHTS_EVIDENTLY_SECRET"], broker_password],
-           "database_password": server.split(":")[2].split("@")[0]}
-    for w in workers:
-        if w.poll() is None:  # a worker a test killed is gone already
-            os.killpg(w.pid, 15)
-    for w in workers:
-        try:
-            w.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(w.pid, 9)
-    for script, env in (("deploy/evidently/local_server.sh", {"FLIGHTS_EVIDENTLY_DIR": str(root / "evidently-server")}),
-                        ("deploy/mlflow/local_server.sh", {"FLIGHTS_MLFLOW_DIR": str(root / "mlflow-server")})):
-        _run(["bash", str(REPO / script), "stop"], {**base, **env})
+    started = time.time()
+    up = _run(["bash", str(REPO / "deploy/team/team.sh"), "up"], {**base, **settings}, timeout=1800)
+    print(f"team-up in {time.time() - started:.0f} s\n{up.stderr[-3000:]}")
+    state = root / "state"
+    try:
+        assert up.returncode == 0, (up.stdout[-2000:], up.stderr[-4000:])
+        cli = {**base, **settings, **_sourced(state / "team.env"), "PYTHONPATH": str(REPO)}
+        yield {"root": root, "state": state, "project": project, "ports": ports, "cli": cli, "settings": settings,
+               "url": {name.lower(): f"http://127.0.0.1:{port}" for name, port in ports.items()},
+               "secrets": [line.split("=", 1)[1] for line in (state / "secrets" / "passwords").read_text().split()]}
+    finally:
+        down = _run(["bash", str(REPO / "deploy/team/team.sh"), "down"], {**base, **settings, "FLIGHTS_TEAM_PURGE": "1"})
+        left = _run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"]).stdout.split()
+        assert down.returncode == 0 and left == [], (down.stderr[-2000:], left)
 
 
-def _dagster(team, *args, env=None):
-    proc = _run([str(BIN / "dagster"), *args], {**team["env"], **(env or {})}, cwd=REPO, timeout=900)
+def _dagster(team, *args):
+    proc = _run([str(REPO / ".venv/bin/dagster"), *args], team["cli"], cwd=REPO, timeout=900)
     assert proc.returncode == 0, (args, proc.stdout[-2000:], proc.stderr[-4000:])
     return proc
 
@@ -144,24 +92,36 @@ def _dagster(team, *args, env=None):
 def _instance(team):
     from dagster import DagsterInstance
 
-    os.environ["DAGSTER_PG_URL"] = team["services"]["DAGSTER_PG_URL"]
-    return DagsterInstance.from_config(str(team["home"]))
+    os.environ["DAGSTER_PG_URL"] = team["cli"]["DAGSTER_PG_URL"]
+    return DagsterInstance.from_config(str(REPO / "deploy/team"))
 
 
 def _registry(team):
     from resources.registry import ModelRegistry
 
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-        os.environ[key] = team["services"][key]
-    return ModelRegistry(tracking_uri=team["services"]["MLFLOW_TRACKING_URI"])
+        os.environ[key] = team["cli"][key]
+    return ModelRegistry(tracking_uri=team["cli"]["MLFLOW_TRACKING_URI"])
 
 
-def _service_pids(team) -> list[int]:
-    """The running servers of the profile: PostgreSQL, Redis, MLflow, Evidently (their pid files)."""
-    files = [Path(os.environ.get("FLIGHTS_PGDATA", "/tmp/flights-pgdata")) / "postmaster.pid",
-             Path(os.environ.get("FLIGHTS_REDIS_DIR", "/tmp/flights-redis")) / "redis.pid",
-             team["root"] / "mlflow-server" / "server.pid", team["root"] / "evidently-server" / "server.pid"]
-    return [int(f.read_text().split()[0]) for f in files]
+def _operator(team):
+    """The Dagster GraphQL API through the proxy, as the operator's account (what the UI sends)."""
+    from dagster_graphql import DagsterGraphQLClient
+    from requests.auth import HTTPBasicAuth
+
+    return DagsterGraphQLClient("127.0.0.1", port_number=team["ports"]["WEB"], timeout=60,
+                                auth=HTTPBasicAuth(team["cli"]["FLIGHTS_TEAM_UI_USER"], team["cli"]["FLIGHTS_TEAM_UI_PASSWORD"]))
+
+
+def _stop_sensor(client, name: str) -> None:
+    found = client._execute(
+        "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { __typename ... on Sensor { id } } }",
+        {"s": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}})["sensorOrError"]
+    assert found["__typename"] == "Sensor", found
+    stopped = client._execute(
+        "mutation($id: String) { stopSensor(id: $id) { __typename ... on StopSensorMutationResult { instigationState { status } } } }",
+        {"id": found["id"]})["stopSensor"]
+    assert stopped == {"__typename": "StopSensorMutationResult", "instigationState": {"status": "STOPPED"}}, stopped
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 2):
@@ -174,210 +134,302 @@ def _wait(predicate, timeout: float, what: str, interval: float = 2):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def test_the_lifecycle_on_two_workers_that_share_no_files(team, tmp_path):
+def _containers(team) -> dict[str, str]:
+    """service -> container id of the test's compose project"""
+    ids = _run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={team['project']}"]).stdout.split()
+    inspected = json.loads(_run(["docker", "inspect", *ids]).stdout)
+    return {c["Config"]["Labels"]["com.docker.compose.service"]: c["Id"] for c in inspected}
+
+
+def _celery_worker_of_steps(instance, run_id: str) -> list[tuple[str, str]]:
+    """(step, worker) for each time a step began executing on a Celery worker, in order"""
+    from dagster import DagsterEventType
+
+    found = []
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT).records:
+        event = record.event_log_entry.dagster_event
+        metadata = event.event_specific_data.metadata if event.event_specific_data else {}
+        if "Celery worker" in metadata:
+            found.append((metadata["step_keys"].value, metadata["Celery worker"].value))
+    return found
+
+
+def _serving(team) -> dict:
+    """The scoring server's status; {} while it does not answer yet (it listens once there is a champion)."""
+    try:
+        with urllib.request.urlopen(team["url"]["serve"] + "/serving", timeout=10) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, ConnectionError):
+        return {}
+
+
+def _ask(team, flight: dict) -> tuple[dict, str]:
+    request = urllib.request.Request(team["url"]["serve"] + "/predict", data=json.dumps(flight).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read()), response.headers["X-Model-Version"]
+
+
+def test_the_read_write_ui_answers_only_through_the_proxy_and_only_with_an_account(team):
+    url = team["url"]["web"] + "/server_info"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 401 and "Basic" in refused.value.headers["WWW-Authenticate"]
+    graphql = urllib.request.Request(team["url"]["web"] + "/graphql", data=b'{"query": "{ version }"}',
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        urllib.request.urlopen(graphql, timeout=10)
+    wrong = urllib.request.Request(url, headers={"Authorization": "Basic b3BlcmF0b3I6bm90LWl0"})  # operator:not-it
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        urllib.request.urlopen(wrong, timeout=10)
+    assert _operator(team)._execute("{ version }")["version"] == "1.13.27"
+    # the webserver itself is on the internal network only: no port of it is published
+    containers = json.loads(_run(["docker", "inspect", *_containers(team).values()]).stdout)
+    published = {c["Config"]["Labels"]["com.docker.compose.service"]: sorted(c["NetworkSettings"]["Ports"] or {})
+                 for c in containers if any(c["NetworkSettings"]["Ports"].values() if c["NetworkSettings"]["Ports"] else [])}
+    assert "webserver" not in published and "code" not in published and not any(k.startswith("worker") for k in published)
+    bindings = [b["HostIp"] for c in containers for ports in (c["NetworkSettings"]["Ports"] or {}).values() for b in ports or []]
+    assert bindings and set(bindings) == {"127.0.0.1"}, bindings  # loopback only
+
+
+def test_the_lifecycle_through_the_containers(team, browser, tmp_path):
     from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter, RunsFilter
 
-    # 1. a window of days ingested, validated and featurized (one run)
+    operator = _operator(team)
+    # this test asks for one retrain, by drift: the other sensors that launch work are stopped (in the UI's way)
+    for sensor in ("monitor_sensor", "performance_sensor", "landing_sensor"):
+        _stop_sensor(operator, sensor)
+    # 1. a window of days ingested, validated and featurized by the CLI, its steps on the worker containers
     _dagster(team, "asset", "materialize", "-m", "pipelines.definitions", "--select", "*flight_features",
              "--partition-range", f"{START}...{END}")
-    # 2. retrain on the 60 days ending TRAIN_END; the first model is deployed
-    config = tmp_path / "retrain.yaml"
-    config.write_text(json.dumps({"ops": {"training_set": {"config": {"end_day": TRAIN_END}}}}))
-    _dagster(team, "job", "execute", "-m", "pipelines.definitions", "-j", "retrain_job", "-c", str(config))
+    # 2. the first retrain, launched by the operator through the proxy: its run starts in the code location's container
+    run_id = operator.submit_job_execution(
+        "retrain_job", repository_location_name=LOCATION, repository_name=REPOSITORY,
+        run_config={"ops": {"training_set": {"config": {"end_day": TRAIN_END}}, "candidate_model": {"config": WEAK}}})
+    status = _wait(lambda: (s := operator.get_run_status(run_id)) in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE) and s,
+                   600, "the first retrain")
+    assert status == DagsterRunStatus.SUCCESS
     registry = _registry(team)
-    assert registry.champion().version == "1"
+    first = registry.champion()
+    assert first.version == "1"
+    # the scoring server's container loads it from the registry
+    _wait(lambda: _serving(team).get("version") == "1", 180, "the scoring server to serve version 1", interval=1)
 
-    # 3. the real daemon, with the drift sensor on (the others stopped: this test asks for one retrain)
-    for sensor in ("monitor_sensor", "performance_sensor", "landing_sensor"):
-        _dagster(team, "sensor", "stop", "-m", "pipelines.definitions", sensor)
-    daemon_env = {**team["env"], "FLIGHTS_SENSOR_INTERVAL_SECONDS": "3", "FLIGHTS_RETRAIN_COOLDOWN_DAYS": "0"}
-    daemon_log = open(team["root"] / "daemon.log", "w")
-    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m", "pipelines.definitions"], env=daemon_env,
-                              cwd=REPO, stdout=daemon_log, stderr=daemon_log, start_new_session=True)
-    try:
-        instance = _instance(team)
+    # 3. two days scored and reported; the drift threshold of the first is 0, so it drifts, and the
+    # real drift_sensor (daemon container; evaluated in the code location's container) starts a retrain
+    instance = _instance(team)
+    for day, drift_share in ((DRIFT_DAY, 0.0), (END, None)):
+        run_config = {"ops": {"drift_report": {"config": {"drift_share": drift_share}}}} if drift_share is not None else {}
+        _dagster(team, "asset", "materialize", "-m", "pipelines.definitions", "--select",
+                 "predictions,drift_report,performance_report", "--partition", day, "--config-json", json.dumps(run_config))
 
-        def drift_sensor_started():
-            return any(s.instigator_name == "drift_sensor" and s.instigator_data and s.instigator_data.cursor
-                       for s in instance.all_instigator_state())
+    def sensor_retrain():
+        runs = instance.get_runs(RunsFilter(tags={"trigger": "drift_sensor"}))
+        return runs if runs and runs[0].status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE) else None
 
-        _wait(drift_sensor_started, 180, "the drift sensor's first tick")
-        # 4. score and report two days; the drift threshold of the first is set to 0, so it drifts
-        for day, drift_share in ((DRIFT_DAY, 0.0), (END, None)):
-            run_config = {"ops": {"drift_report": {"config": {"drift_share": drift_share}}}} if drift_share is not None else {}
-            _dagster(team, "asset", "materialize", "-m", "pipelines.definitions", "--select",
-                     "predictions,drift_report,performance_report", "--partition", day, "--config-json", json.dumps(run_config))
-
-        # 5. the sensor's retrain, launched by the daemon, its steps on the workers; meanwhile the
-        # command line of every process of the profile (servers, workers, the daemon and what they
-        # started: code servers, run workers) is read
-        seen: dict[int, str] = {}
-        roots = [daemon.pid, *(w.pid for w in team["workers"]), *_service_pids(team)]
-
-        def sensor_retrain():
-            seen.update(command_lines(roots))
-            runs = instance.get_runs(RunsFilter(tags={"trigger": "drift_sensor"}))
-            return runs if runs and runs[0].status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE) else None
-
-        (retrain,) = _wait(sensor_retrain, 600, "the sensor-triggered retrain")
-    finally:
-        os.killpg(daemon.pid, 15)
-        daemon.wait(timeout=60)
-    assert retrain.status == DagsterRunStatus.SUCCESS, (team["root"] / "daemon.log").read_text()[-3000:]
-    # no secret on any command line (every local user reads them: ps, /proc/<pid>/cmdline)
-    assert len(seen) > len(roots), seen
-    secrets = [*team["secrets"], team["database_password"]]
-    assert {pid: line[:300] for pid, line in seen.items() if any(secret in line for secret in secrets)} == {}
+    (retrain,) = _wait(sensor_retrain, 900, "the sensor-triggered retrain")
+    assert retrain.status == DagsterRunStatus.SUCCESS
     assert retrain.tags["trigger.partition"] == DRIFT_DAY and retrain.tags["dagster/run_key"] == f"drift_sensor:{DRIFT_DAY}"
-    version = registry.record("2")
-    assert version.trigger.kind == "drift_sensor" and version.build.dagster_run_id == retrain.run_id
+    # 4. the gate promoted it (it beats the weak first model), and the scoring server follows
+    champion = registry.champion()
+    assert champion.version == "2" and champion.trigger.kind == "drift_sensor" and champion.build.dagster_run_id == retrain.run_id
+    _wait(lambda: _serving(team).get("version") == "2", 180, "the scoring server to serve version 2", interval=1)
+    answer, header = _ask(team, _a_flight(team, END))
+    assert header == answer["model_version"] == "2" and 0 <= answer["probability_late"] <= 1
 
-    # every step of every run ran on one of the two workers, and both took steps
-    starts = instance.get_event_records(EventRecordsFilter(event_type=DagsterEventType.STEP_START), limit=1000)
-    pids = {r.event_log_entry.dagster_event.pid for r in starts}
-    worker_pids = {w.pid for w in team["workers"]}
-    assert pids <= worker_pids, (pids, worker_pids)
-    by_worker = {pid: sum(r.event_log_entry.dagster_event.pid == pid for r in starts) for pid in worker_pids}
-    assert all(n > 0 for n in by_worker.values()), by_worker
-    steps = {r.event_log_entry.dagster_event.step_key for r in starts}
+    # every step of every run ran on one of the two worker containers, and both took steps
+    runs = instance.get_runs()
+    workers = [worker for r in runs for _, worker in _celery_worker_of_steps(instance, r.run_id)]
+    assert set(workers) == {"worker-1@worker-1", "worker-2@worker-2"}, set(workers)
+    steps = {r.event_log_entry.dagster_event.step_key
+             for r in instance.get_event_records(EventRecordsFilter(event_type=DagsterEventType.STEP_START), limit=2000)}
     assert {"validated_flights", "flight_features", "candidate_model", "champion_model", "predictions",
             "drift_report", "performance_report"} <= steps
-
-    # no step relied on another host's files: each host's data folder holds only its own cache,
-    # the launcher's holds nothing, and no metadata names a local path
-    for copy in team["copies"]:
-        written = [p.relative_to(copy["data"]).parts[0] for p in copy["data"].rglob("*") if p.is_file()]
-        assert set(written) <= {"reports"}, written  # the drift reference cache, rebuilt from the stores
-    launcher_data = Path(team["env"]["FLIGHTS_DATA_DIR"])
-    assert not launcher_data.exists() or not any(launcher_data.rglob("*"))
-    assert not (team["home"] / "storage").exists() or not any((team["home"] / "storage").rglob("*"))
-    roots = [str(team["root"]), str(REPO)]
-    materialized = instance.get_event_records(EventRecordsFilter(event_type=DagsterEventType.ASSET_MATERIALIZATION), limit=2000)
+    # no metadata names a local path or holds a secret; every link opens on a published service
     links = []
-    for record in materialized:
+    for record in instance.get_event_records(EventRecordsFilter(event_type=DagsterEventType.ASSET_MATERIALIZATION), limit=2000):
         for key, value in record.event_log_entry.dagster_event.event_specific_data.materialization.metadata.items():
-            shown = repr(value)  # every kind whole: a table's rows and schema too (they refuse to be iterated)
+            shown = repr(value)
             assert type(value).__name__ != "PathMetadataValue", key
-            assert not any(root in shown for root in roots), (key, shown[:300])
+            assert "/var/lib/flights" not in shown and "/opt/app" not in shown and str(REPO) not in shown, (key, shown[:300])
             assert not any(secret in shown for secret in team["secrets"]), key
             if type(value).__name__ == "UrlMetadataValue":
                 links.append((key, value.value))
-    # every link opens on a service
-    kinds = {key for key, _ in links}
-    assert {"data_docs", "mlflow_run", "model_version_url", "model_card_url", "report", "monitoring_dashboard"} <= kinds
-    services = team["services"]
-    assert all(url.startswith((services["MLFLOW_TRACKING_URI"], services["FLIGHTS_EVIDENTLY_URL"])) for _, url in links), links
+    assert {"data_docs", "mlflow_run", "model_version_url", "model_card_url", "report", "monitoring_dashboard"} <= {k for k, _ in links}
+    assert all(url.startswith((team["url"]["mlflow"], team["url"]["evidently"])) for _, url in links), links
     report = next(url for key, url in links if key == "report")
     assert urllib.request.urlopen(report, timeout=10).status == 200
 
-    # the model card and the Data Docs are artifacts in the tracking server's store
-    card = registry.mlflow_module().artifacts.load_text(f"runs:/{version.run_id}/model_card/model_card.md")
-    assert "Model card" in card
-    # the Evidently project holds the two days' snapshots under their replayed days
-    project = report.split("/projects/")[1].split("/")[0]
-    reports = json.load(urllib.request.urlopen(f"{services['FLIGHTS_EVIDENTLY_URL']}/api/projects/{project}/reports", timeout=10))
-    assert sorted((r["tags"][0], r["timestamp"][:10]) for r in reports) == [
-        ("drift", DRIFT_DAY), ("drift", END), ("performance", DRIFT_DAY), ("performance", END)]
-    # no secret in any log of the services or the workers
-    for log in [*team["root"].glob("*.log"), *team["root"].glob("*/server.log")]:
-        text = log.read_text(errors="replace")
-        assert not any(secret in text for secret in team["secrets"]), log
-
-
-def launch_buttons(browser) -> dict[str, bool]:
-    """The page's buttons that would start a run: label -> enabled."""
-    buttons = browser.find_elements("xpath", "//button[contains(., 'Materialize') or contains(., 'Launch')]")
-    return {b.text.strip(): b.is_enabled() for b in buttons if b.is_displayed()}
-
-
-def test_the_read_only_ui_shows_lineage_and_the_champion_and_offers_no_launch(team, browser, tmp_path):
-    url = f"http://127.0.0.1:{free_port()}"
-    server, log = start_server(
-        [str(BIN / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1",
-         "-p", url.rsplit(":", 1)[1], "--read-only"], {**team["env"], "DAGSTER_PG_URL": team["services"]["DAGSTER_PG_URL"]},
-        tmp_path / "webserver.log", url + "/server_info")
+    # 5. the audit UI (its own container, read-only) shows the lineage and the champion, and offers no launching
+    url = team["url"]["readonly"]
     shots = Path(os.environ.get("FLIGHTS_SCREENSHOT_DIR") or tmp_path)
-    try:
-        browser.get(f"{url}/assets/champion_model?view=lineage&lineageScope=upstream&lineageDepth=8")
-        wait_for_text(browser, ["champion_model", "model_evaluation", "candidate_model", "training_set", "flight_features"])
-        assert_no_welcome_dialog(browser)
-        browser.save_screenshot(str(shots / "team_read_only_lineage.png"))
-        browser.get(f"{url}/assets/champion_model")
-        wait_for_text(browser, ["champion_model", "model_card_url", "promoted"])
-        browser.save_screenshot(str(shots / "team_read_only_champion.png"))
-        buttons = launch_buttons(browser)
-        assert "Materialize" in buttons and not any(buttons.values()), buttons  # shown, disabled: no launching
-        # the job's launchpad is not offered either: its page has only a disabled "Materialize all"
-        browser.get(f"{url}/locations/flight_delay/jobs/retrain_job/playground")
-        wait_for_text(browser, ["retrain_job", "Materialize all"])
-        buttons = launch_buttons(browser)
-        assert "Materialize all" in buttons and not any(buttons.values()), buttons
-    finally:
-        stop_server(server, log)
+    browser.get(f"{url}/assets/champion_model?view=lineage&lineageScope=upstream&lineageDepth=8")
+    wait_for_text(browser, ["champion_model", "model_evaluation", "candidate_model", "training_set", "flight_features"])
+    assert_no_welcome_dialog(browser)
+    browser.save_screenshot(str(shots / "team_read_only_lineage.png"))
+    browser.get(f"{url}/assets/champion_model")
+    wait_for_text(browser, ["champion_model", "model_card_url", "promoted"])
+    buttons = {b.text.strip(): b.is_enabled() for b in browser.find_elements(
+        "xpath", "//button[contains(., 'Materialize') or contains(., 'Launch')]") if b.is_displayed()}
+    assert "Materialize" in buttons and not any(buttons.values()), buttons
 
 
-
-def test_a_worker_killed_in_the_middle_of_a_step_costs_a_rerun_not_a_day(team):
-    """SIGKILL of the worker running `flight_features` (a month of days): its task goes to the other worker once its
-    visibility timeout has passed, the step runs again from the start, the run succeeds, and every
-    day is whole (each flight once, as many as were validated)."""
-    import signal
-
-    from dagster import DagsterEventType, DagsterRunStatus
+def _a_flight(team, day: str) -> dict:
     from sqlalchemy import create_engine, text
+
+    engine = create_engine(team["cli"]["WAREHOUSE_URL"])
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT carrier, flight, origin, dest, sched_dep_ts FROM flight_features "
+                                "WHERE partition_date = :d ORDER BY sched_dep_ts LIMIT 1"), {"d": day}).one()
+    engine.dispose()
+    return {"carrier": row.carrier, "flight": int(row.flight), "origin": row.origin, "dest": row.dest,
+            "scheduled_departure": row.sched_dep_ts[:16]}
+
+
+def _whole_days(team, first: str, last: str) -> None:
+    """Every day of the range is in the warehouse once and whole: each flight once, as many as were validated."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(team["cli"]["WAREHOUSE_URL"])
+    with engine.connect() as conn:
+        counts = conn.execute(text(
+            "SELECT partition_date, count(*), count(DISTINCT row_number) FROM flight_features "
+            "WHERE partition_date BETWEEN :a AND :b GROUP BY partition_date"), {"a": first, "b": last}).all()
+        valid = dict(conn.execute(text(
+            "SELECT partition_date, count(*) FROM validated_flights WHERE partition_date BETWEEN :a AND :b "
+            "GROUP BY partition_date"), {"a": first, "b": last}).all())
+    engine.dispose()
+    from datetime import date
+
+    assert len(counts) == (date.fromisoformat(last) - date.fromisoformat(first)).days + 1
+    for day, rows, distinct in counts:
+        assert rows == distinct == valid[day], (day, rows, distinct, valid[day])
+
+
+def _cli_range(team, first: str, last: str) -> subprocess.Popen:
+    return subprocess.Popen([str(REPO / ".venv/bin/dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select",
+                             "*flight_features", "--partition-range", f"{first}...{last}"],
+                            env=team["cli"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _new_run(instance, known: set[str]):
+    runs = [r for r in instance.get_runs() if r.run_id not in known]
+    return runs[0] if runs else None
+
+
+def test_a_worker_container_killed_in_the_middle_of_a_step_costs_a_rerun_not_a_day(team):
+    """SIGKILL of the container running `flight_features` (a month of days): its task goes to the
+    other worker once its visibility timeout has passed, the step runs again from the start, the
+    run succeeds, and every day is whole."""
+    from dagster import DagsterEventType, DagsterRunStatus
 
     instance = _instance(team)
     known = {r.run_id for r in instance.get_runs()}
-    days = ("2013-07-01", "2013-07-31")  # a month: the feature step runs for seconds, long enough to be killed in
-    cli = subprocess.Popen([str(BIN / "dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select",
-                            "*flight_features", "--partition-range", f"{days[0]}...{days[1]}"],
-                           env=team["env"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    days = ("2013-07-01", "2013-07-31")
+    cli = _cli_range(team, *days)
 
     def started():
-        runs = [r for r in instance.get_runs() if r.run_id not in known]
-        if not runs:
-            return None
-        records = instance.get_records_for_run(runs[0].run_id, of_type=DagsterEventType.STEP_START).records
-        found = [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event.step_key == "flight_features"]
-        return (runs[0].run_id, found[0].pid) if found else None
+        run = _new_run(instance, known)
+        on = [w for step, w in _celery_worker_of_steps(instance, run.run_id) if step == "flight_features"] if run else []
+        return (run.run_id, on[0]) if on else None
 
-    run_id, pid = _wait(started, 300, "flight_features to start on a worker", interval=0.1)
-    killed = next(w for w in team["workers"] if w.pid == pid)
-    os.killpg(killed.pid, signal.SIGKILL)
+    run_id, worker = _wait(started, 300, "flight_features to start on a worker", interval=0.1)
+    service = worker.split("@")[0]
+    containers = _containers(team)
+    assert _run(["docker", "kill", containers[service]]).returncode == 0
     finished = [r for r in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_SUCCESS).records
                 if r.event_log_entry.dagster_event.step_key == "flight_features"]
     assert not finished, "the step ended before the kill: the test did not kill it mid-step"
     output, _ = cli.communicate(timeout=900)
     assert cli.returncode == 0, output[-4000:]
     assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
-    starts = [r.event_log_entry.dagster_event.pid for r in
-              instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_START).records
-              if r.event_log_entry.dagster_event.step_key == "flight_features"]
-    survivor = next(w.pid for w in team["workers"] if w.pid != pid)
-    assert starts == [pid, survivor]  # started on the killed worker, run again on the other one
-    engine = create_engine(team["env"]["WAREHOUSE_URL"])
-    with engine.connect() as conn:
-        counts = conn.execute(text(
-            "SELECT partition_date, count(*), count(DISTINCT row_number) FROM flight_features "
-            "WHERE partition_date BETWEEN :a AND :b GROUP BY partition_date"), {"a": days[0], "b": days[1]}).all()
-        valid = dict(conn.execute(text(
-            "SELECT partition_date, count(*) FROM validated_flights WHERE partition_date BETWEEN :a AND :b "
-            "GROUP BY partition_date"), {"a": days[0], "b": days[1]}).all())
-    engine.dispose()
-    assert len(counts) == 31
-    for day, rows, distinct in counts:  # every day whole, each flight once
-        assert rows == distinct == valid[day], (day, rows, distinct, valid[day])
+    on = [w for step, w in _celery_worker_of_steps(instance, run_id) if step == "flight_features"]
+    survivor = next(w for w in ("worker-1@worker-1", "worker-2@worker-2") if w != worker)
+    assert on == [worker, survivor]  # started on the killed container, run again on the other one
+    _whole_days(team, *days)
+    assert _run(["docker", "start", containers[service]]).returncode == 0  # the host comes back
+
+
+def test_the_database_container_restarted_in_the_middle_of_a_run_loses_nothing(team):
+    """`docker restart` of PostgreSQL (the Dagster instance, the warehouse and MLflow's store) while
+    a run validates days: the steps retry the outage, the run succeeds, every day is whole and
+    every day's materialization is recorded."""
+    from dagster import AssetKey, DagsterEventType, DagsterRunStatus
+
+    instance = _instance(team)
+    known = {r.run_id for r in instance.get_runs()}
+    days = ("2013-08-01", "2013-08-20")
+    cli = _cli_range(team, *days)
+
+    def validating():
+        run = _new_run(instance, known)
+        return run if run and any(step == "validated_flights" for step, _ in _celery_worker_of_steps(instance, run.run_id)) else None
+
+    run = _wait(validating, 300, "validated_flights to start", interval=0.2)
+    restarted = _run(["docker", "restart", "-t", "10", _containers(team)["postgres"]])
+    assert restarted.returncode == 0, restarted.stderr
+    output, _ = cli.communicate(timeout=900)
+    assert cli.returncode == 0, output[-4000:]
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.SUCCESS
+    _whole_days(team, *days)
+    for asset in ("validated_flights", "flight_features"):
+        recorded = {r.event_log_entry.dagster_event.partition for r in instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+            if r.event_log_entry.dagster_event.asset_key == AssetKey(asset)}
+        assert len(recorded) == 20, (asset, sorted(recorded))
+
+
+def test_no_secret_in_docker_inspect_an_image_or_a_log(team):
+    secrets = team["secrets"]
+    containers = _containers(team)
+    inspected = _run(["docker", "inspect", *containers.values()]).stdout
+    assert inspected and not [s for s in secrets if s in inspected]
+    # every container's users: not root, except where the official images' own entrypoints need it
+    users = {c["Config"]["Labels"]["com.docker.compose.service"]: c["Config"]["User"] for c in json.loads(inspected)}
+    assert all(users[s] == "flights" for s in ("code", "daemon", "webserver", "worker-1", "worker-2", "serving", "mlflow")), users
+    images = sorted({c["Config"]["Image"] for c in json.loads(inspected)})
+    for image in images:
+        history = _run(["docker", "history", "--no-trunc", image]).stdout
+        assert history and not [s for s in secrets if s in history], image
+    # the images' files: searched inside a container of each project image (no network; the secrets through stdin)
+    for image in [i for i in images if i.startswith(("flights-code", "flights-serving", "flights-proxy"))]:
+        found = subprocess.run(["docker", "run", "-i", "--rm", "--network", "none", "--user", "root", "--entrypoint", "sh", image,
+                                "-c", "grep -rlsFf /dev/stdin /opt /etc /usr/local /var/lib /home /root /srv || true"],
+                               input="\n".join(secrets), capture_output=True, text=True)
+        assert found.returncode == 0 and found.stdout == "", (image, found.stdout[:500], found.stderr[-500:])
+    # the logs of every container
+    for service, container in containers.items():
+        logs = _run(["docker", "logs", container])
+        text = logs.stdout + logs.stderr
+        assert not [s for s in secrets if s in text], service
+    # the scoring server's image holds no Dagster
+    serving = next(i for i in images if i.startswith("flights-serving"))
+    probe = _run(["docker", "run", "--rm", "--network", "none", serving, "python", "-c", "import dagster"])
+    assert probe.returncode != 0 and "No module named 'dagster'" in probe.stderr
+
+
+def test_the_hosts_share_no_volume_and_the_backplane_has_no_way_out(team):
+    inspected = json.loads(_run(["docker", "inspect", *_containers(team).values()]).stdout)
+    mounts = {c["Config"]["Labels"]["com.docker.compose.service"]: [m for m in c["Mounts"] if m["Type"] == "volume"]
+              for c in inspected}
+    for service in ("code", "daemon", "webserver", "webserver-read-only", "worker-1", "worker-2", "serving", "proxy"):
+        assert mounts[service] == [], (service, mounts[service])
+    owners = {}
+    for service, volumes in mounts.items():
+        for volume in volumes:
+            owners.setdefault(volume["Name"], []).append(service)
+    assert all(len(services) == 1 for services in owners.values()), owners
+    networks = {c["Config"]["Labels"]["com.docker.compose.service"]: sorted(c["NetworkSettings"]["Networks"]) for c in inspected}
+    backplane = f"{team['project']}_backplane"
+    assert all(backplane in names for names in networks.values())
+    assert networks["worker-1"] == networks["worker-2"] == networks["code"] == networks["daemon"] == [backplane]
+    assert json.loads(_run(["docker", "network", "inspect", backplane]).stdout)[0]["Internal"] is True
 
 
 def test_the_broker_refuses_a_client_without_its_password(team):
-    """Redis requires the profile's generated password (the workers and the launcher have it in
-    their broker URL): a local client without it can neither read, inject nor flush a task."""
     import redis
 
-    url = team["services"]["FLIGHTS_CELERY_BROKER"]
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
-    with pytest.raises(redis.AuthenticationError, match="Authentication required"):  # NOAUTH
+    port = team["ports"]["REDIS"]
+    with pytest.raises(redis.AuthenticationError, match="Authentication required"):
         redis.Redis(host="127.0.0.1", port=port, protocol=2).llen("dagster")
-    with pytest.raises(redis.AuthenticationError):
-        redis.Redis(host="127.0.0.1", port=port).flushall()
-    assert redis.Redis.from_url(url).ping()
+    assert redis.Redis.from_url(team["cli"]["FLIGHTS_CELERY_BROKER"]).ping()
