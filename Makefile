@@ -25,7 +25,7 @@ DEMO_TRAIN_END ?= 2013-03-01
 DEMO_END   ?= 2013-03-31
 SERVE_PORT ?= 5001
 
-.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui team-up team-down test-team broker-up workers ui serve mlflow-ui bench bench-team replay lock clean
+.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui team-up team-down images test-team broker-up workers ui serve mlflow-ui bench bench-team replay lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -91,17 +91,26 @@ mlflow-server-up: setup
 mlflow-server-down:
 	@deploy/mlflow/local_server.sh stop
 
-## The team profile on this machine, all on loopback: PostgreSQL, Redis, the MLflow tracking server,
-## the Evidently UI service, the Dagster webserver (:3000, read-only for audits :3001) and daemon,
-## two Celery workers with their own data folders; secrets generated into /tmp/flights-team/team.env
+## The team profile as containers (deploy/team/compose.yaml), each its own host: PostgreSQL, Redis,
+## the MLflow tracking server, the Evidently UI, the Dagster code location, daemon, webserver behind
+## an authenticating proxy (:3000) and read-only audit webserver (:3001), two step workers and the
+## scoring server (:5001), ports on loopback only. Installs Docker if missing (as root), builds the
+## images, generates the secrets into /tmp/flights-team/secrets and prints the URLs
 team-up: setup
 	@deploy/team/team.sh up
 
 team-down:
 	@deploy/team/team.sh down
 
-## The team profile's end-to-end tests (tests/team): the lifecycle on two workers started from two
-## copies of the repository, sharing no folder, and the read-only audit UI; CI runs this last
+## The images alone (deploy/docker/build.sh): flights-code, flights-serving, flights-proxy, and
+## PostgreSQL and Redis where their official images cannot be pulled; sizes and build times printed
+images:
+	@deploy/docker/build.sh > /dev/null
+
+## The team profile's end-to-end tests (tests/team) on the containers: the lifecycle through the
+## proxy, the daemon's sensor and the scoring server's container, the audit UI in a browser, a worker
+## container killed mid-step, PostgreSQL restarted mid-run, no secret in inspect, images or logs;
+## CI runs this last
 test-team: setup
 	python -m pytest -q -m team
 
@@ -126,8 +135,8 @@ bench: setup
 	python bench/bench_monitoring.py
 	python bench/bench_serving.py
 
-## The team profile against the embedded default: the same lifecycle, one run each (services on
-## loopback: PostgreSQL, Redis, MLflow server, Evidently UI, two Celery workers)
+## The team profile's containers against the embedded default: the same lifecycle, one run each;
+## image sizes and build times (`python bench/bench_team.py --fresh-images`: built from nothing)
 bench-team: setup
 	python bench/bench_team.py
 
@@ -140,6 +149,10 @@ replay: setup
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
 		--quiet -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -c requirements.lock \
+		--quiet -o deploy/docker/code.lock
+	$(BIN)/uv pip compile deploy/docker/serving.in --python-version 3.11 --generate-hashes -c requirements.lock \
+		--quiet -o deploy/docker/serving.lock
 
 ## Remove the embedded default's stores and the records of its Dagster instance (dagster.yaml stays)
 clean:

@@ -7,13 +7,16 @@ The lifecycle, each step a `dagster` CLI command (process start included):
   3. predictions, drift_report and performance_report for 2013-03-02 … 2013-03-07 (one run).
 
 Embedded default: SQLite warehouse, Dagster instance and MLflow store, local Evidently workspace,
-steps in the run's process. Team profile: PostgreSQL (instance and warehouse), the MLflow tracking
-server (basic-auth, artifacts proxied), the Evidently UI service, and the steps on two Celery
-workers over Redis, each worker with its own data folder. Printed: wall time per step and in all,
-the ratio (bar: 1.5), MLflow logging + registration of the candidate through the server (bar:
-2 s), and the snapshot upload per day to the Evidently service (bar: 0.3 s).
+steps in the run's process. Team profile: the containers of deploy/team/compose.yaml, brought up by
+`deploy/team/team.sh up` (a compose project of its own): PostgreSQL (instance and warehouse), the
+MLflow tracking server (basic-auth, artifacts proxied), the Evidently UI service, and the steps on
+the two Celery worker containers over Redis; the CLI runs on this host against the published
+loopback ports (`source team.env`), as an operator's or CI's would. Printed: wall time per step
+and in all, the ratio (bar: 1.5), MLflow logging + registration of the candidate through the server
+(bar: 2 s), the snapshot upload per day to the Evidently service (bar: 0.3 s), the images' sizes
+and build times, and the time `team.sh up` took.
 
-    python bench/bench_team.py
+    python bench/bench_team.py [--fresh-images]   # --fresh-images: remove the flights-* images first
 """
 
 from __future__ import annotations
@@ -43,35 +46,6 @@ STEPS = [
     ("score + reports 03-02..03-07", ["launch", "--assets", "predictions,drift_report,performance_report",
                                       "--partition-range", "2013-03-02...2013-03-07"]),
 ]
-
-
-def _exports(out: str) -> dict[str, str]:
-    line = next(ln for ln in out.splitlines() if ln.startswith("export "))
-    return dict(part.split("=", 1) for part in line.split()[1:])
-
-
-def _script(path: str, env: dict, action: str = "start") -> dict[str, str]:
-    proc = subprocess.run(["bash", str(REPO / path), action], env=env, capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"{path} {action} failed:\n{proc.stderr[-2000:]}")
-    return _exports(proc.stdout) if action == "start" else {}
-
-
-def _database(server: str, name: str) -> str:
-    from psycopg2 import sql
-    from sqlalchemy import create_engine
-
-    database = f"bench_{name}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    raw = admin.raw_connection()
-    try:
-        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database))  # an identifier, quoted by the driver
-        with raw.cursor() as cursor:
-            cursor.execute(statement)
-    finally:
-        raw.close()
-        admin.dispose()
-    return f"{server}/{database}"
 
 
 def lifecycle(env: dict, root: Path) -> dict[str, float]:
@@ -125,54 +99,68 @@ def embedded(root: Path) -> dict:
     return {"steps_s": walls, "total_s": round(sum(walls.values()), 1), **figures(home, env)}
 
 
-def team(root: Path) -> dict:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "FLIGHTS_", "WAREHOUSE_", "DAGSTER_"))}
-    server = _script("deploy/postgres/local_server.sh", base)["FLIGHTS_POSTGRES_URL"]
-    broker = _script("deploy/celery/local_broker.sh", base)
-    subprocess.run(["bash", str(REPO / "deploy/celery/local_broker.sh"), "flush"], env=base, capture_output=True)  # it has the password
-    mlflow_env = {**base, "FLIGHTS_MLFLOW_DIR": str(root / "mlflow"), "FLIGHTS_MLFLOW_PORT": "5071",
-                  "FLIGHTS_MLFLOW_BACKEND": _database(server, "mlflow"), "MLFLOW_BIN": str(BIN / "mlflow")}
-    evidently_env = {**base, "FLIGHTS_EVIDENTLY_DIR": str(root / "evidently"), "FLIGHTS_EVIDENTLY_PORT": "8071",
-                     "EVIDENTLY_BIN": str(BIN / "evidently")}
-    services = {**_script("deploy/mlflow/local_server.sh", mlflow_env), **_script("deploy/evidently/local_server.sh", evidently_env),
-                **broker, "DAGSTER_PG_URL": _database(server, "dagster"), "WAREHOUSE_URL": _database(server, "warehouse")}
-    home = root / "dagster_home"
-    home.mkdir(parents=True)
-    shutil.copy(REPO / "deploy" / "team" / "dagster.yaml", home / "dagster.yaml")
-    workers = []
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _images(fresh: bool) -> dict:
+    """The images as `make team-up` builds them: sizes and build times (from nothing with --fresh-images)."""
+    if fresh:
+        names = subprocess.run(["docker", "images", "-q", "--filter", "reference=flights-*"], capture_output=True,
+                               text=True).stdout.split()
+        if names:
+            subprocess.run(["docker", "rmi", "-f", *names], capture_output=True)
+    started = time.perf_counter()
+    proc = subprocess.run(["bash", str(REPO / "deploy/docker/build.sh")], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"deploy/docker/build.sh failed:\n{proc.stderr[-3000:]}")
+    print(proc.stderr, end="", flush=True)
+    built = {}
+    for line in proc.stderr.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[-1] == "s" and parts[-3] == "in" and parts[2] == "MB":
+            built[parts[0]] = {"size_mb": int(parts[1]), "build_s": int(parts[-2])}
+    return {"images": built, "images_from_nothing": fresh, "images_wall_s": round(time.perf_counter() - started, 1)}
+
+
+def team(root: Path, fresh_images: bool) -> dict:
+    """The team profile as containers (deploy/team/team.sh up, a project of its own), the lifecycle
+    run by this checkout's CLI against it (`source team.env`): steps on the worker containers."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FLIGHTS_", "WAREHOUSE_", "DAGSTER_"))}
+    images = _images(fresh_images)
+    settings = {"FLIGHTS_TEAM_DIR": str(root / "state"), "FLIGHTS_TEAM_PROJECT": f"flightsbench{uuid.uuid4().hex[:6]}",
+                **{f"FLIGHTS_TEAM_{name}_PORT": str(_free_port())
+                   for name in ("WEB", "READONLY", "MLFLOW", "EVIDENTLY", "SERVE", "POSTGRES", "REDIS")}}
+    started = time.perf_counter()
+    up = subprocess.run(["bash", str(REPO / "deploy/team/team.sh"), "up"], env={**base, **settings}, capture_output=True, text=True)
+    up_s = round(time.perf_counter() - started, 1)
     try:
-        for i in (1, 2):
-            data = root / f"worker-{i}"
-            data.mkdir()
-            log = open(root / f"worker-{i}.log", "w")
-            workers.append(subprocess.Popen(
-                [str(BIN / "celery"), "-A", "dagster_celery.app", "worker", "-Q", "dagster", "--pool", "solo",
-                 "--prefetch-multiplier=1", "-n", f"bench-{i}@%h", "--loglevel", "WARNING"],
-                env={**base, **services, "FLIGHTS_DATA_DIR": str(data),
-                     "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'deploy' / 'celery'}"},
-                cwd=REPO, stdout=log, stderr=log, start_new_session=True))
-        time.sleep(3)
-        env = {**base, **services, "DAGSTER_HOME": str(home), "FLIGHTS_EXECUTOR": "celery",
-               "FLIGHTS_DATA_DIR": str(root / "launcher")}
-        print("team profile:", flush=True)
+        if up.returncode:
+            raise SystemExit(f"team-up failed:\n{up.stderr[-3000:]}")
+        print(f"team profile (containers up in {up_s} s):", flush=True)
+        sourced = subprocess.run(["bash", "-c", f"source {root / 'state' / 'team.env'} && env -0"], capture_output=True,
+                                 check=True, env={"PATH": os.environ["PATH"]}).stdout.decode()
+        env = {**base, **settings, **dict(item.split("=", 1) for item in sourced.split("\0") if "=" in item)}
         walls = lifecycle(env, root)
-        out = {"steps_s": walls, "total_s": round(sum(walls.values()), 1), **figures(home, env)}
+        out = {"steps_s": walls, "total_s": round(sum(walls.values()), 1), **figures(REPO / "deploy" / "team", env),
+               "team_up_s": up_s, **images}
         os.environ.pop("DAGSTER_PG_URL", None)
         return out
     finally:
-        for w in workers:
-            os.killpg(w.pid, 15)
-        for w in workers:
-            w.wait(timeout=60)
-        _script("deploy/evidently/local_server.sh", evidently_env, "stop")
-        _script("deploy/mlflow/local_server.sh", mlflow_env, "stop")
+        subprocess.run(["bash", str(REPO / "deploy/team/team.sh"), "down"], env={**base, **settings, "FLIGHTS_TEAM_PURGE": "1"},
+                       capture_output=True)
 
 
 def main() -> None:
+    fresh = "--fresh-images" in sys.argv[1:]
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         results["embedded"] = embedded(Path(tmp) / "embedded")
-        results["team"] = team(Path(tmp) / "team")
+        results["team"] = team(Path(tmp) / "team", fresh)
     results["ratio_team_to_embedded"] = round(results["team"]["total_s"] / results["embedded"]["total_s"], 2)
     results["bars"] = {"ratio <= 1.5": results["ratio_team_to_embedded"] <= 1.5,
                        "mlflow logging through the server <= 2 s": results["team"]["mlflow_logging_and_registration_s"] <= 2,
