@@ -109,11 +109,11 @@ def _free_port() -> int:
 
 def _images(fresh: bool) -> dict:
     """The images as `make team-up` builds them: sizes and build times (from nothing with --fresh-images)."""
-    if fresh:
-        names = subprocess.run(["docker", "images", "-q", "--filter", "reference=flights-*"], capture_output=True,
-                               text=True).stdout.split()
-        if names:
-            subprocess.run(["docker", "rmi", "-f", *names], capture_output=True)
+    if fresh:  # the project's images and their build layers; the base and Debian's system last (the others grew on them)
+        listed = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=flights-*"],
+                                capture_output=True, text=True).stdout.split()
+        for name in sorted(listed, key=lambda n: (n.startswith("flights-debian"), n.startswith("flights-base"))):
+            subprocess.run(["docker", "rmi", name], capture_output=True)
     started = time.perf_counter()
     proc = subprocess.run(["bash", str(REPO / "deploy/docker/build.sh")], capture_output=True, text=True)
     if proc.returncode:

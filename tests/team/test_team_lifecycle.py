@@ -397,6 +397,10 @@ def test_no_secret_in_docker_inspect_an_image_or_a_log(team):
                                 "-c", "grep -rlsFf /dev/stdin /opt /etc /usr/local /var/lib /home /root /srv || true"],
                                input="\n".join(secrets), capture_output=True, text=True)
         assert found.returncode == 0 and found.stdout == "", (image, found.stdout[:500], found.stderr[-500:])
+    # the command line of every process running in every container (what `ps` shows there)
+    for service, container in containers.items():
+        processes = _run(["docker", "top", container, "-eo", "pid,args"])
+        assert processes.returncode == 0 and not [s for s in secrets if s in processes.stdout], service
     # the logs of every container
     for service, container in containers.items():
         logs = _run(["docker", "logs", container])
