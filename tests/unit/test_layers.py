@@ -17,7 +17,8 @@ LOGIC = sorted(
        "resources.settings", "resources.schemas", "resources.source_files", "resources.errors", "pipelines.orchestration.policy",
        "resources.alerts", "pipelines.serving.traffic", "assets.training.calibration", "assets.training.build",
        "resources.training_data", "resources.registry", "resources.warehouse", "resources.warehouse_migrations",
-       "pipelines.commands.convention", "assets.monitoring.served", "pipelines.serving.by_flight"]
+       "pipelines.commands.convention", "assets.monitoring.served", "pipelines.serving.by_flight",
+       "pipelines.commands.drills.incidents"]
 )
 
 

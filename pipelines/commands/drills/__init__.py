@@ -1,0 +1,1 @@
+"""`make drills`: incidents injected into replayed days, and what the pipeline does about them."""
