@@ -95,6 +95,16 @@ def _row_common(contract: DatasetContract, required: list[str]) -> list:
             meta=_meta("year/month/day", "date differs from the partition's day"),
         )
     )
+    if "time_hour" in contract.columns:
+        out.append(
+            gxe.ExpectColumnPairValuesToBeEqual(
+                column_A="hour",
+                column_B="time_hour_new_york_hour",
+                ignore_row_if="either_value_is_missing",  # a missing or malformed value is reported by its own expectation
+                severity=QUARANTINE,
+                meta=_meta("hour", "the local hour is not time_hour's hour in New York time (clock times in another time zone?)"),
+            )
+        )
     key = ", ".join(contract.key)
     out.append(
         gxe.ExpectColumnValuesToBeInSet(

@@ -50,6 +50,9 @@ def parse_reasons(stored: str) -> list[QuarantineReason]:
     return [QuarantineReason.from_json(r) for r in json.loads(stored)]
 
 
+NEW_YORK = "America/New_York"  # the clock of every NYC airport's local times
+
+
 def prepare_for_validation(raw: pd.DataFrame, contract: DatasetContract) -> pd.DataFrame:
     """Typed contract columns, the arrived text of numeric columns (`<col>__raw`) and derived
     columns for the row suite. The index is unique over the whole run."""
@@ -70,6 +73,11 @@ def prepare_for_validation(raw: pd.DataFrame, contract: DatasetContract) -> pd.D
             out[column] = pd.to_numeric(stripped, errors="coerce").astype(float)
     date = pd.to_datetime({"year": out["year"], "month": out["month"], "day": out["day"]}, errors="coerce")
     out["flight_date"] = date.dt.strftime("%Y-%m-%d").astype(object).where(date.notna(), None)
+    if "time_hour" in contract.columns:
+        # the UTC instant's hour on New York's clock, beside the local `hour` the feed gave: equal on
+        # every row of the real year; apart when the clock fields come in another time zone
+        instant = pd.to_datetime(frame["time_hour"], utc=True, errors="coerce", format="ISO8601")
+        out["time_hour_new_york_hour"] = instant.dt.tz_convert(NEW_YORK).dt.hour.astype(float)
     key = ["partition_date", *contract.key]
     out["occurrence"] = out.groupby(key, dropna=False, sort=False).cumcount()
     return out
