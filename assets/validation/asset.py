@@ -41,6 +41,8 @@ from assets.validation.logic import (
     find_rows,
     judge_shares,
     prepare_for_validation,
+    temperature_jumps,
+    temperature_verdicts,
 )
 from resources.data_quality import GreatExpectations
 from resources.registry import ModelRegistry
@@ -51,10 +53,11 @@ from resources.warehouse import Warehouse
 SHARE_CHECK = "bad_row_share_within_limit"
 ACCOUNTED_CHECK = "rows_in_equal_valid_plus_quarantined"
 NULLS_CHECK = "null_limits"
-CHECKS = {"flights": [SHARE_CHECK, ACCOUNTED_CHECK, NULLS_CHECK], "weather": [SHARE_CHECK, ACCOUNTED_CHECK]}
+TEMPERATURE_CHECK = "temperature_continuous"
+CHECKS = {"flights": [SHARE_CHECK, ACCOUNTED_CHECK, NULLS_CHECK], "weather": [SHARE_CHECK, ACCOUNTED_CHECK, TEMPERATURE_CHECK]}
 # a check's Dagster severity is the GX severity of its expectations: CRITICAL -> ERROR, WARNING -> WARN
 CHECK_SEVERITY = {SHARE_CHECK: AssetCheckSeverity.ERROR, ACCOUNTED_CHECK: AssetCheckSeverity.ERROR,
-                  NULLS_CHECK: AssetCheckSeverity.WARN}
+                  NULLS_CHECK: AssetCheckSeverity.WARN, TEMPERATURE_CHECK: AssetCheckSeverity.ERROR}
 DAY_COLUMNS = {"partition_date": "string", "rows_in": "int", "rows_valid": "int", "rows_quarantined": "int",
                "quarantine_share": "float"}
 
@@ -75,6 +78,9 @@ def _check_specs(name: str, dataset: str) -> list[AssetCheckSpec]:
                           "inside the writing transaction.", True),
         NULLS_CHECK: ("Null limits of columns that may be missing on single rows (WARN; the suite's `mostly` "
                       "expectations over the run's days).", False),
+        TEMPERATURE_CHECK: ("No airport's temperature jumps by more than 18 °F from the previous day's last 3 hours to "
+                            "the day's first 3 (medians; the real year's largest jump is 12.1 °F): a feed in °C instead "
+                            "of °F passes every row's range but fails here, and nothing of the day is written.", True),
     }
     return [AssetCheckSpec(c, asset=name, blocking=descriptions[c][1], description=descriptions[c][0])
             for c in CHECKS[dataset]]
@@ -100,10 +106,10 @@ def _violations(warnings: list[Violation]):
 
 
 def _check_results(dataset: str, partitions: list[str], shares: ShareVerdict, accounted: dict,
-                   warnings: list[Violation]) -> dict[str, dict[str, tuple[bool, dict]]]:
+                   warnings: list[Violation], continuity: dict) -> dict[str, dict[str, tuple[bool, dict]]]:
     """check -> day -> (passed, metadata), for the dataset's checks in their order."""
     scope = f"over the run's {len(partitions)} day(s)"
-    results = {SHARE_CHECK: shares.days, ACCOUNTED_CHECK: accounted,
+    results = {SHARE_CHECK: shares.days, ACCOUNTED_CHECK: accounted, TEMPERATURE_CHECK: continuity,
                NULLS_CHECK: {p: (not warnings, {"violations": _violations(warnings), "scope": scope}) for p in partitions}}
     return {c: results[c] for c in CHECKS[dataset]}
 
@@ -139,6 +145,19 @@ def _run_metadata(contract: DatasetContract, found: RowFindings, data_docs) -> d
     }
 
 
+def _temperature_continuity(warehouse: Warehouse, partitions: list[str], found: RowFindings) -> dict:
+    """day -> (passed, metadata) of TEMPERATURE_CHECK: each day against the day before it in this
+    run, else the newest of the three days before the run that the warehouse holds."""
+    from datetime import date, timedelta
+
+    first = date.fromisoformat(min(partitions))
+    earlier, _ = warehouse.read_current_versions(validated_tables["weather"],
+                                                 [(first - timedelta(days=n)).isoformat() for n in (3, 2, 1)])
+    verdicts = temperature_verdicts(temperature_jumps(partitions, found.valid, earlier))
+    return {p: verdicts.get(p, (True, {"largest_jump_f": None, "airport": None, "limit_f": None, "airports_judged": 0}))
+            for p in partitions}
+
+
 def build_validated_asset(contract: DatasetContract):
     name = f"validated_{contract.name}"
 
@@ -170,6 +189,15 @@ def build_validated_asset(contract: DatasetContract):
         if shares.blocked:
             yield from partition_check_results(context, SHARE_CHECK, shares.days)
             raise DataFailure(f"{name}: too many bad rows; nothing was written:\n" + "\n".join(shares.messages))
+        continuity = _temperature_continuity(warehouse, partitions, found) if contract.name == "weather" else {}
+        broken = [d for d, (passed, _) in continuity.items() if not passed]
+        if broken:
+            yield from partition_check_results(context, TEMPERATURE_CHECK, continuity)
+            files = dict(zip(found.summary["partition_date"], found.summary["source_file"]))
+            raise DataFailure(f"{name}: nothing was written:\n" + "\n".join(
+                f"partition {d}, file {files.get(d)}, column 'temp': the temperature at {continuity[d][1]['airport']} jumps by "
+                f"{continuity[d][1]['largest_jump_f']} °F from the previous day's last hours (limit "
+                f"{continuity[d][1]['limit_f']} °F): readings in °C instead of °F?" for d in broken))
 
         days = found.day_versions(raw_versions)
         with warehouse.replace_partitions() as tx:
@@ -184,7 +212,7 @@ def build_validated_asset(contract: DatasetContract):
             if unbalanced:  # raising inside the transaction rolls every write of this run back
                 raise DataFailure(f"{name}: rows in != valid + quarantined for {unbalanced[:10]}; nothing was written")
 
-        checks = _check_results(contract.name, partitions, shares, accounted, found.warnings)
+        checks = _check_results(contract.name, partitions, shares, accounted, found.warnings, continuity)
         history = day_history_metadata(warehouse, model_registry, name, written)
         add_partition_metadata(context, _day_metadata(found, days, checks, history))
         docs = _stored_data_docs(context, model_registry, name, partitions, rows.page_html if rows else None)

@@ -246,3 +246,41 @@ def accounting(partitions: list[str], rows_in: Mapping[str, int], rows_valid: Ma
     return {p: (rows_in[p] == rows_valid[p] + rows_quarantined[p],
                 {"rows_in": rows_in[p], "rows_valid": rows_valid[p], "rows_quarantined": rows_quarantined[p]})
             for p in partitions}
+
+
+# The largest jump of the real year's weather across midnight, per airport (median of the first 3
+# hours against the median of the previous day's last 3): 12.1 °F. Readings in °C instead of °F
+# jump by 25 °F or more at any temperature New York has.
+TEMPERATURE_JUMP_LIMIT_F = 18.0
+
+
+def temperature_jumps(days: list[str], valid: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+    """Per day of `days` and airport: the median temperature of its first 3 hours minus the median
+    of the last 3 hours of the newest earlier day with readings (this run's valid rows, else the
+    warehouse's `earlier` days). Columns partition_date, origin, jump (NaN: nothing to compare)."""
+    columns = ["partition_date", "origin", "hour", "temp"]
+    readings = pd.concat([earlier[columns], valid[columns]], ignore_index=True).dropna(subset=["temp"])
+    readings = readings.astype({"hour": float, "temp": float})
+    first = readings[readings["hour"] <= 2].groupby(["origin", "partition_date"])["temp"].median()
+    last = readings[readings["hour"] >= 21].groupby(["origin", "partition_date"])["temp"].median()
+    rows = []
+    for origin in sorted(set(readings["origin"])):
+        before = last.get(origin, pd.Series(dtype=float))
+        for day in days:
+            previous = before[before.index < day]
+            jump = first.get((origin, day), float("nan")) - (previous.iloc[-1] if len(previous) else float("nan"))
+            rows.append({"partition_date": day, "origin": origin, "jump": float(jump)})
+    return pd.DataFrame(rows, columns=["partition_date", "origin", "jump"])
+
+
+def temperature_verdicts(jumps: pd.DataFrame, limit: float = TEMPERATURE_JUMP_LIMIT_F) -> dict[str, tuple[bool, dict]]:
+    """day -> (passed, metadata): a day fails when any airport's temperature jumps by more than `limit`."""
+    out = {}
+    for day, group in jumps.groupby("partition_date", sort=True):
+        judged = group.dropna(subset=["jump"])
+        worst = judged.loc[judged["jump"].abs().idxmax()] if len(judged) else None
+        out[day] = (bool((judged["jump"].abs() <= limit).all()), {
+            "largest_jump_f": round(float(worst["jump"]), 2) if worst is not None else None,
+            "airport": worst["origin"] if worst is not None else None, "limit_f": limit,
+            "airports_judged": int(len(judged))})
+    return out

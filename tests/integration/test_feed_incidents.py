@@ -2,9 +2,10 @@
 ingestion (in-process Dagster, real GX, SQLite): each kind is noticed on the day it arrives, by a
 named check, and a broken day is not what the next steps build on.
 
-Covered here: the incidents that row validation and the day's checks catch today (clock times in
-another time zone, a day delivered twice, a renamed carrier code: the day is blocked, nothing of
-it is written past raw; one airport's weather missing: the day's `weather_coverage` check warns).
+Covered here: clock times in another time zone, a day delivered twice, a renamed carrier code (the
+day is blocked by its bad rows: nothing of it is written past raw); temperatures in °C (the day is
+blocked by `temperature_continuous`); one airport's weather missing (the day's `weather_coverage`
+check warns).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from resources.schemas import flight_features, raw_tables, validated_tables
 from tests.support import replay_day
 
 ASSETS = ["raw_flights", "raw_weather", "validated_flights", "validated_weather", "flight_features"]
-DAY = "2013-03-04"
+DAY, BEFORE = "2013-03-04", "2013-03-03"
 
 
-def _ingest(resources):
-    return materialize([defs.get_assets_def(k) for k in ASSETS], partition_key=DAY, resources=resources,
-                       instance=DagsterInstance.ephemeral(), raise_on_error=False)
+def _ingest(resources, day: str = DAY, instance=None):
+    return materialize([defs.get_assets_def(k) for k in ASSETS], partition_key=day, resources=resources,
+                       instance=instance or DagsterInstance.ephemeral(), raise_on_error=False)
 
 
 def _land(landing_day, incident: str) -> str:
@@ -72,3 +73,37 @@ def test_one_airports_weather_missing_warns_on_the_days_coverage(resources, land
     (coverage,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "weather_coverage"]
     assert not coverage.passed and coverage.severity.value == "WARN"
     assert coverage.metadata["weather_coverage"].value < 0.75  # LGA's flights (about a third) have no weather
+
+
+def test_a_weather_feed_in_celsius_blocks_its_day_at_the_temperature_check(resources, landing_day):
+    """The day before arrives as it was; the next day's temperatures in °C pass every row's range,
+    and the day fails `temperature_continuous`, naming the file, the column and the jump."""
+    instance = DagsterInstance.ephemeral()
+    landing_day(BEFORE)
+    first = _ingest(resources, BEFORE, instance)
+    assert first.success, _failure(first)
+    assert {e.check_name: e.passed for e in first.get_asset_check_evaluations()}["temperature_continuous"] is True
+    frames = incidents.celsius_temperature({"flights": replay_day("flights", DAY), "weather": replay_day("weather", DAY)})
+    landing_day(DAY, flights=frames["flights"], weather=frames["weather"])
+    result = _ingest(resources, DAY, instance)
+    assert not result.success
+    message = _failure(result)
+    weather_file = str(resources["source"].landing_dir) + f"/weather_{DAY}.csv"
+    assert f"partition {DAY}, file {weather_file}, column 'temp'" in message and "°C instead of °F" in message, message
+    (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "temperature_continuous"]
+    assert not check.passed and check.severity.value == "ERROR" and abs(check.metadata["largest_jump_f"].value) > 18
+    warehouse = resources["warehouse"]
+    assert warehouse.count_by_partition(validated_tables["weather"], [DAY]).get(DAY, 0) == 0
+    assert warehouse.count_by_partition(flight_features, [DAY]).get(DAY, 0) == 0
+    assert warehouse.count_by_partition(raw_tables["weather"], [DAY])[DAY] == len(frames["weather"])  # nothing lost
+
+
+def test_the_real_days_temperatures_are_continuous(resources, landing_day):
+    """The control: the same two days as delivered pass, with the largest jump the check saw."""
+    instance = DagsterInstance.ephemeral()
+    for day in (BEFORE, DAY):
+        landing_day(day)
+        result = _ingest(resources, day, instance)
+        assert result.success, _failure(result)
+    (check,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "temperature_continuous"]
+    assert check.passed and check.metadata["airports_judged"].value == 3 and abs(check.metadata["largest_jump_f"].value) < 18
