@@ -13,9 +13,11 @@ DRIFTED_DAY = "2013-06-11"
 
 
 def drifted(day: str):
-    """A real day, with a heat wave, a storm and a ground stop in it."""
+    """A real day, with a heat wave, a storm and a ground stop in it. The heat comes as fast as
+    a real night can bring it (+12 °F: `temperature_continuous` blocks a jump of more than 18 °F
+    across midnight as a broken feed, e.g. readings in °C)."""
     flights, weather = replay_day("flights", day), replay_day("weather", day)
-    shifts = {"temp": (35, None), "dewp": (30, 0), "pressure": (-40, 0), "wind_speed": (25, 0),
+    shifts = {"temp": (12, None), "dewp": (30, 0), "pressure": (-40, 0), "wind_speed": (25, 0),
               "visib": (-8, 0), "humid": (30, 0)}  # column: (change, lowest plausible value)
     for col, (change, lowest) in shifts.items():
         weather[col] = (weather[col].astype(float) + change).clip(lower=lowest, upper=100 if col == "humid" else None)
