@@ -44,12 +44,11 @@ secrets() {
   private_dir "$DIR/secrets"
   local db mlflow_pw evidently_pw redis_pw ui_pw
   if [ ! -s "$DIR/secrets/passwords" ]; then
-    printf 'db=%s\nmlflow=%s\nevidently=%s\nredis=%s\nui=%s\n' "$(random)" "$(random)" "$(random)" "$(random)" "$(random 12)" \
+    printf 'db=%s\nmlflow_pw=%s\nevidently_pw=%s\nredis_pw=%s\nui_pw=%s\n' "$(random)" "$(random)" "$(random)" "$(random)" "$(random 12)" \
       > "$DIR/secrets/passwords"
   fi
-  db=$(sed -n 's/^db=//p' "$DIR/secrets/passwords"); mlflow_pw=$(sed -n 's/^mlflow=//p' "$DIR/secrets/passwords")
-  evidently_pw=$(sed -n 's/^evidently=//p' "$DIR/secrets/passwords"); redis_pw=$(sed -n 's/^redis=//p' "$DIR/secrets/passwords")
-  ui_pw=$(sed -n 's/^ui=//p' "$DIR/secrets/passwords")
+  # shellcheck disable=SC1091  # hex values written just above, nothing else
+  source "$DIR/secrets/passwords"
   local pg="postgresql+psycopg2://pipeline:$db@postgres:5432" broker="redis://:$redis_pw@redis:6379"
   secret_file postgres_password "$db"
   secret_file redis.conf "$(printf 'requirepass %s\nappendonly yes\ndir /data\nbind 0.0.0.0\n' "$redis_pw")"

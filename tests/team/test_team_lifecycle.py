@@ -185,11 +185,11 @@ def test_the_read_write_ui_answers_only_through_the_proxy_and_only_with_an_accou
     assert _operator(team)._execute("{ version }")["version"] == "1.13.27"
     # the webserver itself is on the internal network only: no port of it is published
     containers = json.loads(_run(["docker", "inspect", *_containers(team).values()]).stdout)
-    published = {c["Config"]["Labels"]["com.docker.compose.service"]: sorted(c["NetworkSettings"]["Ports"] or {})
-                 for c in containers if any(c["NetworkSettings"]["Ports"].values() if c["NetworkSettings"]["Ports"] else [])}
-    assert "webserver" not in published and "code" not in published and not any(k.startswith("worker") for k in published)
-    bindings = [b["HostIp"] for c in containers for ports in (c["NetworkSettings"]["Ports"] or {}).values() for b in ports or []]
-    assert bindings and set(bindings) == {"127.0.0.1"}, bindings  # loopback only
+    bindings = {c["Config"]["Labels"]["com.docker.compose.service"]: [b for ports in (c["NetworkSettings"]["Ports"] or {}).values()
+                                                                      for b in ports or []] for c in containers}
+    published = {service for service, bound in bindings.items() if bound}
+    assert published == {"postgres", "redis", "mlflow", "evidently", "proxy", "webserver-read-only", "serving"}, published
+    assert {b["HostIp"] for bound in bindings.values() for b in bound} == {"127.0.0.1"}  # loopback only
 
 
 def test_the_lifecycle_through_the_containers(team, browser, tmp_path):
@@ -306,15 +306,22 @@ def _whole_days(team, first: str, last: str) -> None:
         assert rows == distinct == valid[day], (day, rows, distinct, valid[day])
 
 
-def _cli_range(team, first: str, last: str) -> subprocess.Popen:
-    return subprocess.Popen([str(REPO / ".venv/bin/dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select",
-                             "*flight_features", "--partition-range", f"{first}...{last}"],
-                            env=team["cli"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def _range_started_on_a_worker(team, first: str, last: str, step: str, interval: float):
+    """The CLI ingesting first..last, and its run once `step` has begun on a worker:
+    (instance, CLI process, run, the worker it began on)."""
+    instance = _instance(team)
+    known = {r.run_id for r in instance.get_runs()}
+    cli = subprocess.Popen([str(REPO / ".venv/bin/dagster"), "asset", "materialize", "-m", "pipelines.definitions", "--select",
+                            "*flight_features", "--partition-range", f"{first}...{last}"],
+                           env=team["cli"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
+    def started():
+        runs = [r for r in instance.get_runs() if r.run_id not in known]
+        on = [w for s, w in _celery_worker_of_steps(instance, runs[0].run_id) if s == step] if runs else []
+        return (runs[0], on[0]) if on else None
 
-def _new_run(instance, known: set[str]):
-    runs = [r for r in instance.get_runs() if r.run_id not in known]
-    return runs[0] if runs else None
+    run, worker = _wait(started, 300, f"{step} to start on a worker", interval=interval)
+    return instance, cli, run, worker
 
 
 def test_a_worker_container_killed_in_the_middle_of_a_step_costs_a_rerun_not_a_day(team):
@@ -323,17 +330,9 @@ def test_a_worker_container_killed_in_the_middle_of_a_step_costs_a_rerun_not_a_d
     run succeeds, and every day is whole."""
     from dagster import DagsterEventType, DagsterRunStatus
 
-    instance = _instance(team)
-    known = {r.run_id for r in instance.get_runs()}
     days = ("2013-07-01", "2013-07-31")
-    cli = _cli_range(team, *days)
-
-    def started():
-        run = _new_run(instance, known)
-        on = [w for step, w in _celery_worker_of_steps(instance, run.run_id) if step == "flight_features"] if run else []
-        return (run.run_id, on[0]) if on else None
-
-    run_id, worker = _wait(started, 300, "flight_features to start on a worker", interval=0.1)
+    instance, cli, run, worker = _range_started_on_a_worker(team, *days, "flight_features", interval=0.1)
+    run_id = run.run_id
     service = worker.split("@")[0]
     containers = _containers(team)
     assert _run(["docker", "kill", containers[service]]).returncode == 0
@@ -356,16 +355,8 @@ def test_the_database_container_restarted_in_the_middle_of_a_run_loses_nothing(t
     every day's materialization is recorded."""
     from dagster import AssetKey, DagsterEventType, DagsterRunStatus
 
-    instance = _instance(team)
-    known = {r.run_id for r in instance.get_runs()}
     days = ("2013-08-01", "2013-08-20")
-    cli = _cli_range(team, *days)
-
-    def validating():
-        run = _new_run(instance, known)
-        return run if run and any(step == "validated_flights" for step, _ in _celery_worker_of_steps(instance, run.run_id)) else None
-
-    run = _wait(validating, 300, "validated_flights to start", interval=0.2)
+    instance, cli, run, _ = _range_started_on_a_worker(team, *days, "validated_flights", interval=0.2)
     restarted = _run(["docker", "restart", "-t", "10", _containers(team)["postgres"]])
     assert restarted.returncode == 0, restarted.stderr
     output, _ = cli.communicate(timeout=900)
