@@ -12,11 +12,11 @@ import warnings
 from dagster import BetaWarning, Definitions, load_assets_from_package_module
 
 import assets
-from pipelines.orchestration import alerts, deployment, jobs, retention, schedules, sensors
+from pipelines.orchestration import alerts, deployment, feed_flags, jobs, retention, schedules, sensors
 from pipelines.orchestration.execution import default_resources, executor_for
 from resources.settings import settings
 
-AREAS = (jobs, schedules, sensors, alerts, deployment, retention)
+AREAS = (jobs, schedules, sensors, alerts, deployment, feed_flags, retention)
 
 
 def build_definitions(resources: dict | None = None) -> Definitions:

@@ -311,3 +311,25 @@ shadow_predictions = Table(
     Column("model_version", String(16), nullable=False),
     Index("ix_shadow_predictions_partition", "partition_date"),
 )
+
+# --- days flagged as a broken feed ---------------------------------------------------------------
+# A day whose current version failed a check that says "the feed is broken, not the world changed"
+# (a blocking validation check, or a WARN check such as `weather_coverage` or `arrivals_reported`),
+# until a new version of the day passes it (`cleared_at`) or a person releases it after review
+# (`released_*`, by `release_day_job`). An open flag keeps the day out of every training window and
+# out of the retrain sensors' decisions (resources/day_flags.py).
+day_flags = Table(
+    "day_flags",
+    metadata,
+    Column("partition_date", String(10), primary_key=True),
+    Column("asset", String(32), primary_key=True),
+    Column("check_name", String(64), primary_key=True),
+    Column("severity", String(8), nullable=False),  # ERROR: the day was blocked; WARN: written, not to be trained on
+    Column("detail", Text, nullable=False),  # what is wrong and where (file, column, figures)
+    Column("flagged_at", String(32), nullable=False),  # UTC, ISO
+    Column("run_id", String(64)),  # the Dagster run whose check failed
+    Column("cleared_at", String(32)),  # a later version of the day passed the check
+    Column("released_at", String(32)),
+    Column("released_by", Text),
+    Column("release_reason", Text),
+)

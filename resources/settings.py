@@ -123,6 +123,8 @@ class Settings(BaseModel):
     # data quality
     max_quarantine_share: float = Field(0.10, ge=0, le=1)
     min_weather_coverage: float = Field(0.90, ge=0, le=1)
+    # the share of a day's departed flights whose arrival is known: in 2013 never below 0.956
+    min_arrivals_share: float = Field(0.90, ge=0, le=1)
     # monitoring: 0.3, not Evidently's 0.5, because the column thresholds are calibrated: with
     # them the days of March-May 2013 showed shares from 0 to 0.47 (median 0.05)
     drift_share: float = Field(0.3, gt=0, le=1)

@@ -19,8 +19,8 @@ import pandas as pd
 from sqlalchemy import Engine, Float, Table, create_engine, event, func, make_url, select
 from sqlalchemy.exc import OperationalError
 
+from resources import day_flags, schemas, warehouse_migrations
 from resources import day_versions as versions
-from resources import schemas, warehouse_migrations
 from resources.day_versions import DayVersion, WrittenVersions
 from resources.settings import settings
 
@@ -361,6 +361,28 @@ class Warehouse:
                 .where(t.c.flight.is_not(None), func.substr(t.c.scheduled_departure, 1, 10).in_(list(flight_days))))
         with self._reachable(), self.engine.connect() as conn:
             return _fetch_frame(conn, stmt)
+
+    # --- days flagged as a broken feed (resources/day_flags.py) ---
+
+    def record_feed_verdicts(self, asset: str, check: str, failed: Mapping[str, str], passed: Sequence[str],
+                             severity: str, run_id: str | None) -> None:
+        """A feed check's verdicts of some days: the failed ones flagged (day -> what is wrong and
+        where), the passed ones' standing flags of it cleared; one transaction."""
+        with self._reachable(), self.engine.begin() as conn:
+            day_flags.flag(conn, asset, check, failed, severity, run_id)
+            day_flags.clear(conn, asset, check, [d for d in passed if d not in failed])
+
+    def open_flags(self, days: Sequence[str] | None = None) -> list[day_flags.DayFlag]:
+        with self._reachable(), self.engine.connect() as conn:
+            return day_flags.open_flags(conn, days)
+
+    def release_flags(self, day: str, check: str | None, released_by: str, reason: str) -> list[day_flags.DayFlag]:
+        with self._reachable(), self.engine.begin() as conn:
+            return day_flags.release(conn, day, check, released_by, reason)
+
+    def flag_history(self, days: Sequence[str] | None = None) -> pd.DataFrame:
+        with self._reachable(), self.engine.connect() as conn:
+            return day_flags.history(conn, days)
 
     def latest_partition(self, table: Table) -> str | None:
         """The newest day `table` holds, or None."""

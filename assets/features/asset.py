@@ -22,6 +22,7 @@ from resources.warehouse import Warehouse
 from served_model.features import FEATURE_COLUMNS
 
 COVERAGE_CHECK = "weather_coverage"
+ARRIVALS_CHECK = "arrivals_reported"
 
 
 @lifecycle_asset(
@@ -33,7 +34,13 @@ COVERAGE_CHECK = "weather_coverage"
     check_specs=[AssetCheckSpec(
         COVERAGE_CHECK, asset="flight_features",
         description="WARN when fewer of a day's flights than FLIGHTS_MIN_WEATHER_COVERAGE (default 90 %) have an "
-        "origin weather observation of the last 3 hours.",
+        "origin weather observation of the last 3 hours (a weather source lost upstream). The day is flagged as a "
+        "broken feed: no training window takes it and no retrain is started for it until a new version passes or "
+        "release_day_job releases it.",
+    ), AssetCheckSpec(
+        ARRIVALS_CHECK, asset="flight_features",
+        description="WARN when fewer of a day's departed flights than FLIGHTS_MIN_ARRIVALS_SHARE (default 90 %; in 2013 "
+        "never below 95.6 %) have a known arrival: the labels are late. Flagged like weather_coverage.",
     )],
     description=(
         "One row per valid flight: features known at scheduled departure only (calendar, carrier, route, "
@@ -68,9 +75,21 @@ def flight_features(context: AssetExecutionContext, warehouse: ResourceParam[War
         "late_share": MetadataValue.float(float(features["is_late"].astype(float).mean()) if len(features) else 0.0),
         "cancelled": MetadataValue.int(int(features["cancelled"].sum())),
     })
-    yield from partition_check_results(
-        context, COVERAGE_CHECK,
-        {p: (d["weather_coverage"] >= minimum, {"weather_coverage": d["weather_coverage"], "minimum": minimum})
-         for p, d in per_day.items()},
-        severity=AssetCheckSeverity.WARN,
-    )
+    arrivals = settings().min_arrivals_share
+    verdicts = {
+        COVERAGE_CHECK: {p: (d["weather_coverage"] >= minimum, {"weather_coverage": d["weather_coverage"], "minimum": minimum})
+                         for p, d in per_day.items()},
+        ARRIVALS_CHECK: {p: (d["arrivals_share"] >= arrivals, {"arrivals_share": d["arrivals_share"], "minimum": arrivals})
+                         for p, d in per_day.items()},
+    }
+    said = {COVERAGE_CHECK: lambda p, d: f"only {d['weather_coverage']:.1%} of the day's flights have origin weather "
+                                         f"(minimum {minimum:.0%}): a weather source is missing",
+            ARRIVALS_CHECK: lambda p, d: f"only {d['arrivals_share']:.1%} of the day's departed flights have an arrival "
+                                         f"(minimum {arrivals:.0%}): the labels are late"}
+    for check, per_check in verdicts.items():
+        # a failed day is flagged as a broken feed (not trained on, no retrain for it); a passed one cleared
+        warehouse.record_feed_verdicts(
+            "flight_features", check, {p: f"partition {p}, column {'weather' if check == COVERAGE_CHECK else 'arr_delay'}: "
+                                          + said[check](p, per_day[p]) for p, (ok, _) in per_check.items() if not ok},
+            [p for p, (ok, _) in per_check.items() if ok], "WARN", context.run_id)
+        yield from partition_check_results(context, check, per_check, severity=AssetCheckSeverity.WARN)

@@ -166,6 +166,16 @@ def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version
                             build)
 
 
+def feed_incidents(warehouse: Warehouse, days: list[str]) -> dict[str, dict]:
+    """day -> the `feed_incident` metadata of a day with open broken-feed flags (resources/day_flags.py):
+    what the retrain sensors and the alerts read to say "feed incident, not retraining"."""
+    out: dict[str, list] = {}
+    for f in warehouse.open_flags(days):
+        out.setdefault(f.day, []).append(f)
+    return {day: {"feed_incident": MetadataValue.text("\n".join(f.said for f in flags)),
+                  "feed_checks": MetadataValue.json(sorted({f.check for f in flags}))} for day, flags in out.items()}
+
+
 def _dashboard_link(workspace: MonitoringWorkspace, upload: _Uploads):
     if upload.failed:
         return MetadataValue.text(f"unreachable: {upload.failed}")
@@ -272,9 +282,11 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
                                      quantile=thresholds.quantile)
     upload = _Uploads(context, monitoring_workspace, "drift")
     served_upload = _Uploads(context, monitoring_workspace, "served drift", prefix="served_")
+    incidents = feed_incidents(warehouse, days)
     per_day, verdicts, summary = {}, {}, []
     for day in drift_days(days, current, served, reference_of, thresholds, NAMES):
-        per_day[day.day] = {**_drift_metadata(day, thresholds), **upload(day.day, day.batch.snapshot)}
+        per_day[day.day] = {**_drift_metadata(day, thresholds), **upload(day.day, day.batch.snapshot),
+                            **incidents.get(day.day, {})}
         if day.served is not None:
             per_day[day.day].update(served_upload(day.day, day.served.snapshot))
         verdicts[day.day] = _drift_check(day, thresholds)
@@ -325,7 +337,10 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
                        model_registry: ResourceParam[ModelRegistry], monitoring_workspace: MonitoringWorkspace):
     thresholds = PerformanceThresholds.of(settings(), config.roc_auc_drop, config.window_days)
     days = context.partition_keys
-    labelled = labelled_rows(scored_days(warehouse, trailing_span(days, thresholds.window_days)), LABEL)
+    span = trailing_span(days, thresholds.window_days)
+    incidents = feed_incidents(warehouse, span)
+    # a day flagged as a broken feed is no evidence about the model: left out of every trailing window
+    labelled = labelled_rows(scored_days(warehouse, [d for d in span if d not in incidents]), LABEL)
     shadow, canary, watch = (shadow_of(warehouse, model_registry, max(days)), canary_of(warehouse, model_registry, max(days)),
                              watch_of(warehouse, model_registry))
     upload = _Uploads(context, monitoring_workspace, "performance")
@@ -337,7 +352,12 @@ def performance_report(context: AssetExecutionContext, config: PerformanceConfig
                                   labelled[labelled["partition_date"].isin(window)], floor, LABEL)
 
     per_day, verdicts, served_verdicts, watch_verdicts, summary = {}, {}, {}, {}, []
-    for day in performance_days(days, labelled, model_registry.record, thresholds, LABEL, NAMES, served_of):
+    for day in sorted(set(days) & set(incidents)):  # a broken feed's day: not judged, saying why
+        per_day[day] = {**incidents[day], "performance_judged": False}
+        not_judged = (True, {"not_judged": MetadataValue.text("feed incident: " + incidents[day]["feed_incident"].value)})
+        verdicts[day] = served_verdicts[day] = watch_verdicts[day] = not_judged
+    judged = [d for d in days if d not in incidents]
+    for day in performance_days(judged, labelled, model_registry.record, thresholds, LABEL, NAMES, served_of):
         served_verdicts[day.day] = (day.served.passed, _served_metadata(day.served))
         per_day[day.day] = {**_performance_metadata(day, thresholds), **_served_metadata(day.served),
                             **upload(day.day, day.result.snapshot)}

@@ -36,6 +36,7 @@ from resources.warehouse import Warehouse
 from served_model import PACKAGE_VERSION
 from served_model.features import FEATURE_COLUMNS, model_input
 
+FLAG_COLUMNS = {"day": "string", "check": "string", "severity": "string", "detail": "string"}
 SPLIT_COLUMNS = {"split": "string", "days": "string", "rows": "int", "late_share": "float"}
 
 
@@ -65,6 +66,11 @@ def training_set(context: AssetExecutionContext, config: TrainingSetConfig, ware
     present = warehouse.count_by_partition(flight_features, days)
     first = next((d for d in days if present[d]), end)
     days = [d for d in days if d >= first]  # history starts at the first day with features
+    # a day flagged as a broken feed (blocked, or written with a failed feed check) is not trained
+    # or tested on until a new version passes or a person releases it (resources/day_flags.py)
+    flagged = warehouse.open_flags(days)
+    left_out = sorted({f.day for f in flagged})
+    days = [d for d in days if d not in left_out]
     splits = split_days(days)
     missing = [d for d in days if not present[d]]
     if missing:
@@ -87,6 +93,9 @@ def training_set(context: AssetExecutionContext, config: TrainingSetConfig, ware
                                              for d, h in window.data_versions.items()}),
         "mlflow_run_id": MetadataValue.text(run_id),
         "mlflow_run": MetadataValue.url(model_registry.run_url(run_id)),
+        "days_left_out": MetadataValue.int(len(left_out)),
+        "flagged_days": table_metadata([{"day": f.day, "check": f.check, "severity": f.severity, "detail": f.detail}
+                                        for f in flagged], FLAG_COLUMNS),
     })
 
 

@@ -188,16 +188,18 @@ def build_validated_asset(contract: DatasetContract):
         shares = judge_shares(found, limit, share_run.max_severity_failure)
         if shares.blocked:
             yield from partition_check_results(context, SHARE_CHECK, shares.days)
-            raise DataFailure(f"{name}: too many bad rows; nothing was written:\n" + "\n".join(shares.messages))
+            # the blocked days are flagged as a broken feed: no training window takes them (resources/day_flags.py)
+            warehouse.record_feed_verdicts(name, SHARE_CHECK, shares.messages, [], "ERROR", context.run_id)
+            raise DataFailure(f"{name}: too many bad rows; nothing was written:\n" + "\n".join(shares.messages.values()))
         continuity = _temperature_continuity(warehouse, partitions, found) if contract.name == "weather" else {}
-        broken = [d for d, (passed, _) in continuity.items() if not passed]
+        files = dict(zip(found.summary["partition_date"], found.summary["source_file"]))
+        broken = {d: f"partition {d}, file {files.get(d)}, column 'temp': the temperature at {m['airport']} jumps by "
+                     f"{m['largest_jump_f']} °F from the previous day's last hours (limit {m['limit_f']} °F): readings in "
+                     "°C instead of °F?" for d, (passed, m) in continuity.items() if not passed}
         if broken:
             yield from partition_check_results(context, TEMPERATURE_CHECK, continuity)
-            files = dict(zip(found.summary["partition_date"], found.summary["source_file"]))
-            raise DataFailure(f"{name}: nothing was written:\n" + "\n".join(
-                f"partition {d}, file {files.get(d)}, column 'temp': the temperature at {continuity[d][1]['airport']} jumps by "
-                f"{continuity[d][1]['largest_jump_f']} °F from the previous day's last hours (limit "
-                f"{continuity[d][1]['limit_f']} °F): readings in °C instead of °F?" for d in broken))
+            warehouse.record_feed_verdicts(name, TEMPERATURE_CHECK, broken, [], "ERROR", context.run_id)
+            raise DataFailure(f"{name}: nothing was written:\n" + "\n".join(broken.values()))
 
         days = found.day_versions(raw_versions)
         with warehouse.replace_partitions() as tx:
@@ -213,6 +215,8 @@ def build_validated_asset(contract: DatasetContract):
                 raise DataFailure(f"{name}: rows in != valid + quarantined for {unbalanced[:10]}; nothing was written")
 
         checks = _check_results(contract.name, partitions, shares, accounted, found.warnings, continuity)
+        for check in (SHARE_CHECK, TEMPERATURE_CHECK) if contract.name == "weather" else (SHARE_CHECK,):
+            warehouse.record_feed_verdicts(name, check, {}, partitions, "ERROR", context.run_id)  # the days passed
         history = day_history_metadata(warehouse, model_registry, name, written)
         add_partition_metadata(context, _day_metadata(found, days, checks, history))
         docs = _stored_data_docs(context, model_registry, name, partitions, rows.page_html if rows else None)

@@ -161,13 +161,13 @@ def reason_counts(reasons: pd.Series, frame: pd.DataFrame) -> dict[str, Counter]
     return out
 
 
-def too_many_bad_rows(summary: pd.DataFrame, counts: dict[str, Counter], limit: float) -> list[str]:
-    """One message per day whose quarantined share is above `limit`: file, partition, the most
-    common reasons."""
-    messages = []
+def too_many_bad_rows(summary: pd.DataFrame, counts: dict[str, Counter], limit: float) -> dict[str, str]:
+    """day -> its message, for each day whose quarantined share is above `limit`: file,
+    partition, the most common reasons."""
+    messages = {}
     for r in summary.loc[summary["quarantine_share"] > limit].itertuples():
         top = ", ".join(f"{k} ×{n}" for k, n in counts.get(r.partition_date, Counter()).most_common(3))
-        messages.append(
+        messages[r.partition_date] = (
             f"partition {r.partition_date}, file {r.source_file}: {r.rows_quarantined} of {r.rows_in} rows "
             f"({r.quarantine_share:.0%}) failed row checks, above the limit {limit:.0%}; most common: {top}"
         )
@@ -227,7 +227,7 @@ class ShareVerdict:
 
     days: dict[str, tuple[bool, dict]]  # day -> (within the limit, its figures)
     blocked: bool  # the share suite's run failed a CRITICAL expectation: nothing is written
-    messages: list[str]  # when blocked: the days above the limit, with their most common reasons
+    messages: dict[str, str]  # when blocked: day -> why (the days above the limit, their most common reasons)
 
 
 def judge_shares(found: RowFindings, limit: float, max_severity_failure: str | None) -> ShareVerdict:
@@ -237,7 +237,7 @@ def judge_shares(found: RowFindings, limit: float, max_severity_failure: str | N
         "rows_in": int(r.rows_in), "rows_quarantined": int(r.rows_quarantined),
         "quarantine_share": float(r.quarantine_share), "limit": float(limit)}) for r in found.summary.itertuples()}
     blocked = blocks(max_severity_failure)
-    return ShareVerdict(days, blocked, too_many_bad_rows(found.summary, found.reasons, limit) if blocked else [])
+    return ShareVerdict(days, blocked, too_many_bad_rows(found.summary, found.reasons, limit) if blocked else {})
 
 
 def accounting(partitions: list[str], rows_in: Mapping[str, int], rows_valid: Mapping[str, int],

@@ -6,7 +6,8 @@
 - `retrain_started_alert` (a run-status sensor on `retrain_job` starting): a retrain requested
   by a sensor or a schedule, with its reason.
 - `verdict_alert`: each new `drift_report` / `performance_report` day with dataset drift or
-  degraded performance, and each `champion_model` event (promoted, rejected by the gate, a
+  degraded performance, each day flagged as a broken feed (a WARN feed check failed: "feed
+  incident, not retraining"), and each `champion_model` event (promoted, rejected by the gate, a
   challenger waiting, approved, rejected / expired / dropped, rolled back).
 
 Each message names the asset, the partition or the model version and links to the Dagster run
@@ -154,6 +155,14 @@ def verdict_alert_of(asset: str, record) -> Alert | None:
     link, fields = run_url(run_id), {"asset": asset, "run_id": run_id}
     if day:
         fields["partition"] = day
+    if asset == "drift_report" and meta.get("feed_incident"):  # once a day, whatever the verdicts (not from performance_report)
+        drifted = "; its drift is not acted on" if meta.get("dataset_drift") or meta.get("served_dataset_drift") else ""
+        return Alert("feed_incident", f"Feed incident on {day}: not retraining ({', '.join(meta.get('feed_checks') or [])})",
+                     (*str(meta["feed_incident"]).splitlines()[:6],
+                      f"the day is left out of training and of the retrain sensors' decisions{drifted}; after review: "
+                      f"release_day_job (day {day}, reason) takes it back"), link, "error", fields)
+    if asset == "performance_report" and meta.get("feed_incident"):
+        return None  # said by the day's drift_report
     if asset == "drift_report":
         served = meta.get("served_dataset_drift") is True
         if not meta.get("dataset_drift") and not served:

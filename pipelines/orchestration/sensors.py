@@ -1,7 +1,8 @@
 """Sensors: what starts runs by itself.
 
 - `drift_sensor`, `performance_sensor`: read the verdicts that `drift_report` and
-  `performance_report` record per day and request `retrain_job` (trained up to that day).
+  `performance_report` record per day and request `retrain_job` (trained up to that day); not
+  for a day flagged as a broken feed (its report's `feed_incident`): "feed incident, not retraining".
   One event, one retrain: the run key is the day; the cursor is the newest report record seen,
   so a restart repeats nothing; the cooldown (in replayed days) keeps retrains apart. The retrain
   run's tags name the triggering report (asset, day, record, run, reason) and the candidate's
@@ -117,11 +118,14 @@ def _report_sensor(context: SensorEvaluationContext, asset: str, trigger: str, v
         return SkipReason(f"no new {asset} since record {context.cursor}")
     last = last_retrain_day(instance)
     cooldown = settings().retrain_cooldown_days
-    requests, held = [], []
+    requests, held, incidents = [], [], []
     for record in records:
-        day = record.asset_materialization.partition
-        reason = verdict(record_metadata(record))
+        day, metadata = record.asset_materialization.partition, record_metadata(record)
+        reason = verdict(metadata)
         if reason is None or day is None:
+            continue
+        if metadata.get("feed_incident"):  # a broken feed, not a changed world: retraining would learn the bug
+            incidents.append(f"{day} ({', '.join(metadata.get('feed_checks') or [])})")
             continue
         if in_cooldown(day, last, cooldown):
             held.append(f"{day} (retrain as of {last} is within the {cooldown}-day cooldown)")
@@ -135,6 +139,8 @@ def _report_sensor(context: SensorEvaluationContext, asset: str, trigger: str, v
         return SensorResult(run_requests=requests, cursor=cursor)
     what = f"{len(records)} new {asset} record(s): " + (
         "threshold crossed on " + "; ".join(held) if held else "no threshold crossed")
+    if incidents:
+        what += "; feed incident, not retraining: threshold crossed on flagged day(s) " + "; ".join(incidents)
     return SensorResult(skip_reason=SkipReason(what), cursor=cursor)
 
 

@@ -28,6 +28,7 @@ NON_DEFAULT = {
     "FLIGHTS_EVIDENTLY_UI_URL": ("https://monitoring.example.org/", "evidently_ui_url", "https://monitoring.example.org"),
     "FLIGHTS_MAX_QUARANTINE_SHARE": ("0.2", "max_quarantine_share", 0.2),
     "FLIGHTS_MIN_WEATHER_COVERAGE": ("0.5", "min_weather_coverage", 0.5),
+    "FLIGHTS_MIN_ARRIVALS_SHARE": ("0.8", "min_arrivals_share", 0.8),
     "FLIGHTS_DRIFT_SHARE": ("0.6", "drift_share", 0.6),
     "FLIGHTS_COLUMN_DRIFT_THRESHOLD": ("0.2", "column_drift_threshold", 0.2),
     "FLIGHTS_COLUMN_DRIFT_QUANTILE": ("0.9", "column_drift_quantile", 0.9),
