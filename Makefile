@@ -25,7 +25,7 @@ DEMO_TRAIN_END ?= 2013-03-01
 DEMO_END   ?= 2013-03-31
 SERVE_PORT ?= 5001
 
-.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui team-up team-down images test-team broker-up workers ui serve mlflow-ui bench bench-team replay lock clean
+.PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui team-up team-down images test-team broker-up workers ui serve mlflow-ui bench bench-team replay drills lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -144,6 +144,13 @@ bench-team: setup
 ## a table, a PNG of daily ROC AUC per policy and a JSON in bench/results/
 replay: setup
 	python bench/closed_loop_replay.py
+
+## The incident drills (pipelines/commands/drills/run.py): each feed incident injected on its own into a
+## stretch of June 2013 on fresh stores, and a clean stretch, through the real sensors and jobs; the
+## table (incident, days to detection, check, action, retrains, models trained on broken data,
+## false alarms, alerts) and a timeline PNG in bench/results/
+drills: setup
+	flights-drills
 
 ## Re-resolve the lock file after changing dependencies in pyproject.toml
 lock:

@@ -1,0 +1,214 @@
+"""`make drills` (`flights-drills`): each feed incident of the library injected on its own into a
+stretch of 2013, on fresh stores each, and a clean stretch (nothing injected, the late-June storms
+in it), played through the pipeline's own sensors and jobs; then the table of what noticed each
+incident, how fast, what the pipeline did and what it should have done.
+
+The stores of the history (30 days of real 2013 and the first model) are built once into
+data/drills/base and copied into data/drills/work before each drill: every drill starts from the
+same instance, warehouse, registry and monitoring workspace, and none sees another's days. Each
+drill runs in its own process (pipelines/commands/drills/play.py).
+
+Results: bench/results/drills.json (every day of every drill), drills.md (the table) and
+drills.png (a timeline per drill). The retrain sensors act without cooldown here
+(FLIGHTS_RETRAIN_COOLDOWN_DAYS=0), so that any threshold a broken day crosses would start a
+retrain; the retrains fit without tuning (FLIGHTS_TUNING_TRIALS=1) to keep the drills short.
+
+    flights-drills [--only NAME ...] [--rebuild-base]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from pipelines.commands.drills.incidents import FEED_INCIDENTS, WORLD_SHIFTS
+from resources.settings import REPO_ROOT, configure_process, subprocess_env
+
+HISTORY = ("2013-05-23", "2013-06-21")  # the base: 30 real days and the first model trained on them
+FEED_STRETCH = ("2013-06-22", "2013-06-25")  # each feed incident starts on the stretch's second day
+INCIDENT_FIRST = "2013-06-23"
+CLEAN_STRETCH = ("2013-06-22", "2013-06-28")  # nothing injected: the summer storms begin on 06-24
+CLEAN = "clean_summer_storms"
+SHIFT = next(s for s in WORLD_SHIFTS if s.name == "summer_storms")
+ROOT = REPO_ROOT / "data" / "drills"
+RESULTS = REPO_ROOT / "bench" / "results"
+DRILL_ENV = {"FLIGHTS_SOURCE": "landing", "FLIGHTS_RETRAIN_COOLDOWN_DAYS": "0", "FLIGHTS_TUNING_TRIALS": "1",
+             "FLIGHTS_ALERT_RETRIES": "1"}
+
+EXPECTED_FEED = "blocked or flagged; no retrain, no model trained on it"
+EXPECTED_WORLD = "no flag; retrain when a drift or performance threshold crosses"
+
+
+def stores_env(folder: Path) -> dict[str, str]:
+    return subprocess_env({**DRILL_ENV, "FLIGHTS_DATA_DIR": str(folder), "DAGSTER_HOME": str(folder / "dagster_home")})
+
+
+def fresh(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "dagster_home").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", folder / "dagster_home" / "dagster.yaml")
+
+
+def play(args: list[str], folder: Path, log: Path) -> None:
+    with log.open("w") as out:
+        done = subprocess.run([sys.executable, "-m", "pipelines.commands.drills.play", *args], env=stores_env(folder),
+                              stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    if done.returncode:
+        raise SystemExit(f"drill step {' '.join(args[:2])} failed (exit {done.returncode}): see {log}")
+
+
+def build_base(rebuild: bool) -> dict:
+    base, ready = ROOT / "base", ROOT / "base" / "ready.json"
+    if ready.exists() and not rebuild:
+        return json.loads(ready.read_text())
+    # built where the drills run: the stores hold absolute paths (MLflow's artifact locations)
+    work = ROOT / "work"
+    fresh(work)
+    play(["base", *HISTORY, str(work / "base.json")], work, ROOT / "base.log")
+    shutil.rmtree(base, ignore_errors=True)
+    shutil.copytree(work, base)
+    (base / "base.json").rename(ready)
+    return json.loads(ready.read_text())
+
+
+def run_drill(name: str) -> dict:
+    first, last = CLEAN_STRETCH if name == CLEAN else FEED_STRETCH
+    work = ROOT / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(ROOT / "base", work)
+    out = work / "drill.json"
+    started = time.perf_counter()
+    play(["drill", name, first, last, INCIDENT_FIRST if name != CLEAN else first, str(out)], work, ROOT / f"{name}.log")
+    return {**json.loads(out.read_text()), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def days_after(first: str, day: str) -> int:
+    return (date.fromisoformat(day) - date.fromisoformat(first)).days
+
+
+def summarize(result: dict) -> dict:
+    """The table's row of a drill."""
+    name, days = result["drill"], result["days"]
+    feed = name in FEED_INCIDENTS
+    broken = [d["day"] for d in days if d["injected"]]
+    noticed = [d for d in days if d["injected"] and (d["flags"] or d["ingest"] == "failed")]
+    checks = sorted({f["check"] for d in noticed for f in d["flags"]})
+    retrains = [r for d in days for r in d["retrains"]]
+    on_broken = [r for d in days if d["injected"] for r in d["retrains"]]
+    trained_on_broken = [r["version"] for r in retrains if r["version"] and set(r["trained_on"]) & set(broken)]
+    false_alarms = [d["day"] for d in days if not d["injected"] and (d["flags"] or d["ingest"] == "failed")]
+    alerts = [a for d in days for a in d["alerts"]]
+    if not feed:
+        taken = f"{len(retrains)} retrain(s): " + ", ".join(f"{r['day_asked']} by {r['trigger']}: v{r['version']} {r['decision']}"
+                                                          for r in retrains) if retrains else "no retrain"
+    elif any(d["ingest"] == "failed" for d in noticed):
+        taken = "blocked: nothing of the day written, the day left out of training"
+    elif noticed:
+        taken = "flagged: written, left out of training, no retrain for it"
+    else:
+        taken = "nothing noticed"
+    return {
+        "drill": name,
+        "what": FEED_INCIDENTS[name].what if feed else f"nothing injected; {SHIFT.what} ({SHIFT.first_day} on)",
+        "injected": f"{broken[0]} … {broken[-1]}" if len(broken) > 1 else (broken[0] if broken else "none"),
+        "days_to_detection": days_after(broken[0], noticed[0]["day"]) if noticed else None,
+        "checks": ", ".join(checks) or ("—" if not feed else "none"),
+        "action_taken": taken,
+        "action_expected": EXPECTED_FEED if feed else EXPECTED_WORLD,
+        "as_expected": (bool(noticed) and not on_broken and not trained_on_broken) if feed else not false_alarms,
+        "retrains_started": len(retrains),
+        "retrains_on_broken_days": len(on_broken),
+        "versions_trained_on_broken_data": len(trained_on_broken),
+        "false_alarms": len(false_alarms),
+        "alerts_sent": len(alerts),
+        "alert_titles": alerts,
+        "seconds": result["seconds"],
+    }
+
+
+COLUMNS = [("drill", "incident"), ("injected", "injected days"), ("days_to_detection", "days to detection"),
+           ("checks", "check"), ("action_taken", "action taken"), ("action_expected", "action expected"),
+           ("retrains_started", "retrains started"), ("versions_trained_on_broken_data", "versions trained on broken data"),
+           ("false_alarms", "false alarms"), ("alerts_sent", "alerts sent")]
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        lines.append("| " + " | ".join("—" if r[k] is None else str(r[k]) for k, _ in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(results) + 1.2))
+    for y, result in enumerate(reversed(results)):
+        first = result["first"]
+        for d in result["days"]:
+            x = days_after(first, d["day"])
+            if d["injected"]:
+                ax.barh(y, 1, left=x, color="#f4b6b6", edgecolor="none")
+            if d["ingest"] == "failed":
+                ax.plot(x + 0.5, y, "s", color="#b2182b", ms=8)
+            elif d["flags"]:
+                ax.plot(x + 0.5, y, "D", color="#ef8a62", ms=7)
+            for _ in d["retrains"]:
+                ax.plot(x + 0.5, y + 0.28, "^", color="#2166ac", ms=7)
+            if d["alerts"]:
+                ax.text(x + 0.85, y - 0.35, str(len(d["alerts"])), fontsize=7, color="#555")
+    ax.set_yticks(range(len(results)), [r["drill"] for r in reversed(results)])
+    ax.set_xlabel(f"day of the stretch (feed incidents: {FEED_STRETCH[0]} …; injected from {INCIDENT_FIRST}, shaded)")
+    handles = [plt.Line2D([], [], marker=m, color=c, ls="", label=lab) for m, c, lab in (
+        ("s", "#b2182b", "day blocked"), ("D", "#ef8a62", "day flagged"), ("^", "#2166ac", "retrain started"))]
+    ax.legend(handles=handles, loc="lower right", fontsize=8)
+    ax.set_title("Incident drills: what the pipeline did on each day (numbers: alerts sent)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_process()
+    parser = argparse.ArgumentParser(prog="flights-drills", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", help=f"drills to play (default all): {', '.join([*FEED_INCIDENTS, CLEAN])}")
+    parser.add_argument("--rebuild-base", action="store_true", help="build the history's stores again")
+    args = parser.parse_args(argv)
+    names = args.only or [*FEED_INCIDENTS, CLEAN]
+    started = time.perf_counter()
+    ROOT.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    base = build_base(args.rebuild_base)
+    print(f"history {HISTORY[0]} … {HISTORY[1]} and v{base['first_model']['version']}: {time.perf_counter() - started:.0f} s",
+          flush=True)
+    results, rows = [], []
+    for name in names:
+        result = run_drill(name)
+        row = summarize(result)
+        results.append(result)
+        rows.append(row)
+        print(f"{name}: detected after {row['days_to_detection']} day(s) by {row['checks']}; {row['action_taken']}; "
+              f"{row['retrains_started']} retrain(s), {row['versions_trained_on_broken_data']} on broken data, "
+              f"{row['false_alarms']} false alarm(s), {row['alerts_sent']} alert(s) ({row['seconds']:.0f} s)", flush=True)
+    total = time.perf_counter() - started
+    (RESULTS / "drills.json").write_text(json.dumps({"seconds": round(total, 1), "rows": rows, "drills": results},
+                                                    indent=1, default=str))
+    (RESULTS / "drills.md").write_text(table(rows) + "\n")
+    plot(results, RESULTS / "drills.png")
+    print("\n" + table(rows))
+    failed = [r["drill"] for r in rows if not r["as_expected"]]
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} drills as expected" + (f"; not: {', '.join(failed)}" if failed else "")
+          + f"; {total / 60:.1f} min. Results: {RESULTS / 'drills.md'}, drills.json, drills.png")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
