@@ -38,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +157,19 @@ def day_auc(y, p) -> float:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
 
 
-def replay(policy: str, by_day: dict[str, pd.DataFrame], days: list[str], first: Deployed, log, window: str) -> dict:
+@dataclass(frozen=True)
+class Rules:
+    """The thresholds the sensors and the periodic retrain apply (default: the settings')."""
+
+    drift_share: float = settings.drift_share
+    roc_auc_drop: float = settings.roc_auc_drop
+    cooldown_days: int = settings.retrain_cooldown_days
+    window_days: int = settings.performance_window_days
+    every_days: int = settings.retrain_every_days
+
+
+def replay(policy: str, by_day: dict[str, pd.DataFrame], days: list[str], first: Deployed, log, window: str,
+           rules: Rules = Rules()) -> dict:
     champion, last_retrain = first, first.days[-1]
     scored: dict[str, pd.DataFrame] = {}  # day -> labelled rows with the deployed model's probability
     daily, retrains, promotions, triggers, rejections = [], 0, 0, [], []
@@ -172,7 +185,7 @@ def replay(policy: str, by_day: dict[str, pd.DataFrame], days: list[str], first:
         reason = None
         if policy == "daily":
             reason = "daily"
-        elif policy == "weekly" and retrain_due(day, last_retrain, settings.retrain_every_days):
+        elif policy == "weekly" and retrain_due(day, last_retrain, rules.every_days):
             reason = "periodic"
         elif policy == "sensors":
             scored[day] = labelled.assign(probability_late=p, model=id(champion))
@@ -181,14 +194,14 @@ def replay(policy: str, by_day: dict[str, pd.DataFrame], days: list[str], first:
             cols = column_drift(reference, current, DRIFT_COLUMNS_NUMERIC,
                                 DRIFT_COLUMNS_CATEGORICAL, thresholds)
             share = sum(c["drifted"] for c in cols) / len(cols)
-            trailing = [scored[d] for d in days[max(0, i - settings.performance_window_days + 1): i + 1]
+            trailing = [scored[d] for d in days[max(0, i - rules.window_days + 1): i + 1]
                         if d in scored and scored[d]["model"].iloc[0] == id(champion)]
             pooled = pd.concat(trailing)
             drop = champion.eval_auc - day_auc(pooled[LABEL].astype(int).to_numpy(), pooled["probability_late"].to_numpy())
             daily[-1].update(drift_share=share, roc_auc_drop=drop)
-            crossed = ("drift" if share >= settings.drift_share else None) or (
-                "performance" if drop >= settings.roc_auc_drop else None)
-            if crossed and not in_cooldown(day, last_retrain, settings.retrain_cooldown_days):
+            crossed = ("drift" if share >= rules.drift_share else None) or (
+                "performance" if drop >= rules.roc_auc_drop else None)
+            if crossed and not in_cooldown(day, last_retrain, rules.cooldown_days):
                 reason = crossed
         if reason:
             candidate, decision = train(by_day, day, champion, window)

@@ -32,7 +32,7 @@ SHAPE = {
     "validated_flights": (("raw_flights",), ("bad_row_share_within_limit", "rows_in_equal_valid_plus_quarantined", "null_limits")),
     "validated_weather": (("raw_weather",), ("bad_row_share_within_limit", "rows_in_equal_valid_plus_quarantined",
                                              "temperature_continuous")),
-    "flight_features": (("validated_flights", "validated_weather"), ("weather_coverage",)),
+    "flight_features": (("validated_flights", "validated_weather"), ("weather_coverage", "arrivals_reported")),
 }
 
 

@@ -41,8 +41,10 @@ from assets.monitoring.logic import (
     CALIBRATION_TABLE,
     COLUMNS_TABLE,
     DRIFT_SUMMARY,
+    MAX_STALE_SERVED_SHARE,
     MIN_SERVED_ROWS,
     PERFORMANCE_SUMMARY,
+    STALE_SERVED_DAYS,
     DayDrift,
     DayPerformance,
     DriftThresholds,
@@ -104,6 +106,7 @@ def _upload_check(asset: str) -> AssetCheckSpec:
 
 
 DRIFT_CHECK = "no_dataset_drift"
+SERVED_CURRENT_CHECK = "served_requests_current"
 PERFORMANCE_CHECK = "performance_not_degraded"
 SERVED_PERFORMANCE_CHECK = "served_performance_not_degraded"
 ROLLBACK_CHECK = "champion_not_worse_than_previous"
@@ -196,7 +199,15 @@ def _drift_metadata(d: DayDrift, t: DriftThresholds) -> dict:
         "current_rows": MetadataValue.int(d.rows),
         "dagster/row_count": MetadataValue.int(d.rows),  # the flights judged
         "served_rows": MetadataValue.int(d.served_rows),
+        "served_asked_by_flight": MetadataValue.int(d.asked_by_flight),
+        "served_stale_rows": MetadataValue.int(d.stale),
+        "served_stale_share": MetadataValue.float(round(d.stale_share, 4)),
     }
+    if not d.served_current:
+        meta["served_stale"] = MetadataValue.text(
+            f"{d.stale} of {d.asked_by_flight} flights asked by flight on {d.day} were for departures more than "
+            f"{STALE_SERVED_DAYS} day before it (the oldest {d.oldest_departure}): a caller's clock or cache is stale, "
+            "and the features answered are another day's; the day's served drift leaves them out")
     if d.served is not None:  # what the scoring server served, against the reference of the version that served it
         meta.update({"served_dataset_drift": MetadataValue.bool(d.served.dataset_drift),
                      "served_drift_share": MetadataValue.float(round(d.served.share, 4)),
@@ -267,7 +278,11 @@ class DriftConfig(Config):
         DRIFT_CHECK, asset="drift_report", description= "WARN when the day's features and predictions drifted from the model's reference "
         "(dataset drift: the drifted share of the monitored columns reached the threshold), or when the traffic the "
         "scoring server served for the day did. The verdict is the Evidently test the day's snapshot carries (share of "
-        "drifted columns below the threshold), shown in the Evidently UI. drift_sensor requests a retrain on the same verdict.")],
+        "drifted columns below the threshold), shown in the Evidently UI. drift_sensor requests a retrain on the same verdict."),
+        AssetCheckSpec(SERVED_CURRENT_CHECK, asset="drift_report", description="WARN when more than 5 % of the flights "
+        "asked by flight (/predict) on the day were for departures more than a day before it: a caller's clock or cache is "
+        "stale and was answered another day's features. Those requests are left out of the day's served drift. Not judged "
+        "(passes) with fewer than 20 flights asked by flight.")],
     description="Evidently data drift of the day's features and predicted probabilities against the reference of the "
     "model that scored them (a fixed-seed sample of its training window): dataset drift share, per-column method / "
     "score / threshold / verdict, and the day's snapshot in the Evidently workspace (link `report`).",
@@ -283,8 +298,11 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
     upload = _Uploads(context, monitoring_workspace, "drift")
     served_upload = _Uploads(context, monitoring_workspace, "served drift", prefix="served_")
     incidents = feed_incidents(warehouse, days)
-    per_day, verdicts, summary = {}, {}, []
+    per_day, verdicts, current_verdicts, summary = {}, {}, {}, []
     for day in drift_days(days, current, served, reference_of, thresholds, NAMES):
+        current_verdicts[day.day] = (day.served_current, {
+            "asked_by_flight": day.asked_by_flight, "stale": day.stale, "stale_share": round(day.stale_share, 4),
+            "limit": MAX_STALE_SERVED_SHARE, "oldest_departure": day.oldest_departure or "none"})
         per_day[day.day] = {**_drift_metadata(day, thresholds), **upload(day.day, day.batch.snapshot),
                             **incidents.get(day.day, {})}
         if day.served is not None:
@@ -294,6 +312,7 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
     add_partition_metadata(context, per_day)
     yield from upload.checks()
     yield from partition_check_results(context, DRIFT_CHECK, verdicts, severity=AssetCheckSeverity.WARN)
+    yield from partition_check_results(context, SERVED_CURRENT_CHECK, current_verdicts, severity=AssetCheckSeverity.WARN)
     yield MaterializeResult(metadata={
         "days": MetadataValue.int(len(days)),
         "monitoring_dashboard": _dashboard_link(monitoring_workspace, upload),

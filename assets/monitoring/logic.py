@@ -42,6 +42,11 @@ DRIFT_COLUMNS_CATEGORICAL = ["carrier", "origin"]
 DRIFT_COLUMNS = DRIFT_COLUMNS_NUMERIC + DRIFT_COLUMNS_CATEGORICAL
 KEY = ["partition_date", "row_number"]
 MIN_SERVED_ROWS = 50  # served flights of a day below which their drift is not judged
+# a flight asked by flight (/predict) on a served day whose scheduled departure is more than a day
+# before it: the caller's clock or cache is stale, and the features answered are another day's
+STALE_SERVED_DAYS = 1
+MAX_STALE_SERVED_SHARE = 0.05  # of a day's flights asked by flight, above which `served_requests_current` warns
+MIN_ASKED_BY_FLIGHT = 20  # asked-by-flight answers of a day below which the share is not judged
 
 
 def _setting(value, default):
@@ -204,6 +209,18 @@ class DayDrift:
     served_rows: int = 0
     served_version: str | None = None
     served: DriftResult | None = None
+    asked_by_flight: int = 0  # served rows asked by flight (/predict)
+    stale: int = 0  # of those, for a departure more than STALE_SERVED_DAYS before the served day (not judged for drift)
+    oldest_departure: str | None = None
+
+    @property
+    def stale_share(self) -> float:
+        return self.stale / self.asked_by_flight if self.asked_by_flight else 0.0
+
+    @property
+    def served_current(self) -> bool:
+        """The day's served requests were for the day's flights (fewer than MIN_ASKED_BY_FLIGHT: not judged)."""
+        return self.asked_by_flight < MIN_ASKED_BY_FLIGHT or self.stale_share <= MAX_STALE_SERVED_SHARE
 
     @property
     def passed(self) -> bool:
@@ -213,6 +230,16 @@ class DayDrift:
     def summary_row(self) -> dict:
         return {"day": self.day, "drift_share": round(self.batch.share, 3), "dataset_drift": self.batch.dataset_drift,
                 "drifted": ", ".join(c["column"] for c in self.batch.columns if c["drifted"])}
+
+
+def stale_requests(served_day: pd.DataFrame, day: str) -> pd.Series:
+    """Which served rows of `day` were asked by flight for a departure more than
+    STALE_SERVED_DAYS days before it (a stale caller)."""
+    from datetime import date, timedelta
+
+    cutoff = (date.fromisoformat(day) - timedelta(days=STALE_SERVED_DAYS)).isoformat()
+    departure = served_day["scheduled_departure"]
+    return departure.notna() & (departure.astype("string").str[:10] < cutoff).fillna(False)
 
 
 def drift_days(days: list[str], current: pd.DataFrame, served: pd.DataFrame,
@@ -241,6 +268,11 @@ def drift_days(days: list[str], current: pd.DataFrame, served: pd.DataFrame,
                           f"{ref['partition_date'].max()}", batch)
         served_day = served[served["partition_date"] == day]
         result.served_rows = len(served_day)
+        stale = stale_requests(served_day, day)
+        result.asked_by_flight, result.stale = int(served_day["scheduled_departure"].notna().sum()), int(stale.sum())
+        if result.stale:
+            result.oldest_departure = str(served_day.loc[stale, "scheduled_departure"].min())
+            served_day = served_day[~stale]  # another day's features: not evidence about the day's traffic
         if len(served_day) >= MIN_SERVED_ROWS:
             result.served_version = str(served_day["model_version"].mode().iloc[0])
             result.served = judge(result.served_version, served_day[served_day["model_version"] == result.served_version],

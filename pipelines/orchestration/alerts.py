@@ -7,8 +7,9 @@
   by a sensor or a schedule, with its reason.
 - `verdict_alert`: each new `drift_report` / `performance_report` day with dataset drift or
   degraded performance, each day flagged as a broken feed (a WARN feed check failed: "feed
-  incident, not retraining"), and each `champion_model` event (promoted, rejected by the gate, a
-  challenger waiting, approved, rejected / expired / dropped, rolled back).
+  incident, not retraining"), each day whose served requests were stale
+  (`served_requests_current`), and each `champion_model` event (promoted, rejected by the gate,
+  a challenger waiting, approved, rejected / expired / dropped, rolled back).
 
 Each message names the asset, the partition or the model version and links to the Dagster run
 (FLIGHTS_DAGSTER_UI_URL). Delivery is retried with backoff and never fails a run or a tick;
@@ -164,13 +165,19 @@ def verdict_alert_of(asset: str, record) -> Alert | None:
     if asset == "performance_report" and meta.get("feed_incident"):
         return None  # said by the day's drift_report
     if asset == "drift_report":
-        served = meta.get("served_dataset_drift") is True
+        served, stale = meta.get("served_dataset_drift") is True, meta.get("served_stale")
+        if stale and not meta.get("dataset_drift") and not served:  # served traffic only: the batch day stands
+            return Alert("served_stale", f"Stale served requests on {day} (drift_report)", (
+                str(stale), f"served drift share {meta.get('served_drift_share', 'not judged')}; model "
+                f"v{meta.get('model_version')}"), link, "warning", fields)
         if not meta.get("dataset_drift") and not served:
             return None
         lines = [f"{meta.get('drifted_columns')} of {meta.get('monitored_columns')} monitored columns drifted "
                  f"(share {meta.get('drift_share')} >= {meta.get('drift_share_threshold')}); model v{meta.get('model_version')}"]
         if served:
             lines.append(f"served traffic drifted too: share {meta.get('served_drift_share')} over {meta.get('served_rows')} flights")
+        if stale:
+            lines.append(f"stale served requests: {stale}")
         if isinstance(meta.get("report"), str) and meta["report"].startswith("http"):
             lines.append(f"report: {meta['report']}")
         return Alert("drift", f"Dataset drift on {day} (drift_report)", tuple(lines), link, "warning",

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from dagster import (
+    AssetKey,
     AssetMaterialization,
     DagsterRunStatus,
     instance_for_test,
@@ -165,3 +166,25 @@ def test_landing_sensor_takes_a_file_only_once_it_has_settled(instance, tmp_path
     assert tick(landing_sensor, instance, cursor)[0] == []  # taken once
     old = {"2013-03-06": json.loads(cursor)["taken"]["2013-03-06"]}  # a cursor written before files had to settle
     assert tick(landing_sensor, instance, json.dumps(old))[0] == []
+
+
+def test_a_drifted_day_flagged_as_a_broken_feed_starts_no_retrain_and_is_alerted(instance, monkeypatch):
+    """The report of a day whose feed check failed carries `feed_incident` (assets/monitoring/asset.py):
+    its crossed threshold is said, not acted on; the same day released (no `feed_incident`) retrains."""
+    from pipelines.orchestration.alerts import verdict_alert_of
+
+    cursor = tick(drift_sensor, instance, None)[1]
+    incident = "flight_features check `weather_coverage` (WARN) on 2013-05-03: partition 2013-05-03, column weather: ..."
+    instance.report_runless_asset_event(AssetMaterialization("drift_report", partition="2013-05-03", metadata={
+        "dataset_drift": True, "drift_share": 0.74, "drifted_columns": 14, "monitored_columns": 19,
+        "drift_share_threshold": 0.5, "feed_incident": incident, "feed_checks": ["weather_coverage"]}))
+    requests, cursor, skip = tick(drift_sensor, instance, cursor)
+    assert requests == [] and "feed incident, not retraining" in skip and "2013-05-03 (weather_coverage)" in skip
+    record = instance.fetch_materializations(AssetKey("drift_report"), limit=1).records[0]
+    alert = verdict_alert_of("drift_report", record)
+    assert alert.kind == "feed_incident" and alert.title == "Feed incident on 2013-05-03: not retraining (weather_coverage)"
+    assert incident in alert.lines and any("release_day_job" in line for line in alert.lines)
+
+    drift_day(instance, "2013-05-03", drifted=True)  # the day released after review: its report acted on
+    requests, _, _ = tick(drift_sensor, instance, cursor)
+    assert [r.run_key for r in requests] == ["drift_sensor:2013-05-03"]

@@ -65,6 +65,15 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
                               "scheduled_departure": r.sched_dep_ts[:16]}, Served)
         recorder.offer_answer(champion.version, json.dumps(answer).encode(), 1.0e9)
     assert recorder.flush() == len(asked)
+    # a stale caller (the drills' incident): 30 flights asked with the departure of a week ago
+    from pipelines.commands.drills.incidents import stale_served_features
+
+    for r in asked.head(30).itertuples(index=False):
+        answer = desk.answer(stale_served_features({"carrier": r.carrier, "flight": int(r.flight), "origin": r.origin,
+                                                    "dest": r.dest, "scheduled_departure": r.sched_dep_ts[:16]}), Served)
+        assert answer["flight"]["scheduled_departure"].startswith("2013-06-04")
+        recorder.offer_answer(champion.version, json.dumps(answer).encode(), 1.0e9)
+    assert recorder.flush() == 30
 
     alerts_cursor = tick(verdict_alert, instance, None)[1]
     # a performance threshold every day crosses (a drop of -1): the day is also degraded
@@ -73,7 +82,12 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
     assert result.success
     meta = {k: v.value for k, v in instance.get_latest_materialization_event(
         AssetKey("drift_report")).asset_materialization.metadata.items()}
-    assert meta["served_rows"] == len(rows) + len(asked) and meta["served_model_version"] == champion.version
+    assert meta["served_rows"] == len(rows) + len(asked) + 30 and meta["served_model_version"] == champion.version
+    # the stale requests are named, left out of the served drift, and fail their own WARN check
+    assert meta["served_asked_by_flight"] == len(asked) + 30 and meta["served_stale_rows"] == 30
+    assert "30 of 330 flights asked by flight on 2013-06-11" in meta["served_stale"] and "2013-06-04" in meta["served_stale"]
+    ((_, current, _),) = check_evaluations(instance, "drift_report", "served_requests_current")
+    assert current is False
     assert meta["served_dataset_drift"] is True and "temp" in meta["served_drifted_columns"]
     assert str(meta["served_report"]).startswith("http") and meta["served_evidently_snapshot_id"] != meta["evidently_snapshot_id"]
     ((partition, passed, _),) = check_evaluations(instance, "drift_report", "no_dataset_drift")
@@ -127,6 +141,7 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
         hook.close()
     drift = next(t for t in texts if t.startswith(":large_yellow_circle: *Dataset drift on 2013-06-11"))
     assert "served traffic drifted too" in drift and f"model v{champion.version}" in drift and result.run_id in drift
+    assert "stale served requests: 30 of 330" in drift
     degraded = next(t for t in texts if "*Degraded performance on 2013-06-11 (performance_report)*" in t)
     assert "threshold -1.0" in degraded and result.run_id in degraded
     assert f"what was served: served ROC AUC {performance['served_roc_auc']:.4f} over {len(batch)} answers" in degraded

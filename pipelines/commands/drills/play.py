@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import threading
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -114,12 +115,20 @@ def failed_checks(result) -> list[str]:
                    if not e.passed})
 
 
+SERVED_INCIDENT = "stale_served_features"
+
+
+def first_days(day: str, first: str, n: int) -> bool:
+    """Whether `day` is one of the `n` days from `first` on."""
+    return first <= day < (date.fromisoformat(first) + timedelta(days=n)).isoformat()
+
+
 def injected(incident: str | None, day: str, first: str) -> bool:
     """Whether the feed incident `incident`, starting on `first`, is in the landing files of `day`."""
     from pipelines.commands.drills.incidents import FEED_INCIDENTS
 
     spec = FEED_INCIDENTS.get(incident or "")
-    return spec is not None and first <= day < (date.fromisoformat(first) + timedelta(days=spec.days)).isoformat()
+    return spec is not None and first_days(day, first, spec.days)
 
 
 def day_frames(day: str, incident: str | None = None, first: str = "") -> dict:
@@ -142,6 +151,37 @@ def land(day: str, frames: dict) -> None:
         tmp.rename(folder / f"{dataset}_{day}.csv")  # atomically, as the landing folder asks
 
 
+SERVED_CALLERS = 300  # flights of the day asked by flight, before the day's batch lands
+
+
+def serve_callers(day: str, stale: bool) -> int:
+    """Callers ask the scoring server's own desk (`FlightDesk`, the champion's scorer) by flight for
+    the first SERVED_CALLERS flights of `day`, while `day` is the server's 'today' (before its batch
+    lands); each answer recorded as the server records it. `stale`: every request carries a
+    scheduled departure of a week ago (`incidents.stale_served_features`)."""
+    from pipelines.commands.drills.incidents import stale_served_features
+    from pipelines.serving.by_flight import DayContexts, FlightDesk
+    from pipelines.serving.traffic import ServedTrafficRecorder
+    from resources.registry import ModelRegistry
+    from resources.warehouse import Warehouse
+    from served_model.model import FastScorer
+
+    registry, warehouse = ModelRegistry(), Warehouse()
+    champion = registry.champion()
+
+    class Served:
+        version, scorer = champion.version, FastScorer(registry.load(champion.version))
+
+    desk, recorder = FlightDesk(DayContexts(warehouse, poll_seconds=3600)), ServedTrafficRecorder(warehouse, clock=lambda at: day)
+    for f in day_frames(day)["flights"].head(SERVED_CALLERS).itertuples(index=False):
+        clock = int(f.sched_dep_time)
+        request = {"carrier": f.carrier, "flight": int(f.flight), "origin": f.origin, "dest": f.dest,
+                   "scheduled_departure": f"{day}T{clock // 100:02d}:{clock % 100:02d}"}
+        answer = desk.answer(stale_served_features(request) if stale else request, Served)
+        recorder.offer_answer(champion.version, json.dumps(answer).encode(), time.time())
+    return recorder.flush()
+
+
 def play_day(loop: Loop, day: str) -> dict:
     """One replayed day through the loop: what happened, as the drill's table reads it."""
     from resources.warehouse import Warehouse
@@ -157,7 +197,8 @@ def play_day(loop: Loop, day: str) -> dict:
     for request in loop.tick("monitor_sensor")[0]:
         result = loop.run("monitor_job", request)
         out["monitor"] = result.success
-        out["failed_checks"] += [c for c in failed_checks(result) if c.endswith(("drift_detected", "performance_within_limit"))]
+        out["failed_checks"] += [c for c in failed_checks(result) if c.endswith(
+            ("no_dataset_drift", "performance_not_degraded", "served_requests_current"))]
     for sensor in ("drift_sensor", "performance_sensor"):
         requests, message = loop.tick(sensor)
         out["sensor_said"][sensor] = message
@@ -166,10 +207,20 @@ def play_day(loop: Loop, day: str) -> dict:
             loop.retrain_started(result)
             out["retrains"].append({**retrain_summary(loop, result, sensor), "day_asked": day})
     loop.tick("verdict_alert")
+    out["served_stale"] = bool(metadata_of(loop, "drift_report", day).get("served_stale"))
     out["flags"] = [{"check": f.check, "asset": f.asset, "severity": f.severity, "detail": f.detail}
                     for f in Warehouse().open_flags([day])]
     out["alerts"] = [t.splitlines()[0][:200] for t in loop.inbox.since(said)]
     return out
+
+
+def metadata_of(loop: Loop, asset: str, day: str) -> dict:
+    """The newest materialization's metadata of the asset's day ({} if none)."""
+    from dagster import AssetKey, AssetRecordsFilter
+
+    records = loop.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[day]), limit=1).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else {}
 
 
 def retrain_summary(loop: Loop, result, trigger: str) -> dict:
@@ -204,8 +255,11 @@ def drill(name: str, first: str, last: str, incident_first: str, out: Path) -> N
     loop.start_watching()  # turned on after the history: it is not acted on
     days = []
     for day in days_between(first, last):
+        if name == SERVED_INCIDENT:  # served traffic only: the batch days land as they were
+            serve_callers(day, stale=first_days(day, incident_first, 1))
         land(day, day_frames(day, name, incident_first))
-        days.append({**play_day(loop, day), "injected": injected(name, day, incident_first)})
+        days.append({**play_day(loop, day), "injected": injected(name, day, incident_first)
+                     or (name == SERVED_INCIDENT and first_days(day, incident_first, 1))})
     out.write_text(json.dumps({"drill": name, "first": first, "last": last, "incident_first": incident_first,
                                "days": days}, default=str))
 

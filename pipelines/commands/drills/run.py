@@ -4,7 +4,7 @@ in it), played through the pipeline's own sensors and jobs; then the table of wh
 incident, how fast, what the pipeline did and what it should have done.
 
 The stores of the history (30 days of real 2013 and the first model) are built once into
-data/drills/base and copied into data/drills/work before each drill: every drill starts from the
+FLIGHTS_DATA_DIR/drills/base (data/drills/base) and copied into …/drills/work before each drill: every drill starts from the
 same instance, warehouse, registry and monitoring workspace, and none sees another's days. Each
 drill runs in its own process (pipelines/commands/drills/play.py).
 
@@ -28,7 +28,8 @@ from datetime import date
 from pathlib import Path
 
 from pipelines.commands.drills.incidents import FEED_INCIDENTS, WORLD_SHIFTS
-from resources.settings import REPO_ROOT, configure_process, subprocess_env
+from pipelines.commands.drills.play import SERVED_INCIDENT
+from resources.settings import REPO_ROOT, configure_process, settings, subprocess_env
 
 HISTORY = ("2013-05-23", "2013-06-21")  # the base: 30 real days and the first model trained on them
 FEED_STRETCH = ("2013-06-22", "2013-06-25")  # each feed incident starts on the stretch's second day
@@ -36,17 +37,23 @@ INCIDENT_FIRST = "2013-06-23"
 CLEAN_STRETCH = ("2013-06-22", "2013-06-28")  # nothing injected: the summer storms begin on 06-24
 CLEAN = "clean_summer_storms"
 SHIFT = next(s for s in WORLD_SHIFTS if s.name == "summer_storms")
-ROOT = REPO_ROOT / "data" / "drills"
 RESULTS = REPO_ROOT / "bench" / "results"
 DRILL_ENV = {"FLIGHTS_SOURCE": "landing", "FLIGHTS_RETRAIN_COOLDOWN_DAYS": "0", "FLIGHTS_TUNING_TRIALS": "1",
              "FLIGHTS_ALERT_RETRIES": "1"}
 
 EXPECTED_FEED = "blocked or flagged; no retrain, no model trained on it"
+EXPECTED_SERVED = "alert; the stale requests left out of the day's served drift; no retrain"
 EXPECTED_WORLD = "no flag; retrain when a drift or performance threshold crosses"
 
 
+# the drills' stores are files in their folder, copied whole from the base: no setting may point them elsewhere
+ELSEWHERE = ("WAREHOUSE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT", "FLIGHTS_POSTGRES_URL", "FLIGHTS_EVIDENTLY_URL",
+             "FLIGHTS_LANDING_DIR", "FLIGHTS_EXECUTOR", "FLIGHTS_ALERT_WEBHOOK_URL", "FLIGHTS_SMTP_HOST")
+
+
 def stores_env(folder: Path) -> dict[str, str]:
-    return subprocess_env({**DRILL_ENV, "FLIGHTS_DATA_DIR": str(folder), "DAGSTER_HOME": str(folder / "dagster_home")})
+    env = subprocess_env({**DRILL_ENV, "FLIGHTS_DATA_DIR": str(folder), "DAGSTER_HOME": str(folder / "dagster_home")})
+    return {k: v for k, v in env.items() if k not in ELSEWHERE}
 
 
 def fresh(folder: Path) -> None:
@@ -63,28 +70,28 @@ def play(args: list[str], folder: Path, log: Path) -> None:
         raise SystemExit(f"drill step {' '.join(args[:2])} failed (exit {done.returncode}): see {log}")
 
 
-def build_base(rebuild: bool) -> dict:
-    base, ready = ROOT / "base", ROOT / "base" / "ready.json"
+def build_base(root: Path, rebuild: bool) -> dict:
+    base, ready = root / "base", root / "base" / "ready.json"
     if ready.exists() and not rebuild:
         return json.loads(ready.read_text())
     # built where the drills run: the stores hold absolute paths (MLflow's artifact locations)
-    work = ROOT / "work"
+    work = root / "work"
     fresh(work)
-    play(["base", *HISTORY, str(work / "base.json")], work, ROOT / "base.log")
+    play(["base", *HISTORY, str(work / "base.json")], work, root / "base.log")
     shutil.rmtree(base, ignore_errors=True)
     shutil.copytree(work, base)
     (base / "base.json").rename(ready)
     return json.loads(ready.read_text())
 
 
-def run_drill(name: str) -> dict:
+def run_drill(root: Path, name: str) -> dict:
     first, last = CLEAN_STRETCH if name == CLEAN else FEED_STRETCH
-    work = ROOT / "work"
+    work = root / "work"
     shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(ROOT / "base", work)
+    shutil.copytree(root / "base", work)
     out = work / "drill.json"
     started = time.perf_counter()
-    play(["drill", name, first, last, INCIDENT_FIRST if name != CLEAN else first, str(out)], work, ROOT / f"{name}.log")
+    play(["drill", name, first, last, INCIDENT_FIRST if name != CLEAN else first, str(out)], work, root / f"{name}.log")
     return {**json.loads(out.read_text()), "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -95,16 +102,22 @@ def days_after(first: str, day: str) -> int:
 def summarize(result: dict) -> dict:
     """The table's row of a drill."""
     name, days = result["drill"], result["days"]
-    feed = name in FEED_INCIDENTS
+    feed, served = name in FEED_INCIDENTS, name == SERVED_INCIDENT
     broken = [d["day"] for d in days if d["injected"]]
-    noticed = [d for d in days if d["injected"] and (d["flags"] or d["ingest"] == "failed")]
-    checks = sorted({f["check"] for d in noticed for f in d["flags"]})
+    noticed = [d for d in days if d["injected"] and (d["flags"] or d["ingest"] == "failed" or d.get("served_stale"))]
+    checks = sorted({f["check"] for d in noticed for f in d["flags"]}
+                    | {c.split(".", 1)[1] for d in noticed for c in d["failed_checks"] if d["ingest"] == "failed"
+                       or c.endswith("served_requests_current")})
     retrains = [r for d in days for r in d["retrains"]]
     on_broken = [r for d in days if d["injected"] for r in d["retrains"]]
     trained_on_broken = [r["version"] for r in retrains if r["version"] and set(r["trained_on"]) & set(broken)]
-    false_alarms = [d["day"] for d in days if not d["injected"] and (d["flags"] or d["ingest"] == "failed")]
+    false_alarms = [d["day"] for d in days if not d["injected"]
+                    and (d["flags"] or d["ingest"] == "failed" or d.get("served_stale"))]
     alerts = [a for d in days for a in d["alerts"]]
-    if not feed:
+    if served:
+        taken = ("alerted; the stale requests left out of the day's served drift" if noticed else "nothing noticed") + (
+            f"; {len(on_broken)} retrain(s) on the day" if on_broken else "; no retrain for it")
+    elif not feed:
         taken = f"{len(retrains)} retrain(s): " + ", ".join(f"{r['day_asked']} by {r['trigger']}: v{r['version']} {r['decision']}"
                                                           for r in retrains) if retrains else "no retrain"
     elif any(d["ingest"] == "failed" for d in noticed):
@@ -115,13 +128,15 @@ def summarize(result: dict) -> dict:
         taken = "nothing noticed"
     return {
         "drill": name,
-        "what": FEED_INCIDENTS[name].what if feed else f"nothing injected; {SHIFT.what} ({SHIFT.first_day} on)",
+        "what": FEED_INCIDENTS[name].what if feed else "served requests with a scheduled departure a week old" if served
+        else f"nothing injected; {SHIFT.what} ({SHIFT.first_day} on)",
         "injected": f"{broken[0]} … {broken[-1]}" if len(broken) > 1 else (broken[0] if broken else "none"),
         "days_to_detection": days_after(broken[0], noticed[0]["day"]) if noticed else None,
         "checks": ", ".join(checks) or ("—" if not feed else "none"),
         "action_taken": taken,
-        "action_expected": EXPECTED_FEED if feed else EXPECTED_WORLD,
-        "as_expected": (bool(noticed) and not on_broken and not trained_on_broken) if feed else not false_alarms,
+        "action_expected": EXPECTED_FEED if feed else EXPECTED_SERVED if served else EXPECTED_WORLD,
+        "as_expected": (bool(noticed) and not on_broken and not trained_on_broken and not false_alarms)
+        if feed or served else not false_alarms,
         "retrains_started": len(retrains),
         "retrains_on_broken_days": len(on_broken),
         "versions_trained_on_broken_data": len(trained_on_broken),
@@ -160,7 +175,7 @@ def plot(results: list[dict], path: Path) -> None:
                 ax.barh(y, 1, left=x, color="#f4b6b6", edgecolor="none")
             if d["ingest"] == "failed":
                 ax.plot(x + 0.5, y, "s", color="#b2182b", ms=8)
-            elif d["flags"]:
+            elif d["flags"] or d.get("served_stale"):
                 ax.plot(x + 0.5, y, "D", color="#ef8a62", ms=7)
             for _ in d["retrains"]:
                 ax.plot(x + 0.5, y + 0.28, "^", color="#2166ac", ms=7)
@@ -179,19 +194,21 @@ def plot(results: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     configure_process()
     parser = argparse.ArgumentParser(prog="flights-drills", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="*", help=f"drills to play (default all): {', '.join([*FEED_INCIDENTS, CLEAN])}")
+    parser.add_argument("--only", nargs="*", help=f"drills to play (default all): {', '.join([*FEED_INCIDENTS, SERVED_INCIDENT, CLEAN])}")
     parser.add_argument("--rebuild-base", action="store_true", help="build the history's stores again")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"where the table, JSON and PNG go (default {RESULTS})")
     args = parser.parse_args(argv)
-    names = args.only or [*FEED_INCIDENTS, CLEAN]
+    root, results_dir = settings().data_dir / "drills", args.results
+    names = args.only or [*FEED_INCIDENTS, SERVED_INCIDENT, CLEAN]
     started = time.perf_counter()
-    ROOT.mkdir(parents=True, exist_ok=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    base = build_base(args.rebuild_base)
+    root.mkdir(parents=True, exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    base = build_base(root, args.rebuild_base)
     print(f"history {HISTORY[0]} … {HISTORY[1]} and v{base['first_model']['version']}: {time.perf_counter() - started:.0f} s",
           flush=True)
     results, rows = [], []
     for name in names:
-        result = run_drill(name)
+        result = run_drill(root, name)
         row = summarize(result)
         results.append(result)
         rows.append(row)
@@ -199,14 +216,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['retrains_started']} retrain(s), {row['versions_trained_on_broken_data']} on broken data, "
               f"{row['false_alarms']} false alarm(s), {row['alerts_sent']} alert(s) ({row['seconds']:.0f} s)", flush=True)
     total = time.perf_counter() - started
-    (RESULTS / "drills.json").write_text(json.dumps({"seconds": round(total, 1), "rows": rows, "drills": results},
+    (results_dir / "drills.json").write_text(json.dumps({"seconds": round(total, 1), "rows": rows, "drills": results},
                                                     indent=1, default=str))
-    (RESULTS / "drills.md").write_text(table(rows) + "\n")
-    plot(results, RESULTS / "drills.png")
+    (results_dir / "drills.md").write_text(table(rows) + "\n")
+    plot(results, results_dir / "drills.png")
     print("\n" + table(rows))
     failed = [r["drill"] for r in rows if not r["as_expected"]]
     print(f"\n{len(rows) - len(failed)} of {len(rows)} drills as expected" + (f"; not: {', '.join(failed)}" if failed else "")
-          + f"; {total / 60:.1f} min. Results: {RESULTS / 'drills.md'}, drills.json, drills.png")
+          + f"; {total / 60:.1f} min. Results: {results_dir / 'drills.md'}, drills.json, drills.png")
     return 1 if failed else 0
 
 
