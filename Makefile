@@ -145,12 +145,12 @@ bench-team: setup
 replay: setup
 	python bench/closed_loop_replay.py
 
-## The incident drills (pipelines/commands/drills/run.py): each feed incident injected on its own into a
+## The incident drills (bench/drills.py): each feed incident injected on its own into a
 ## stretch of June 2013 on fresh stores, and a clean stretch, through the real sensors and jobs; the
 ## table (incident, days to detection, check, action, retrains, models trained on broken data,
 ## false alarms, alerts) and a timeline PNG in bench/results/
 drills: setup
-	flights-drills
+	python bench/drills.py
 
 ## Re-resolve the lock file after changing dependencies in pyproject.toml
 lock:

@@ -18,7 +18,7 @@ LOGIC = sorted(
        "resources.alerts", "pipelines.serving.traffic", "assets.training.calibration", "assets.training.build",
        "resources.training_data", "resources.registry", "resources.warehouse", "resources.warehouse_migrations",
        "pipelines.commands.convention", "assets.monitoring.served", "pipelines.serving.by_flight",
-       "pipelines.commands.drills.incidents"]
+       "pipelines.commands.drills.incidents", "resources.day_flags"]
 )
 
 

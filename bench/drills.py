@@ -1,4 +1,4 @@
-"""`make drills` (`flights-drills`): each feed incident of the library injected on its own into a
+"""`make drills` (`python bench/drills.py`): each feed incident of the library injected on its own into a
 stretch of 2013, on fresh stores each, and a clean stretch (nothing injected, the late-June storms
 in it), played through the pipeline's own sensors and jobs; then the table of what noticed each
 incident, how fast, what the pipeline did and what it should have done.
@@ -6,14 +6,14 @@ incident, how fast, what the pipeline did and what it should have done.
 The stores of the history (30 days of real 2013 and the first model) are built once into
 FLIGHTS_DATA_DIR/drills/base (data/drills/base) and copied into …/drills/work before each drill: every drill starts from the
 same instance, warehouse, registry and monitoring workspace, and none sees another's days. Each
-drill runs in its own process (pipelines/commands/drills/play.py).
+drill runs in its own process (bench/drill_play.py).
 
 Results: bench/results/drills.json (every day of every drill), drills.md (the table) and
 drills.png (a timeline per drill). The retrain sensors act without cooldown here
 (FLIGHTS_RETRAIN_COOLDOWN_DAYS=0), so that any threshold a broken day crosses would start a
 retrain; the retrains fit without tuning (FLIGHTS_TUNING_TRIALS=1) to keep the drills short.
 
-    flights-drills [--only NAME ...] [--rebuild-base]
+    python bench/drills.py [--only NAME ...] [--rebuild-base] [--results DIR]
 """
 
 from __future__ import annotations
@@ -27,9 +27,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-from pipelines.commands.drills.incidents import FEED_INCIDENTS, WORLD_SHIFTS
-from pipelines.commands.drills.play import SERVED_INCIDENT
-from resources.settings import REPO_ROOT, configure_process, settings, subprocess_env
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from drill_play import SERVED_INCIDENT  # noqa: E402
+
+from pipelines.commands.drills.incidents import FEED_INCIDENTS, WORLD_SHIFTS  # noqa: E402
+from resources.settings import REPO_ROOT, configure_process, settings, subprocess_env  # noqa: E402
 
 HISTORY = ("2013-05-23", "2013-06-21")  # the base: 30 real days and the first model trained on them
 FEED_STRETCH = ("2013-06-22", "2013-06-25")  # each feed incident starts on the stretch's second day
@@ -64,7 +68,7 @@ def fresh(folder: Path) -> None:
 
 def play(args: list[str], folder: Path, log: Path) -> None:
     with log.open("w") as out:
-        done = subprocess.run([sys.executable, "-m", "pipelines.commands.drills.play", *args], env=stores_env(folder),
+        done = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "drill_play.py"), *args], env=stores_env(folder),
                               stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     if done.returncode:
         raise SystemExit(f"drill step {' '.join(args[:2])} failed (exit {done.returncode}): see {log}")
@@ -108,9 +112,11 @@ def summarize(result: dict) -> dict:
     checks = sorted({f["check"] for d in noticed for f in d["flags"]}
                     | {c.split(".", 1)[1] for d in noticed for c in d["failed_checks"] if d["ingest"] == "failed"
                        or c.endswith("served_requests_current")})
-    retrains = [r for d in days for r in d["retrains"]]
+    retrains = [r for d in days for r in d["retrains"]]  # started by the sensors
     on_broken = [r for d in days if d["injected"] for r in d["retrains"]]
-    trained_on_broken = [r["version"] for r in retrains if r["version"] and set(r["trained_on"]) & set(broken)]
+    periodic = result["periodic_retrain"]
+    trained_on_broken = [r["version"] for r in [*retrains, periodic]
+                         if r["version"] and set(r["trained_on"]) & set(broken)]
     false_alarms = [d["day"] for d in days if not d["injected"]
                     and (d["flags"] or d["ingest"] == "failed" or d.get("served_stale"))]
     alerts = [a for d in days for a in d["alerts"]]
@@ -135,9 +141,11 @@ def summarize(result: dict) -> dict:
         "checks": ", ".join(checks) or ("—" if not feed else "none"),
         "action_taken": taken,
         "action_expected": EXPECTED_FEED if feed else EXPECTED_SERVED if served else EXPECTED_WORLD,
-        "as_expected": (bool(noticed) and not on_broken and not trained_on_broken and not false_alarms)
-        if feed or served else not false_alarms,
+        "as_expected": periodic["success"] and not trained_on_broken and (
+            bool(noticed) and not on_broken and not false_alarms if feed or served else not false_alarms),
         "retrains_started": len(retrains),
+        "periodic_retrain": (f"v{periodic['version']} {periodic['decision']}, {len(periodic['trained_on'])} days, "
+                             f"{periodic['days_left_out']} left out" if periodic["success"] else "failed"),
         "retrains_on_broken_days": len(on_broken),
         "versions_trained_on_broken_data": len(trained_on_broken),
         "false_alarms": len(false_alarms),
@@ -149,7 +157,8 @@ def summarize(result: dict) -> dict:
 
 COLUMNS = [("drill", "incident"), ("injected", "injected days"), ("days_to_detection", "days to detection"),
            ("checks", "check"), ("action_taken", "action taken"), ("action_expected", "action expected"),
-           ("retrains_started", "retrains started"), ("versions_trained_on_broken_data", "versions trained on broken data"),
+           ("retrains_started", "retrains started by the sensors"), ("periodic_retrain", "the periodic retrain at the end"),
+           ("versions_trained_on_broken_data", "versions trained on broken data"),
            ("false_alarms", "false alarms"), ("alerts_sent", "alerts sent")]
 
 
@@ -181,10 +190,12 @@ def plot(results: list[dict], path: Path) -> None:
                 ax.plot(x + 0.5, y + 0.28, "^", color="#2166ac", ms=7)
             if d["alerts"]:
                 ax.text(x + 0.85, y - 0.35, str(len(d["alerts"])), fontsize=7, color="#555")
+        ax.plot(days_after(first, result["last"]) + 1.1, y, ">", color="#4d4d4d", ms=7)
     ax.set_yticks(range(len(results)), [r["drill"] for r in reversed(results)])
     ax.set_xlabel(f"day of the stretch (feed incidents: {FEED_STRETCH[0]} …; injected from {INCIDENT_FIRST}, shaded)")
     handles = [plt.Line2D([], [], marker=m, color=c, ls="", label=lab) for m, c, lab in (
-        ("s", "#b2182b", "day blocked"), ("D", "#ef8a62", "day flagged"), ("^", "#2166ac", "retrain started"))]
+        ("s", "#b2182b", "day blocked"), ("D", "#ef8a62", "day flagged or served stale"),
+        ("^", "#2166ac", "retrain started by a sensor"), (">", "#4d4d4d", "the periodic retrain at the end"))]
     ax.legend(handles=handles, loc="lower right", fontsize=8)
     ax.set_title("Incident drills: what the pipeline did on each day (numbers: alerts sent)")
     fig.tight_layout()
@@ -193,7 +204,7 @@ def plot(results: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     configure_process()
-    parser = argparse.ArgumentParser(prog="flights-drills", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="bench/drills.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*", help=f"drills to play (default all): {', '.join([*FEED_INCIDENTS, SERVED_INCIDENT, CLEAN])}")
     parser.add_argument("--rebuild-base", action="store_true", help="build the history's stores again")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"where the table, JSON and PNG go (default {RESULTS})")
@@ -213,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         rows.append(row)
         print(f"{name}: detected after {row['days_to_detection']} day(s) by {row['checks']}; {row['action_taken']}; "
-              f"{row['retrains_started']} retrain(s), {row['versions_trained_on_broken_data']} on broken data, "
+              f"{row['retrains_started']} retrain(s) by the sensors, the periodic one {row['periodic_retrain']}; "
+              f"{row['versions_trained_on_broken_data']} version(s) trained on broken data, "
               f"{row['false_alarms']} false alarm(s), {row['alerts_sent']} alert(s) ({row['seconds']:.0f} s)", flush=True)
     total = time.perf_counter() - started
     (results_dir / "drills.json").write_text(json.dumps({"seconds": round(total, 1), "rows": rows, "drills": results},

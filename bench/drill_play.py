@@ -9,10 +9,12 @@ decide whether to retrain, and a requested `retrain_job` runs (its start goes to
 `retrain_started_alert`); `verdict_alert` sends what the reports and the gate say. The alerts go
 to a webhook on loopback that this process serves, and are counted. The sensors are evaluated with
 Dagster's own `build_sensor_context` on the real instance: the same code the daemon runs, without
-the daemon's wait between ticks; runs execute in this process (`execute_in_process`).
+the daemon's wait between ticks; runs execute in this process (`execute_in_process`). At the end
+of the stretch the periodic retrain runs as of its last day (what `periodic_retrain_schedule`
+requests): its window holds the incident's days, so it shows what the guard on the retrain does.
 
-    python -m pipelines.commands.drills.play base  START END OUT.json   # history + the first model
-    python -m pipelines.commands.drills.play drill NAME START END FIRST OUT.json
+    python bench/drill_play.py base  START END OUT.json   # history + the first model
+    python bench/drill_play.py drill NAME START END FIRST OUT.json
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def days_between(first: str, last: str) -> list[str]:
@@ -260,8 +264,21 @@ def drill(name: str, first: str, last: str, incident_first: str, out: Path) -> N
         land(day, day_frames(day, name, incident_first))
         days.append({**play_day(loop, day), "injected": injected(name, day, incident_first)
                      or (name == SERVED_INCIDENT and first_days(day, incident_first, 1))})
+    # the periodic retrain at the end of the stretch (periodic_retrain_schedule's request, as of the
+    # last day): whatever the sensors did, a retrain whose window holds the incident's days
+    periodic = periodic_retrain(loop, last)
     out.write_text(json.dumps({"drill": name, "first": first, "last": last, "incident_first": incident_first,
-                               "days": days}, default=str))
+                               "days": days, "periodic_retrain": periodic}, default=str))
+
+
+def periodic_retrain(loop: Loop, as_of: str) -> dict:
+    from pipelines.orchestration.sensors import retrain_request
+    from resources.records import RetrainTrigger
+
+    request = retrain_request(RetrainTrigger(kind="periodic_retrain", reason="the drill's end: the periodic retrain",
+                                             as_of=as_of))
+    result = loop.run("retrain_job", request)
+    return {**retrain_summary(loop, result, "periodic_retrain"), "day_asked": as_of}
 
 
 def main(argv: list[str] | None = None) -> int:
