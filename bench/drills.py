@@ -189,7 +189,7 @@ def plot(results: list[dict], path: Path) -> None:
             for _ in d["retrains"]:
                 ax.plot(x + 0.5, y + 0.28, "^", color="#2166ac", ms=7)
             if d["alerts"]:
-                ax.text(x + 0.85, y - 0.35, str(len(d["alerts"])), fontsize=7, color="#555")
+                ax.annotate(f"{len(d['alerts'])}", (x + 0.85, y - 0.35), fontsize=7, color="#555")
         ax.plot(days_after(first, result["last"]) + 1.1, y, ">", color="#4d4d4d", ms=7)
     ax.set_yticks(range(len(results)), [r["drill"] for r in reversed(results)])
     ax.set_xlabel(f"day of the stretch (feed incidents: {FEED_STRETCH[0]} …; injected from {INCIDENT_FIRST}, shaded)")

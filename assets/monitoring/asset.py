@@ -30,6 +30,7 @@ from assets.asset_factory import add_partition_metadata, lifecycle_asset, partit
 from assets.monitoring.decisions import (
     canary_metadata,
     canary_of,
+    feed_incidents,
     number,
     scored_days,
     shadow_metadata,
@@ -167,16 +168,6 @@ def drift_reference(warehouse: Warehouse, model_registry: ModelRegistry, version
 
     return cached_reference(settings().reports_dir / "reference" / f"{record.name}-v{version}-{record.run_id[:12]}-{rows}-q{quantile}",
                             build)
-
-
-def feed_incidents(warehouse: Warehouse, days: list[str]) -> dict[str, dict]:
-    """day -> the `feed_incident` metadata of a day with open broken-feed flags (resources/day_flags.py):
-    what the retrain sensors and the alerts read to say "feed incident, not retraining"."""
-    out: dict[str, list] = {}
-    for f in warehouse.open_flags(days):
-        out.setdefault(f.day, []).append(f)
-    return {day: {"feed_incident": MetadataValue.text("\n".join(f.said for f in flags)),
-                  "feed_checks": MetadataValue.json(sorted({f.check for f in flags}))} for day, flags in out.items()}
 
 
 def _dashboard_link(workspace: MonitoringWorkspace, upload: _Uploads):

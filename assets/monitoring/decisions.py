@@ -2,7 +2,8 @@
 challenger against the champion on batch scores (`shadow_*`), a canary challenger against the
 champion on the flights each answered live (`canary_*`), and a new champion against the one it
 replaced during its rollback watch (`watch_*`). The sensors that act on them:
-pipelines/orchestration/deployment.py."""
+pipelines/orchestration/deployment.py. And what both reports say of a day flagged as a broken feed
+(`feed_incident`), which the retrain sensors and the alerts read."""
 
 import pandas as pd
 from dagster import MetadataValue
@@ -124,3 +125,13 @@ def watch_metadata(champion, previous, shadow: pd.DataFrame, labelled: pd.DataFr
         "watch_difference": number(w.difference), "watch_margin": number(w.margin),
         "watch_verdict": MetadataValue.text(w.verdict), "watch_reason": MetadataValue.text(w.reason),
     }
+
+
+def feed_incidents(warehouse: Warehouse, days: list[str]) -> dict[str, dict]:
+    """day -> the `feed_incident` metadata of a day with open broken-feed flags (resources/day_flags.py):
+    what the retrain sensors and the alerts read to say "feed incident, not retraining"."""
+    out: dict[str, list] = {}
+    for f in warehouse.open_flags(days):
+        out.setdefault(f.day, []).append(f)
+    return {day: {"feed_incident": MetadataValue.text("\n".join(f.said for f in flags)),
+                  "feed_checks": MetadataValue.json(sorted({f.check for f in flags}))} for day, flags in out.items()}

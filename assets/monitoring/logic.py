@@ -237,6 +237,8 @@ def stale_requests(served_day: pd.DataFrame, day: str) -> pd.Series:
     STALE_SERVED_DAYS days before it (a stale caller)."""
     from datetime import date, timedelta
 
+    if "scheduled_departure" not in served_day:  # no flight asked by flight
+        return pd.Series(False, index=served_day.index)
     cutoff = (date.fromisoformat(day) - timedelta(days=STALE_SERVED_DAYS)).isoformat()
     departure = served_day["scheduled_departure"]
     return departure.notna() & (departure.astype("string").str[:10] < cutoff).fillna(False)
@@ -269,7 +271,8 @@ def drift_days(days: list[str], current: pd.DataFrame, served: pd.DataFrame,
         served_day = served[served["partition_date"] == day]
         result.served_rows = len(served_day)
         stale = stale_requests(served_day, day)
-        result.asked_by_flight, result.stale = int(served_day["scheduled_departure"].notna().sum()), int(stale.sum())
+        result.asked_by_flight = int(served_day["scheduled_departure"].notna().sum()) if "scheduled_departure" in served_day else 0
+        result.stale = int(stale.sum())
         if result.stale:
             result.oldest_departure = str(served_day.loc[stale, "scheduled_departure"].min())
             served_day = served_day[~stale]  # another day's features: not evidence about the day's traffic

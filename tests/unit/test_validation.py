@@ -182,11 +182,12 @@ def test_the_share_expectations_severity_decides_whether_the_run_is_blocked(gx_v
     assert {d: ok for d, (ok, _) in verdict.days.items()} == {"2013-01-01": True, "2013-01-02": False}
     assert verdict.days["2013-01-02"][1] == {"rows_in": 100, "rows_quarantined": 30, "quarantine_share": 0.3, "limit": 0.1}
     if blocked:
-        [message] = verdict.messages
+        [(day, message)] = verdict.messages.items()  # the day it is about: flagged with it
+        assert day == "2013-01-02"
         assert "partition 2013-01-02, file flights_2013-01-02.csv: 30 of 100 rows (30%)" in message
         assert "distance: outside [1, 6000] ×30" in message
     else:
-        assert verdict.messages == []
+        assert verdict.messages == {}
 
 
 def test_a_run_without_failures_blocks_nothing(gx_validator):
