@@ -75,21 +75,16 @@ def flight_features(context: AssetExecutionContext, warehouse: ResourceParam[War
         "late_share": MetadataValue.float(float(features["is_late"].astype(float).mean()) if len(features) else 0.0),
         "cancelled": MetadataValue.int(int(features["cancelled"].sum())),
     })
-    arrivals = settings().min_arrivals_share
-    verdicts = {
-        COVERAGE_CHECK: {p: (d["weather_coverage"] >= minimum, {"weather_coverage": d["weather_coverage"], "minimum": minimum})
-                         for p, d in per_day.items()},
-        ARRIVALS_CHECK: {p: (d["arrivals_share"] >= arrivals, {"arrivals_share": d["arrivals_share"], "minimum": arrivals})
-                         for p, d in per_day.items()},
-    }
-    said = {COVERAGE_CHECK: lambda p, d: f"only {d['weather_coverage']:.1%} of the day's flights have origin weather "
-                                         f"(minimum {minimum:.0%}): a weather source is missing",
-            ARRIVALS_CHECK: lambda p, d: f"only {d['arrivals_share']:.1%} of the day's departed flights have an arrival "
-                                         f"(minimum {arrivals:.0%}): the labels are late"}
-    for check, per_check in verdicts.items():
+    # check -> (the day's figure, its minimum, the column, what a shortfall means)
+    feed_checks = {COVERAGE_CHECK: ("weather_coverage", minimum, "weather", "of the day's flights have origin weather: "
+                                    "a weather source is missing"),
+                   ARRIVALS_CHECK: ("arrivals_share", settings().min_arrivals_share, "arr_delay",
+                                    "of the day's departed flights have an arrival: the labels are late")}
+    for check, (figure, floor, column, meaning) in feed_checks.items():
+        per_check = {p: (d[figure] >= floor, {figure: d[figure], "minimum": floor}) for p, d in per_day.items()}
         # a failed day is flagged as a broken feed (not trained on, no retrain for it); a passed one cleared
-        warehouse.record_feed_verdicts(
-            "flight_features", check, {p: f"partition {p}, column {'weather' if check == COVERAGE_CHECK else 'arr_delay'}: "
-                                          + said[check](p, per_day[p]) for p, (ok, _) in per_check.items() if not ok},
-            [p for p, (ok, _) in per_check.items() if ok], "WARN", context.run_id)
+        warehouse.record_feed_verdicts("flight_features", check, {
+            p: f"partition {p}, column {column}: only {d[figure]:.1%} {meaning} (minimum {floor:.0%})"
+            for p, d in per_day.items() if not per_check[p][0]}, [p for p, (ok, _) in per_check.items() if ok],
+            "WARN", context.run_id)
         yield from partition_check_results(context, check, per_check, severity=AssetCheckSeverity.WARN)
