@@ -250,7 +250,7 @@ def _performance_check(d: DayPerformance, t: PerformanceThresholds) -> tuple[boo
 
 class DriftConfig(Config):
     drift_share: float | None = Field(default=None, description="Dataset drift when at least this share of the monitored "
-                                      "columns drifted; unset: FLIGHTS_DRIFT_SHARE (default 0.3).")
+                                      "columns drifted; unset: FLIGHTS_DRIFT_SHARE (default 0.45).")
     column_threshold: float | None = Field(default=None, description="One drift threshold for every column; 0 = calibrated "
                                            "per column on the reference; unset: FLIGHTS_COLUMN_DRIFT_THRESHOLD (default 0).")
     column_quantile: float | None = Field(default=None, description="Calibrated thresholds: this quantile of the training "
@@ -314,7 +314,7 @@ def drift_report(context: AssetExecutionContext, config: DriftConfig, warehouse:
 
 class PerformanceConfig(Config):
     roc_auc_drop: float | None = Field(default=None, description="Degraded when the trailing ROC AUC is this far below the "
-                                       "model's evaluation ROC AUC; unset: FLIGHTS_ROC_AUC_DROP (default 0.05).")
+                                       "model's evaluation ROC AUC; unset: FLIGHTS_ROC_AUC_DROP (default 0.07).")
     window_days: int | None = Field(default=None, description="Trailing days pooled for the ROC AUC the threshold applies "
                                     "to; unset: FLIGHTS_PERFORMANCE_WINDOW_DAYS (default 3).")
 

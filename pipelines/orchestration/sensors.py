@@ -152,7 +152,7 @@ def _report_sensor(context: SensorEvaluationContext, asset: str, trigger: str, v
     # on: it only reacts to new drift reports, at most one retrain per cooldown
     default_status=DefaultSensorStatus.RUNNING,
     description="Requests retrain_job when a day's drift_report finds dataset drift (share of drifted "
-    "columns >= FLIGHTS_DRIFT_SHARE); not within FLIGHTS_RETRAIN_COOLDOWN_DAYS (default 7) days of the last "
+    "columns >= FLIGHTS_DRIFT_SHARE); not within FLIGHTS_RETRAIN_COOLDOWN_DAYS (default 14) days of the last "
     "retrain. Run key = the day; tags name the report.",
 )
 def drift_sensor(context: SensorEvaluationContext):

@@ -3,7 +3,7 @@ Dagster daemon and sensors replay days until a sensor-triggered retrain is decid
 chain names the report, the run, the gate and the champion.
 
 The cooldown is 0 here, so the first degraded day triggers the retrain (the demo itself keeps the
-default 7 days and replays about ten days)."""
+demo's own 7 days and replays about ten days)."""
 
 import subprocess
 import sys

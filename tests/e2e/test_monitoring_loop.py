@@ -48,6 +48,8 @@ def test_drifted_landing_file_leads_to_a_retrain_tagged_with_the_report(workdir,
     # the first model's retrain (by hand, as of the last history day) counts for the cooldown: the
     # drifted day right after it is judged here without one
     monkeypatch.setenv("FLIGHTS_RETRAIN_COOLDOWN_DAYS", "0")
+    # the loop, not the threshold, is under test: the drifted day is judged by a share of 0.3
+    monkeypatch.setenv("FLIGHTS_DRIFT_SHARE", "0.3")
     registry = ModelRegistry(tracking_uri=workdir["mlflow_uri"], artifact_root=str(data / "mlartifacts"))
     defs = build_definitions({
         "source": FlightSource(mode="landing", landing_dir=str(workdir["landing"])),

@@ -16,7 +16,8 @@ from tests.support import tick
 
 
 @pytest.fixture
-def instance():
+def instance(monkeypatch):
+    monkeypatch.setenv("FLIGHTS_RETRAIN_COOLDOWN_DAYS", "7")  # the cooldown these tests count with
     with instance_for_test() as inst:
         yield inst
 

@@ -242,7 +242,7 @@ def test_variables_are_read_by_their_exact_names():
     s = Settings.from_env({"WAREHOUSE_URL": "sqlite:////tmp/w.db", "FLIGHTS_WAREHOUSE_URL": "sqlite:////tmp/other.db",
                            "flights_drift_share": "0.9", "drift_share": "0.9", "FLIGHTS_Drift_Share": "0.9"})
     assert s.warehouse_url == "sqlite:////tmp/w.db"  # the alias, not FLIGHTS_ + the field's name
-    assert s.drift_share == 0.3  # neither another case nor the field's name
+    assert s.drift_share == 0.45  # neither another case nor the field's name
     assert Settings.from_env({"MLFLOW_TRACKING_USERNAME": "pipeline"}).mlflow_tracking_username == "pipeline"
 
 
@@ -260,7 +260,7 @@ def test_defaults_follow_the_settings_they_derive_from():
 def test_a_blank_variable_is_unset_and_values_are_trimmed():
     s = Settings.from_env({"FLIGHTS_DRIFT_SHARE": "  ", "FLIGHTS_EXECUTOR": "", "FLIGHTS_SMTP_PORT": " 587 ", "FLIGHTS_SOURCE": " landing ",
                            "FLIGHTS_ALERT_EMAIL_TO": " a@example.org , ,b@example.org ", "FLIGHTS_SERVE_RECORD": " No "})
-    assert (s.drift_share, s.executor, s.smtp_port, s.source) == (0.3, "in_process", 587, "landing")
+    assert (s.drift_share, s.executor, s.smtp_port, s.source) == (0.45, "in_process", 587, "landing")
     assert (s.alert_email_to, s.serve_record) == (("a@example.org", "b@example.org"), False)
 
 
