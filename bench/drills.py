@@ -115,8 +115,9 @@ def summarize(result: dict) -> dict:
     retrains = [r for d in days for r in d["retrains"]]  # started by the sensors
     on_broken = [r for d in days if d["injected"] for r in d["retrains"]]
     periodic = result["periodic_retrain"]
+    # broken data a model could learn: a feed incident's days (a stale caller's is served traffic, which no training reads)
     trained_on_broken = [r["version"] for r in [*retrains, periodic]
-                         if r["version"] and set(r["trained_on"]) & set(broken)]
+                         if feed and r["version"] and set(r["trained_on"]) & set(broken)]
     false_alarms = [d["day"] for d in days if not d["injected"]
                     and (d["flags"] or d["ingest"] == "failed" or d.get("served_stale"))]
     alerts = [a for d in days for a in d["alerts"]]
@@ -175,7 +176,7 @@ def plot(results: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 0.55 * len(results) + 1.2))
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(results) + 1.8))
     for y, result in enumerate(reversed(results)):
         first = result["first"]
         for d in result["days"]:
@@ -192,11 +193,11 @@ def plot(results: list[dict], path: Path) -> None:
                 ax.annotate(f"{len(d['alerts'])}", (x + 0.85, y - 0.35), fontsize=7, color="#555")
         ax.plot(days_after(first, result["last"]) + 1.1, y, ">", color="#4d4d4d", ms=7)
     ax.set_yticks(range(len(results)), [r["drill"] for r in reversed(results)])
-    ax.set_xlabel(f"day of the stretch (feed incidents: {FEED_STRETCH[0]} …; injected from {INCIDENT_FIRST}, shaded)")
+    ax.set_xlabel(f"days since {FEED_STRETCH[0]} (incidents from {INCIDENT_FIRST}, shaded)")
     handles = [plt.Line2D([], [], marker=m, color=c, ls="", label=lab) for m, c, lab in (
         ("s", "#b2182b", "day blocked"), ("D", "#ef8a62", "day flagged or served stale"),
         ("^", "#2166ac", "retrain started by a sensor"), (">", "#4d4d4d", "the periodic retrain at the end"))]
-    ax.legend(handles=handles, loc="lower right", fontsize=8)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, fontsize=8)
     ax.set_title("Incident drills: what the pipeline did on each day (numbers: alerts sent)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -208,8 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help=f"drills to play (default all): {', '.join([*FEED_INCIDENTS, SERVED_INCIDENT, CLEAN])}")
     parser.add_argument("--rebuild-base", action="store_true", help="build the history's stores again")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"where the table, JSON and PNG go (default {RESULTS})")
+    parser.add_argument("--summarize", type=Path, help="only the table and PNG again, from the drills.json of a run")
     args = parser.parse_args(argv)
     root, results_dir = settings().data_dir / "drills", args.results
+    if args.summarize:
+        run = json.loads(args.summarize.read_text())
+        return report(run["drills"], [summarize(r) for r in run["drills"]], run["seconds"], results_dir)
     names = args.only or [*FEED_INCIDENTS, SERVED_INCIDENT, CLEAN]
     started = time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
@@ -227,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['retrains_started']} retrain(s) by the sensors, the periodic one {row['periodic_retrain']}; "
               f"{row['versions_trained_on_broken_data']} version(s) trained on broken data, "
               f"{row['false_alarms']} false alarm(s), {row['alerts_sent']} alert(s) ({row['seconds']:.0f} s)", flush=True)
-    total = time.perf_counter() - started
+    return report(results, rows, time.perf_counter() - started, results_dir)
+
+
+def report(results: list[dict], rows: list[dict], total: float, results_dir: Path) -> int:
+    results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "drills.json").write_text(json.dumps({"seconds": round(total, 1), "rows": rows, "drills": results},
                                                     indent=1, default=str))
     (results_dir / "drills.md").write_text(table(rows) + "\n")
