@@ -44,7 +44,8 @@ def test_daemon_killed_and_restarted_loses_and_repeats_no_retrain(tmp_path):
     config = config.replace("max_concurrent_runs: 2", "max_concurrent_runs: 0")
     (home / "dagster.yaml").write_text(config)  # runs stay queued: this test is about the requests
     env = {**os.environ, "DAGSTER_HOME": str(home), "FLIGHTS_DATA_DIR": str(tmp_path / "data"),
-           "WAREHOUSE_URL": f"sqlite:///{tmp_path / 'data' / 'warehouse.db'}", "FLIGHTS_SENSOR_INTERVAL_SECONDS": "1"}
+           "WAREHOUSE_URL": f"sqlite:///{tmp_path / 'data' / 'warehouse.db'}", "FLIGHTS_SENSOR_INTERVAL_SECONDS": "1",
+           "FLIGHTS_RETRAIN_COOLDOWN_DAYS": "7"}  # the cooldown the days below count with
     daemon_cmd = [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")]
 
     def start():
