@@ -237,7 +237,8 @@ def every_setting(folder: Path) -> dict[str, str]:
         "FLIGHTS_SOURCE": "landing", "FLIGHTS_LANDING_DIR": str(folder / "landing"),
         # never reached: the stores' own variables win over the profile
         "FLIGHTS_POSTGRES_URL": "postgresql+psycopg2://nobody:secret@127.0.0.1:9",
-        "FLIGHTS_MAX_QUARANTINE_SHARE": "0.2", "FLIGHTS_MIN_WEATHER_COVERAGE": "0.8", "FLIGHTS_DRIFT_SHARE": "0.4",
+        "FLIGHTS_MAX_QUARANTINE_SHARE": "0.2", "FLIGHTS_MIN_WEATHER_COVERAGE": "0.8", "FLIGHTS_MIN_ARRIVALS_SHARE": "0.8",
+        "FLIGHTS_DRIFT_SHARE": "0.4",
         "FLIGHTS_COLUMN_DRIFT_THRESHOLD": "0", "FLIGHTS_COLUMN_DRIFT_QUANTILE": "0.9",
         "FLIGHTS_DRIFT_REFERENCE_ROWS": "2000", "FLIGHTS_ROC_AUC_DROP": "0.04", "FLIGHTS_PERFORMANCE_WINDOW_DAYS": "2",
         "FLIGHTS_RETRAIN_COOLDOWN_DAYS": "5", "FLIGHTS_RETRAIN_EVERY_DAYS": "10", "FLIGHTS_SENSOR_INTERVAL_SECONDS": "15",
