@@ -76,9 +76,10 @@ def test_served_traffic_is_in_the_drift_report(workdir, resources, monkeypatch):
     assert recorder.flush() == 30
 
     alerts_cursor = tick(verdict_alert, instance, None)[1]
-    # a performance threshold every day crosses (a drop of -1): the day is also degraded
+    # a performance threshold every day crosses (a drop of -1): the day is also degraded; the served
+    # heat wave is judged by a drift share of 0.3 (it drifts the weather columns, under the default 0.45)
     result = defs.resolve_job_def("monitor_job").execute_in_process(instance=instance, partition_key=DAY, run_config={
-        "ops": {"performance_report": {"config": {"roc_auc_drop": -1.0}}}})
+        "ops": {"performance_report": {"config": {"roc_auc_drop": -1.0}}, "drift_report": {"config": {"drift_share": 0.3}}}})
     assert result.success
     meta = {k: v.value for k, v in instance.get_latest_materialization_event(
         AssetKey("drift_report")).asset_materialization.metadata.items()}
