@@ -65,7 +65,8 @@ def team(tmp_path_factory):
         # a dead worker's unfinished task goes to the other worker after 90 s (default 600 s)
         "FLIGHTS_CELERY_VISIBILITY_TIMEOUT": "90",
         "FLIGHTS_SENSOR_INTERVAL_SECONDS": "3", "FLIGHTS_RETRAIN_COOLDOWN_DAYS": "0", "FLIGHTS_TUNING_TRIALS": "0",
-        "FLIGHTS_STORE_RETRY_DELAY": "0.5", "FLIGHTS_SERVE_POLL_SECONDS": "1",
+        "FLIGHTS_STORE_RETRIES": "5", "FLIGHTS_STORE_RETRY_DELAY": "0.5",  # 15.5 s of retries in all
+        "FLIGHTS_SERVE_POLL_SECONDS": "1",
     }
     started = time.time()
     up = _run(["bash", str(REPO / "deploy/team/team.sh"), "up"], {**base, **settings}, timeout=1800)
