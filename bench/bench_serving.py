@@ -1,12 +1,18 @@
 """Benchmark of the scoring server that follows the registry (pipelines/serving/server.py), on loopback.
 
-1. Swap: the `champion` alias moved 5 times between two versions while a client sends single-row
+The two versions served: 1, the champion a default retrain produces on 60 days (the search with
+the default tuning budget, the refit, the calibration); 2, the largest model the search space
+allows (400 trees of 63 leaves), calibrated as the retrain decides.
+
+1. Swap: the `champion` alias moved 5 times between the two versions while a client sends single-row
    requests back to back; the time from each move to the first response by the new version
    (`X-Model-Version`): p50 and max. It is bounded by the poll interval (FLIGHTS_SERVE_POLL_SECONDS,
    default 2 s) plus loading and warming the version.
 2. Single-row latency: p50 / p99 of 2000 sequential requests, and with 8 concurrent clients for
    15 s their throughput and p99 — with request recording on (the default) and off, same server
-   build, same rows. Target: p99 <= 10 ms with recording on (sequential requests).
+   build, same rows, for each version. Targets: p99 <= 10 ms with recording on (sequential
+   requests), >= 500 requests/s with 8 clients. In process, one row's scoring by the served path
+   (Treelite) beside scikit-learn's own predict_proba of the same prepared row.
 3. Asking by flight (`POST /predict`, the features computed by the server from the warehouse's
    day) beside today's one-feature-row request (`/invocations`), same model, same flights, same
    server, recording on, the two alternated three times: p99 sequential and throughput with 8
@@ -37,27 +43,54 @@ from resources.settings import configure_process  # noqa: E402
 configure_process()
 
 
+# the window the served models are trained on: 60 train days, as a retrain's smallest window option
+TRAIN_DAYS = [f"2013-{m:02d}-{d:02d}" for m, n in ((3, 31), (4, 30), (5, 14)) for d in range(1, n + 1)]
+
+
+def largest_params():
+    """The largest model the search space allows (TUNING_SPACE): the most trees, the most leaves."""
+    from assets.training.logic import TUNING_SPACE, ModelParams
+
+    return ModelParams(max_iter=max(TUNING_SPACE["max_iter"]), max_leaf_nodes=max(TUNING_SPACE["max_leaf_nodes"]),
+                       min_samples_leaf=min(TUNING_SPACE["min_samples_leaf"]), l2_regularization=0.0)
+
+
 def registry_with_two_versions(folder: Path):
+    """Version 1: the champion a default retrain produces (the search with the default tuning
+    budget, the refit and the calibration, as `candidate_model` runs them); version 2: the largest
+    model of the search space. Returns the registry, the request bodies and each version's trees."""
     from assets.training.build import pip_requirements, training_dataset
-    from assets.training.logic import ModelParams, fit_candidate
+    from assets.training.logic import ModelParams, SearchPolicy, fit_candidate
     from resources.records import BuildInfo, RetrainTrigger
     from resources.registry import ModelRegistry
+    from resources.settings import settings
     from served_model.features import model_input
     from tests.support import feature_days, json_records, training_set_of
 
-    days = [f"2013-05-{d:02d}" for d in range(1, 15)]
-    ts = training_set_of(feature_days(days), days)
+    ts = training_set_of(feature_days(TRAIN_DAYS), TRAIN_DAYS)
     registry = ModelRegistry(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", artifact_root=str(folder / "artifacts"))
     build = BuildInfo("bench", "bench", "commit", "lock", "1")
     rows = model_input(ts.split("test").head(500))
-    for iterations in (100, 200):  # the default model size, and a larger one
-        fitted = fit_candidate(ts, ModelParams(max_iter=iterations))
-        run = registry.start_training_run(ts.window, RetrainTrigger(), build, run_name=f"bench {iterations}")
-        registry.register_candidate(fitted.model, run_id=run, params={"max_iter": iterations}, metrics={},
+    s = settings()
+    default_retrain = SearchPolicy(tuning_trials=s.tuning_trials, tuning_seconds=s.tuning_seconds)
+    models = {}
+    for name, params, policy in (("retrain champion", ModelParams(), default_retrain),
+                                 ("largest of the search space", largest_params(), SearchPolicy(train_window_options=(0,)))):
+        fitted = fit_candidate(ts, params, policy, calibrate_on_test=True)
+        classifier = fitted.model.steps[-1][1]
+        trees = getattr(getattr(classifier, "calibrated_classifiers_", [None])[0], "estimator", classifier)
+        trees = getattr(trees, "estimator", trees)  # inside FrozenEstimator
+        chosen = fitted.chosen.params if fitted.chosen else params
+        models[name] = {"max_iter": chosen.max_iter, "max_leaf_nodes": chosen.max_leaf_nodes,
+                        "trees": int(trees.n_iter_), "leaves": int(sum(p[0].get_n_leaf_nodes() for p in trees._predictors)),
+                        "calibration": fitted.calibration.get("method", "none"), "trials": len(fitted.trials)}
+        print(f"{name}: {models[name]}", flush=True)
+        run = registry.start_training_run(ts.window, RetrainTrigger(), build, run_name=f"bench {name}")
+        registry.register_candidate(fitted.model, run_id=run, params=chosen.as_dict(), metrics={},
                                     threshold=fitted.threshold, sample=rows.head(20),
                                     dataset=training_dataset(ts.window, "bench"), pip_requirements=pip_requirements())
     registry.promote("1", by="bench", reason="start")
-    return registry, [json.dumps({"inputs": [r]}).encode() for r in json_records(rows)]
+    return registry, [json.dumps({"inputs": [r]}).encode() for r in json_records(rows)], models
 
 
 def warehouse_with_days(folder: Path, days: list[str]):
@@ -121,6 +154,32 @@ def feature_share(warehouse, asked: list[dict], registry) -> dict:
     return {"features_ms_per_flight": round(timings["features_only"], 3),
             "features_and_predict_ms_per_flight": round(timings["features_and_predict"], 3),
             "feature_share_of_answer": round(timings["features_only"] / timings["features_and_predict"], 2)}
+
+
+def in_process(registry, bodies: list[bytes]) -> dict:
+    """One row scored in process by each version: the served path (Treelite) beside scikit-learn's
+    own `predict_proba` of the classifier step on the same prepared row (the path served before)."""
+    import mlflow.pyfunc
+
+    out = {}
+    rows = [json.loads(b)["inputs"] for b in bodies[:300]]
+    for version in ("1", "2"):
+        scorer = mlflow.pyfunc.load_model(f"models:/{registry.model_name}/{version}").unwrap_python_model().scorer
+        classifier = scorer.pipeline.steps[-1][1]
+        timings = {}
+        for name, score in (("treelite_ms", scorer.predict_proba),
+                            ("scikit_learn_ms", lambda r, c=classifier, s=scorer: c.predict_proba(s.matrix(r)))):
+            for r in rows[:20]:
+                score(r)
+            ts = []
+            for r in rows:
+                t = time.perf_counter()
+                score(r)
+                ts.append(time.perf_counter() - t)
+            ts.sort()
+            timings[name] = {"p50": round(ts[len(ts) // 2] * 1000, 3), "p99": round(ts[int(len(ts) * 0.99) - 1] * 1000, 3)}
+        out[f"version_{version}"] = timings
+    return out
 
 
 def start(registry, folder: Path, record: bool):
@@ -238,19 +297,21 @@ def by_flight(url: str, asked: list[bytes], rows: list[bytes]) -> dict:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        registry, bodies = registry_with_two_versions(folder)
+        registry, bodies, models = registry_with_two_versions(folder)
         days = [f"2013-05-{d:02d}" for d in range(8, 15)]
         warehouse = warehouse_with_days(folder, days)
         asked, rows, asked_dicts = flight_bodies(days)
-        results: dict = {}
+        results: dict = {"models": models}
         proc, url = start(registry, folder, record=True)
         try:
             results["swap"] = swaps(registry, url, bodies)
             print("swap:", results["swap"], flush=True)
-            registry.promote("1", by="bench", reason="latency")
-            time.sleep(5)
-            results["recording_on"] = latency(url, bodies)
-            print("recording on: ", results["recording_on"], flush=True)
+            for version, name in (("2", "largest of the search space"), ("1", "retrain champion")):
+                registry.promote(version, by="bench", reason="latency")
+                time.sleep(5)
+                results["recording_on" if version == "1" else "recording_on_largest"] = latency(url, bodies)
+                print(f"recording on, {name}:", results["recording_on" if version == "1" else "recording_on_largest"],
+                      flush=True)
             status = json.loads(urllib.request.urlopen(url + "/serving", timeout=10).read())
             results["recording_on"]["recorder"] = status["recording"]
             results["by_flight"] = by_flight(url, asked, rows)
@@ -265,6 +326,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        results["single_row_in_process"] = in_process(registry, bodies)
+        print("one row in process (1: champion, 2: largest):", results["single_row_in_process"], flush=True)
         results["by_flight"]["in_process"] = feature_share(warehouse, asked_dicts, registry)
         print("by flight, in process:", results["by_flight"]["in_process"], flush=True)
     out = REPO / "bench" / "results" / f"serving_{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -12,7 +12,7 @@ from resources.records import TrainingWindow
 from resources.settings import REPO_ROOT
 
 # what the served model imports: the version pins exactly these (pip_requirements)
-MODEL_REQUIREMENTS = ("scikit-learn", "numpy", "pandas", "scipy", "skops", "pydantic", "mlflow")
+MODEL_REQUIREMENTS = ("scikit-learn", "treelite", "numpy", "pandas", "scipy", "skops", "pydantic", "mlflow")
 
 def git_commit() -> str:
     try:

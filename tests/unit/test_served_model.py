@@ -1,5 +1,6 @@
-"""The served model: its small-request path scores exactly like the fitted Pipeline, and its
-request schema rejects missing, unknown and mistyped fields."""
+"""The served model: its small-request path (the trees compiled by Treelite) scores like the
+fitted Pipeline to 1e-12, calibrated or not, and its request schema rejects missing, unknown and
+mistyped fields."""
 
 import numpy as np
 import pydantic
@@ -18,11 +19,15 @@ def fitted():
     ts = training_set_of(feature_days(DAYS), DAYS)
     model = fit(ts, ModelParams(max_iter=60))
     rows = model_input(ts.split("test"))
-    return model, rows
+    return model, rows, ts
 
 
-def test_small_requests_score_exactly_like_the_pipeline(fitted):
-    model, rows = fitted
+@pytest.mark.parametrize("calibration", ["none", "isotonic", "sigmoid"])
+def test_small_requests_score_like_the_pipeline(fitted, calibration):
+    from assets.training.calibration import calibrated
+
+    model, rows, ts = fitted
+    model = calibrated(model, ts.split("validation"), calibration)
     rows = rows.head(SMALL_REQUEST).copy()
     # what the encoder has never seen, and values the features leave unknown
     rows.loc[rows.index[0], "dest"] = "XXX"
@@ -32,20 +37,20 @@ def test_small_requests_score_exactly_like_the_pipeline(fitted):
     scorer = FastScorer(model)
     records = json_records(rows)
     assert np.isnan(scorer.matrix(records[:2])[0, scorer.columns.index("dest")])  # unknown -> NaN
-    np.testing.assert_array_equal(scorer.predict_proba(records), expected)
+    np.testing.assert_allclose(scorer.predict_proba(records), expected, rtol=0, atol=1e-12)
     for i in (0, 1, 2, 7):  # single rows, the serving case
-        np.testing.assert_array_equal(scorer.predict_proba(records[i:i + 1]), expected[i:i + 1])
+        np.testing.assert_allclose(scorer.predict_proba(records[i:i + 1]), expected[i:i + 1], rtol=0, atol=1e-12)
 
 
 def test_large_requests_go_through_the_pipeline(fitted):
-    model, rows = fitted
+    model, rows, _ = fitted
     rows = rows.head(SMALL_REQUEST * 3)
     assert len(rows) > SMALL_REQUEST
     np.testing.assert_allclose(FastScorer(model).predict_proba(json_records(rows)), model.predict_proba(rows), rtol=0, atol=1e-12)
 
 
 def test_the_request_schema_names_what_is_wrong(fitted):
-    _, rows = fitted
+    _, rows, _ = fitted
     good = json_records(rows.head(1))[0]
     FlightFeatures(**good)
     FlightFeatures(**{k: v for k, v in good.items() if k != "wind_gust"})  # may be unknown
