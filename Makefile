@@ -134,6 +134,7 @@ bench: setup
 	python bench/bench_model.py
 	python bench/bench_monitoring.py
 	python bench/bench_serving.py
+	python bench/bench_scale.py
 
 ## The team profile's containers against the embedded default: the same lifecycle, one run each;
 ## image sizes and build times (`python bench/bench_team.py --fresh-images`: built from nothing)
