@@ -71,30 +71,30 @@ def _minutes(clock: pd.Series) -> pd.Series:
 
 
 def congestion_features(flights: pd.DataFrame) -> pd.DataFrame:
-    """Per flight, what its origin looked like at its scheduled departure (same day only)."""
+    """Per flight, what its origin looked like at its scheduled departure T (same day only): the
+    other flights that left in [T-2h, T), their mean departure delay and late share; how many
+    others were scheduled in [T-2h, T) but had not left by T (waiting, or cancelled); how many
+    others were scheduled in [T-1h, T).
+
+    In O(n log n) by `_known_before` (the pairwise definition is the tests' reference). A flight
+    j scheduled at s_j that leaves at d_j is waiting at T exactly when T is in
+    (s_j, min(s_j + 2h, d_j)]: the waiting count is the others whose interval began before T
+    less those whose interval ended before T."""
+    keys = ["partition_date", "origin"]
     sched = _minutes(flights["sched_dep_time"]).astype(float).values
-    dep = sched + flights["dep_delay"].astype(float).values  # actual departure; NaN if cancelled
     delay = flights["dep_delay"].astype(float).values
+    dep = sched + delay  # actual departure; NaN if cancelled
+    with np.errstate(invalid="ignore"):
+        late = np.where(np.isnan(delay), np.nan, (delay >= LATE_THRESHOLD_MINUTES).astype(float))
+        ends = np.fmin(sched + CONGESTION_WINDOW_MIN, dep)  # a cancelled flight waits the whole window
+        waits = ends > sched  # left at or before its scheduled time: never waiting
     out = np.full((len(flights), 5), np.nan)
-    groups = flights.groupby(["partition_date", "origin"], sort=False).indices
-    for positions in groups.values():
-        s, d, dl = sched[positions], dep[positions], delay[positions]
-        t = s[:, None]
-        not_self = ~np.eye(len(positions), dtype=bool)
-        with np.errstate(invalid="ignore"):
-            departed = (d[None, :] < t) & not_self  # NaN (cancelled) compares False
-            recent = departed & (d[None, :] >= t - CONGESTION_WINDOW_MIN)
-        n_recent = recent.sum(axis=1)
-        delay_sum = np.where(recent, dl[None, :], 0.0).sum(axis=1)
-        late = (recent & (dl[None, :] >= LATE_THRESHOLD_MINUTES)).sum(axis=1)
-        sched_recent = (s[None, :] >= t - CONGESTION_WINDOW_MIN) & (s[None, :] < t) & not_self
-        sched_hour = (s[None, :] >= t - SCHEDULED_WINDOW_MIN) & (s[None, :] < t) & not_self
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[positions, 0] = n_recent
-            out[positions, 1] = np.where(n_recent > 0, delay_sum / n_recent, np.nan)
-            out[positions, 2] = np.where(n_recent > 0, late / n_recent, np.nan)
-        out[positions, 3] = (sched_recent & ~departed).sum(axis=1)
-        out[positions, 4] = sched_hour.sum(axis=1)
+    out[:, 0], out[:, 1], _ = _known_before(flights, keys, sched, dep, delay, CONGESTION_WINDOW_MIN)
+    _, out[:, 2], _ = _known_before(flights, keys, sched, dep, late, CONGESTION_WINDOW_MIN)
+    began, _, _ = _known_before(flights, keys, sched, np.where(waits, sched, np.nan), sched, None)
+    ended, _, _ = _known_before(flights, keys, sched, np.where(waits, ends, np.nan), sched, None)
+    out[:, 3] = began - ended
+    out[:, 4], _, _ = _known_before(flights, keys, sched, sched, sched, SCHEDULED_WINDOW_MIN)
     return pd.DataFrame(
         out,
         columns=[

@@ -229,3 +229,53 @@ def test_propagation_features_equal_the_pairwise_definition_on_a_real_day(day_da
     fast = propagation_features(flights)
     monkeypatch.setattr(logic, "_known_before", _known_before_pairwise)
     pd.testing.assert_frame_equal(fast, logic.propagation_features(flights))
+
+
+def _congestion_pairwise(flights):
+    """The definition of `congestion_features`, flight against flight (the former implementation)."""
+    from assets.features import logic
+
+    sched = _minutes(flights["sched_dep_time"]).astype(float).values
+    dep = sched + flights["dep_delay"].astype(float).values  # actual departure; NaN if cancelled
+    delay = flights["dep_delay"].astype(float).values
+    out = np.full((len(flights), 5), np.nan)
+    groups = flights.groupby(["partition_date", "origin"], sort=False).indices
+    for positions in groups.values():
+        s, d, dl = sched[positions], dep[positions], delay[positions]
+        t = s[:, None]
+        not_self = ~np.eye(len(positions), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            departed = (d[None, :] < t) & not_self  # NaN (cancelled) compares False
+            recent = departed & (d[None, :] >= t - logic.CONGESTION_WINDOW_MIN)
+        n_recent = recent.sum(axis=1)
+        delay_sum = np.where(recent, dl[None, :], 0.0).sum(axis=1)
+        late = (recent & (dl[None, :] >= logic.LATE_THRESHOLD_MINUTES)).sum(axis=1)
+        sched_recent = (s[None, :] >= t - logic.CONGESTION_WINDOW_MIN) & (s[None, :] < t) & not_self
+        sched_hour = (s[None, :] >= t - logic.SCHEDULED_WINDOW_MIN) & (s[None, :] < t) & not_self
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[positions, 0] = n_recent
+            out[positions, 1] = np.where(n_recent > 0, delay_sum / n_recent, np.nan)
+            out[positions, 2] = np.where(n_recent > 0, late / n_recent, np.nan)
+        out[positions, 3] = (sched_recent & ~departed).sum(axis=1)
+        out[positions, 4] = sched_hour.sum(axis=1)
+    return pd.DataFrame(out, columns=list(congestion_features(flights.head(0)).columns), index=flights.index)
+
+
+def test_congestion_by_sorting_equals_the_pairwise_definition_on_a_real_day(day_data):
+    flights, _ = day_data
+    pd.testing.assert_frame_equal(congestion_features(flights), _congestion_pairwise(flights), check_exact=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_congestion_by_sorting_equals_the_pairwise_definition(seed):
+    """Crowded random days: ties in time, early departures, departures after the window,
+    cancellations, several days and origins."""
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        n = int(rng.integers(1, 80))
+        clock = rng.integers(0, 24 * 60, n)
+        delay = rng.choice([-10.0, -1.0, 0.0, 5.0, 14.0, 15.0, 60.0, 119.0, 120.0, 121.0, 400.0, np.nan], n)
+        flights = pd.DataFrame({"partition_date": rng.choice(["2013-01-01", "2013-01-02"], n),
+                                "origin": rng.choice(["EWR", "JFK", "LGA"], n),
+                                "sched_dep_time": (clock // 60) * 100 + clock % 60, "dep_delay": delay})
+        pd.testing.assert_frame_equal(congestion_features(flights), _congestion_pairwise(flights), check_exact=True)
