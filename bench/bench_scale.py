@@ -10,8 +10,8 @@ validated_flights, validated_weather, flight_features) is materialized by its ow
 (`dg launch --assets STEP`), in order, on the landing source: per step, the step's own time
 (the event log's step start to end, no process start), the process's wall time and its peak RSS,
 and the step's microseconds per flight; against 1x, the ratios and the marginal cost of an added
-flight (the step's fixed part, its imports and stores, taken out). Target: at 16x the cost per flight within 1.2x of 1x,
-peak memory growing no faster than the data.
+flight (the step's fixed part, its imports and stores, taken out). Target: at 16x the cost per
+flight within 1.2x of 1x, peak memory growing no faster than the data.
 
     python bench/bench_scale.py [--factors 1,4,16] [--scopes day,month]
 """

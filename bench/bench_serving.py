@@ -65,6 +65,7 @@ def registry_with_two_versions(folder: Path):
     from resources.registry import ModelRegistry
     from resources.settings import settings
     from served_model.features import model_input
+    from served_model.model import fitted_trees
     from tests.support import feature_days, json_records, training_set_of
 
     ts = training_set_of(feature_days(TRAIN_DAYS), TRAIN_DAYS)
@@ -77,9 +78,7 @@ def registry_with_two_versions(folder: Path):
     for name, params, policy in (("retrain champion", ModelParams(), default_retrain),
                                  ("largest of the search space", largest_params(), SearchPolicy(train_window_options=(0,)))):
         fitted = fit_candidate(ts, params, policy, calibrate_on_test=True)
-        classifier = fitted.model.steps[-1][1]
-        trees = getattr(getattr(classifier, "calibrated_classifiers_", [None])[0], "estimator", classifier)
-        trees = getattr(trees, "estimator", trees)  # inside FrozenEstimator
+        trees, _ = fitted_trees(fitted.model.steps[-1][1])
         chosen = fitted.chosen.params if fitted.chosen else params
         models[name] = {"max_iter": chosen.max_iter, "max_leaf_nodes": chosen.max_leaf_nodes,
                         "trees": int(trees.n_iter_), "leaves": int(sum(p[0].get_n_leaf_nodes() for p in trees._predictors)),

@@ -13,7 +13,7 @@ Scoring: requests of up to SMALL_REQUEST rows skip pandas and scikit-learn's per
 checks, which cost ~5 ms per call whatever the rows: categories are encoded through a lookup
 table that the Pipeline's own fitted encoder computed at load, and the fitted trees score the
 matrix through Treelite's general tree inference (GTIL: the whole ensemble in one C++ call,
-where scikit-learn calls each of up to 400 trees from Python, ~20 µs each); the raw score then
+where scikit-learn calls each of up to 400 trees from Python); the raw score then
 goes through the classifier's own link (the logistic function) or its fitted calibrator.
 Larger requests go through `Pipeline.predict_proba`. Both give batch scoring's numbers to
 1e-12 (tests/unit/test_served_model.py).
@@ -90,21 +90,27 @@ class FastScorer:
         return self.pipeline.predict_proba(model_input(pd.DataFrame(rows)))
 
 
-def compiled_trees(classifier):
-    """The fitted gradient-boosted trees as a Treelite model, and the map from their raw score to
-    P(late): the logistic function, or the calibrator of a `CalibratedClassifierCV` around the
+def fitted_trees(classifier):
+    """The fitted gradient-boosted trees of the classifier step, and the map from their raw score
+    to P(late): the logistic function, or the calibrator of a `CalibratedClassifierCV` around the
     frozen trees (assets/training/calibration.py)."""
     from scipy.special import expit
     from sklearn.calibration import CalibratedClassifierCV
 
     if isinstance(classifier, CalibratedClassifierCV):
         (calibrated,) = classifier.calibrated_classifiers_
-        trees = getattr(calibrated.estimator, "estimator", calibrated.estimator)  # inside FrozenEstimator
         (calibrator,) = calibrated.calibrators
-        return treelite.sklearn.import_model(trees), lambda margin: np.clip(calibrator.predict(margin), 0.0, 1.0)
+        trees = getattr(calibrated.estimator, "estimator", calibrated.estimator)  # inside FrozenEstimator
+        return trees, lambda margin: np.clip(calibrator.predict(margin), 0.0, 1.0)
     if list(classifier.classes_) != [0, 1]:
         raise ValueError(f"a binary classifier of classes 0 and 1 expected, not {list(classifier.classes_)}")
-    return treelite.sklearn.import_model(classifier), expit
+    return classifier, expit
+
+
+def compiled_trees(classifier):
+    """`fitted_trees`, with the trees imported into Treelite."""
+    trees, to_probability = fitted_trees(classifier)
+    return treelite.sklearn.import_model(trees), to_probability
 
 
 class FlightDelayModel(mlflow.pyfunc.PythonModel):

@@ -24,10 +24,13 @@ def fitted():
 
 @pytest.mark.parametrize("calibration", ["none", "isotonic", "sigmoid"])
 def test_small_requests_score_like_the_pipeline(fitted, calibration):
+    from sklearn.calibration import CalibratedClassifierCV
+
     from assets.training.calibration import calibrated
 
     model, rows, ts = fitted
     model = calibrated(model, ts.split("validation"), calibration)
+    assert isinstance(model.steps[-1][1], CalibratedClassifierCV) == (calibration != "none")  # the path under test
     rows = rows.head(SMALL_REQUEST).copy()
     # what the encoder has never seen, and values the features leave unknown
     rows.loc[rows.index[0], "dest"] = "XXX"
