@@ -5,7 +5,7 @@
 2. the first model: `retrain_job` trained up to TRAIN_END (`dg launch --job`), deployed if the
    gate passes;
 3. the loop: the Dagster daemon with `replay_clock_sensor` on replays the following days, one per
-   tick: each day is ingested (replay clock), scored and reported (monitor_sensor); when a report
+   tick: each day is ingested, validated, scored and reported in one run (`day_job`); when a report
    crosses its threshold, drift_sensor or performance_sensor requests a retrain and the gate
    decides. It stops once that first sensor-triggered retrain is decided, or after END;
 4. the chain: the report that fired and its figures, the retrain run, the gate's reasons, the
@@ -41,6 +41,9 @@ LOOP_ENV = {"FLIGHTS_SENSOR_INTERVAL_SECONDS": "1", "FLIGHTS_REPLAY_SECONDS_PER_
 # sensors had before they were re-chosen for a year of service (docs/benchmarks.md; with those, the
 # first one comes near the end of March), unless the environment sets them. It says so.
 DEMO_THRESHOLDS = {"FLIGHTS_DRIFT_SHARE": "0.3", "FLIGHTS_ROC_AUC_DROP": "0.05", "FLIGHTS_RETRAIN_COOLDOWN_DAYS": "7"}
+# Each retrain of the demo (the first model, the sensor's) is tuned, on a shorter budget than a
+# retrain in service (FLIGHTS_TUNING_SECONDS, default 30 s), unless the environment sets one.
+DEMO_TUNING = {"FLIGHTS_TUNING_SECONDS": "10"}
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -62,6 +65,9 @@ class Demo:
         logs.mkdir(parents=True, exist_ok=True)
         self.instance = DagsterInstance.get()
         self.ui = settings().dagster_ui_url
+        given = subprocess_env()  # what this process's environment already sets
+        self.tuning = {k: v for k, v in DEMO_TUNING.items() if k not in given}
+        self.thresholds = {k: v for k, v in DEMO_THRESHOLDS.items() if k not in given}
 
     # --- the CLI steps ---------------------------------------------------------------------
 
@@ -98,9 +104,13 @@ class Demo:
 
         config = self.logs / "first_model.yaml"
         config.write_text(yaml.safe_dump({**QUIET_RUN_CONFIG, "ops": {"training_set": {"config": {"end_day": self.train_end}}}}))
-        self.cli("first_model", [DG, "launch", "--job", "retrain_job", "-c", str(config)])
+        if self.tuning:
+            print(f"      tuned on the demo's budget: FLIGHTS_TUNING_SECONDS={self.tuning['FLIGHTS_TUNING_SECONDS']} "
+                  f"(a retrain in service: {settings().tuning_seconds:g} s)", flush=True)
+        self.cli("first_model", [DG, "launch", "--job", "retrain_job", "-c", str(config)], self.tuning)
         run = self.newest_run("retrain_job")
-        return self.decision(run.run_id)
+        trials = self.run_metadata("candidate_model", run.run_id).get("search_trials", "?")
+        return f"{self.decision(run.run_id)} ({trials} search trials)"
 
     # --- what the instance holds -----------------------------------------------------------
 
@@ -148,12 +158,10 @@ class Demo:
         if self.end in built:
             raise DemoFailed(f"this instance already has every day up to {self.end}: nothing left to replay "
                              "(`make clean` starts over; or pass a later --end)")
-        given = subprocess_env()  # what this process's environment already sets
-        thresholds = {k: v for k, v in DEMO_THRESHOLDS.items() if k not in given}
-        if thresholds:
+        if self.thresholds:
             print("the demo's retrain thresholds (quicker than the defaults, to show a retrain within the month): "
-                  + ", ".join(f"{k}={v}" for k, v in thresholds.items()), flush=True)
-        env = {**LOOP_ENV, **thresholds, "FLIGHTS_REPLAY_END": self.end}
+                  + ", ".join(f"{k}={v}" for k, v in self.thresholds.items()), flush=True)
+        env = {**LOOP_ENV, **self.thresholds, **self.tuning, "FLIGHTS_REPLAY_END": self.end}
         began = time.time()
         since = datetime.fromtimestamp(began, tz=UTC)
         self.cli("sensor_start", [DAGSTER, "sensor", "start", *WORKSPACE, "replay_clock_sensor"], env)
@@ -161,7 +169,8 @@ class Demo:
         daemon = subprocess.Popen([DAEMON, "run", *WORKSPACE], cwd=REPO_ROOT, env=subprocess_env(env),
                                   stdout=daemon_log, stderr=subprocess.STDOUT, start_new_session=True)
         stopping = None  # the `dagster sensor stop` of the replay clock, once the retrain is requested
-        printed: set[str] = set()
+        printed = self.printed = {}  # day -> when its line was printed
+        self.retrain_seen = None
         retrain = None
         print(f"      {'day':<11}{'flights':>8}{'quar.':>7}  {'model':<7}{'drift share':>12}"
               f"{'ROC AUC':>9}{'trailing vs eval':>19}  verdict", flush=True)
@@ -177,6 +186,7 @@ class Demo:
                     retrain = next((r for r in self.instance.get_runs(RunsFilter(job_name="retrain_job", created_after=since))
                                     if r.tags.get("trigger") in RETRAIN_TRIGGERS), None)
                     if retrain is not None:
+                        self.retrain_seen = time.perf_counter()
                         print(f"      -> {retrain.tags['trigger']} requested a retrain for {retrain.tags.get('trigger.partition')}: "
                               f"{retrain.tags.get('trigger.reason')}\n         run {self.ui}/runs/{retrain.run_id}", flush=True)
                         # the replay clock waits while the retrain runs: stopped now, it replays nothing after it
@@ -208,6 +218,18 @@ class Demo:
             daemon_log.close()
             self.instance.wipe_daemon_heartbeats()  # ours stopped: the next demo finds no daemon beating
 
+    def pace(self) -> str:
+        """The loop's pace: the time between one replayed day's line and the next (while no retrain
+        runs), the demo's own timing line for a replayed day."""
+        import statistics
+
+        times = sorted(t for t in self.printed.values() if self.retrain_seen is None or t <= self.retrain_seen)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        if not gaps:
+            return "fewer than two days replayed: no pace"
+        return (f"a replayed day every {statistics.median(gaps):.1f} s (median of {len(gaps)}; "
+                f"{min(gaps):.1f} … {max(gaps):.1f} s)")
+
     def no_other_daemon(self) -> None:
         """Two daemons on one instance would both tick the sensors: refuse while another one beats."""
         beats = [b.timestamp for b in self.instance.get_daemon_heartbeats().values()]
@@ -225,11 +247,11 @@ class Demo:
         while time.time() < deadline and self.instance.get_runs(RunsFilter(statuses=busy), limit=1):
             time.sleep(0.5)
 
-    def print_new_days(self, began: float, printed: set[str]) -> None:
+    def print_new_days(self, began: float, printed: dict[str, float]) -> None:
         drift = self.day_metadata("drift_report", after=began)
         performance = self.day_metadata("performance_report", after=began)
         flights = self.day_metadata("validated_flights", after=began)
-        for day in sorted(set(drift) & set(performance) - printed):
+        for day in sorted(set(drift) & set(performance) - printed.keys()):
             d, p, f = drift[day], performance[day], flights.get(day, {})
             verdicts = [v for v, crossed in (("dataset drift", d.get("dataset_drift")),
                                              ("performance degraded", p.get("performance_degraded"))) if crossed]
@@ -237,7 +259,7 @@ class Demo:
                   f"v{str(p.get('model_version', '?')):<6}{d.get('drift_share', float('nan')):>12.2f}"
                   f"{p.get('roc_auc', float('nan')):>9.3f}{p.get('trailing_roc_auc', float('nan')):>10.3f} vs "
                   f"{p.get('evaluation_roc_auc', float('nan')):.3f}  {', '.join(verdicts) or 'ok'}", flush=True)
-            printed.add(day)
+            printed[day] = time.perf_counter()
 
     # --- the chain -------------------------------------------------------------------------
 
@@ -295,12 +317,13 @@ def main(argv=None) -> int:
         summary = demo.first_model()
         print(f"      {summary} ({clock(t)})", flush=True)
 
-        print(f"[3/4] the loop: the Dagster daemon replays the days after {args.train_end}; replay_clock_sensor ingests "
-              "each day, monitor_sensor scores and reports it, drift_sensor / performance_sensor request a retrain "
+        print(f"[3/4] the loop: the Dagster daemon replays the days after {args.train_end}; replay_clock_sensor runs "
+              "each day (day_job: ingest, validate, features, score, drift and performance reports), "
+              "drift_sensor / performance_sensor request a retrain "
               f"(stops once one is decided, or after {args.end})", flush=True)
         t = time.perf_counter()
         outcome = demo.loop()
-        print(f"      ({clock(t)})", flush=True)
+        print(f"      ({clock(t)}; {demo.pace()})", flush=True)
 
         print("[4/4] the chain", flush=True)
         if outcome is None:

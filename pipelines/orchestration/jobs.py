@@ -9,7 +9,7 @@ from assets.asset_factory import daily_partitions
 # leaves the limits it holds. A backfill of the whole year is one ingest run; a retrain tunes.
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 MAX_RUNTIME_SECONDS = {"ingest_job": 2 * 3600, "retrain_job": 4 * 3600, "score_job": 3600, "monitor_job": 3600,
-                       "deployment": 600}
+                       "day_job": 3600, "deployment": 600}
 
 
 def runtime_limit(job_name: str) -> dict[str, str]:
@@ -46,9 +46,10 @@ score_job = define_asset_job(
 )
 
 # predictions -> drift_report + performance_report for one day (the monitor_sensor's job)
+MONITORING = AssetSelection.assets("predictions", "drift_report", "performance_report")
 monitor_job = define_asset_job(
     "monitor_job",
-    selection=AssetSelection.assets("predictions", "drift_report", "performance_report"),
+    selection=MONITORING,
     partitions_def=daily_partitions,
     description="Score the selected days with the deployed model and build their Evidently drift and "
     "performance reports.",
@@ -56,4 +57,17 @@ monitor_job = define_asset_job(
 )
 
 
-defs = Definitions(jobs=[ingest_job, retrain_job, score_job, monitor_job])
+# ingest_job's assets and monitor_job's in one run: a new day once a model is deployed (the replay
+# clock's job then). One run process instead of two: the libraries are imported once, and nothing
+# waits for a sensor tick between the day's features and its reports.
+day_job = define_asset_job(
+    "day_job",
+    selection=AssetSelection.groups(*DATA_GROUPS) | MONITORING,
+    partitions_def=daily_partitions,
+    description="One new day end to end: ingest, validate, build features, score with the deployed model and build "
+    "the day's drift and performance reports (ingest_job and monitor_job in one run).",
+    tags={"stage": "data", **runtime_limit("day_job")},
+)
+
+
+defs = Definitions(jobs=[ingest_job, retrain_job, score_job, monitor_job, day_job])

@@ -8,10 +8,12 @@
   run's tags name the triggering report (asset, day, record, run, reason) and the candidate's
   MLflow run and registry version carry them on.
 - `monitor_sensor`: once a day's features exist and a model is deployed, scores the day and
-  builds its drift and performance reports (`monitor_job`).
+  builds its drift and performance reports (`monitor_job`); not for a day `day_job` built, which
+  reports the day in the same run (unless that run failed).
 - `landing_sensor`: a new or changed daily file in FLIGHTS_LANDING_DIR ingests that day, once it
   is settled (the same size and mtime at two ticks in a row: a file still being copied waits).
-- `replay_clock_sensor`: accelerated replay of 2013, one day per tick (off by default).
+- `replay_clock_sensor`: accelerated replay of 2013, one day per tick (off by default): `day_job`
+  once a model is deployed (the day ingested, scored and reported in one run), else `ingest_job`.
 - the sensors that decide deployments (`challenger_sensor`, `rollback_sensor`):
   pipelines/orchestration/deployment.py.
 
@@ -38,7 +40,7 @@ from dagster import (
 from assets.asset_factory import daily_partitions
 from assets.common import partition_days, previous_day
 from pipelines.orchestration.attempts import again_after_failure, next_attempt
-from pipelines.orchestration.jobs import ingest_job, monitor_job, retrain_job
+from pipelines.orchestration.jobs import day_job, ingest_job, monitor_job, retrain_job
 from pipelines.orchestration.policy import drift_reason, in_cooldown, performance_reason, retrain_due
 from resources.records import RetrainTrigger, Tag
 from resources.settings import settings
@@ -201,13 +203,29 @@ def monitor_sensor(context: SensorEvaluationContext):
     if not champion_deployed(instance):
         # keep the cursor: these days are monitored once a model is deployed
         return SkipReason(f"{len(records)} new day(s) wait for a deployed model (run retrain_job)")
-    latest = {r.asset_materialization.partition: r for r in records}  # one run per day, newest record
+    seen, reported, runs = records, 0, {}
+    latest = {}  # one run per day, newest record
+    for i, r in enumerate(records):
+        run = runs.setdefault(r.run_id, instance.get_run_by_id(r.run_id))
+        if run is not None and run.job_name == day_job.name:
+            if not run.is_finished:  # it reports the day itself: wait here (the cursor stays before it)
+                seen = records[:i]
+                break
+            if run.is_success:
+                reported += 1
+                continue  # reported in the same run; a failed one leaves the day to monitor_job
+        latest[r.asset_materialization.partition] = r
     requests = [
         RunRequest(run_key=f"monitor:{day}:{r.storage_id}", partition_key=day,
                    tags=RetrainTrigger(kind="monitor_sensor", storage_id=str(r.storage_id)).tags())
         for day, r in sorted(latest.items())
     ]
-    return SensorResult(run_requests=requests, cursor=str(records[-1].storage_id))
+    if not seen:
+        return SkipReason(f"day_job run {records[0].run_id[:8]} builds and reports {records[0].asset_materialization.partition}")
+    if requests:
+        return SensorResult(run_requests=requests, cursor=str(seen[-1].storage_id))
+    return SensorResult(skip_reason=SkipReason(f"{reported} new day(s) reported by the day_job run that built them"),
+                        cursor=str(seen[-1].storage_id))
 
 
 # --- landing folder ----------------------------------------------------------------------------
@@ -276,12 +294,13 @@ def replay_today(instance) -> str | None:
 
 
 @sensor(
-    jobs=[ingest_job, retrain_job],
+    jobs=[ingest_job, day_job, retrain_job],
     minimum_interval_seconds=settings().replay_seconds_per_day,
     # off: turning it on replays 2013 into the warehouse, a day every FLIGHTS_REPLAY_SECONDS_PER_DAY
     default_status=DefaultSensorStatus.STOPPED,
     description="Accelerated replay of 2013: each tick ingests the replay's 'today' (the day after the "
-    "newest day with features, from FLIGHTS_REPLAY_START), once the previous day's runs are done. "
+    "newest day with features, from FLIGHTS_REPLAY_START), once the previous day's runs are done; once a model "
+    "is deployed, the same run scores and reports the day (day_job). "
     "With FLIGHTS_REPLAY_PERIODIC_RETRAIN=true it also requests the periodic retrain every "
     "FLIGHTS_RETRAIN_EVERY_DAYS replayed days.",
 )
@@ -296,7 +315,8 @@ def replay_clock_sensor(context: SensorEvaluationContext):
     attempt = next_attempt(instance, f"replay-ingest:{today}")  # again after a failed run, bounded
     if attempt.run_key is None:
         return SkipReason(f"the replay stays on {today}: {attempt.gave_up}")
-    requests = [RunRequest(run_key=attempt.run_key, job_name=ingest_job.name, partition_key=today,
+    job = day_job if champion_deployed(instance) else ingest_job
+    requests = [RunRequest(run_key=attempt.run_key, job_name=job.name, partition_key=today,
                            tags={**RetrainTrigger(kind="replay_clock_sensor").tags(), "replay.today": today, **attempt.tags})]
     yesterday, s = previous_day(today), settings()
     if s.replay_periodic_retrain and yesterday and retrain_due(yesterday, last_retrain_day(instance), s.retrain_every_days):

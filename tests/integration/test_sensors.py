@@ -189,3 +189,38 @@ def test_a_drifted_day_flagged_as_a_broken_feed_starts_no_retrain_and_is_alerted
     drift_day(instance, "2013-05-03", drifted=True)  # the day released after review: its report acted on
     requests, _, _ = tick(drift_sensor, instance, cursor)
     assert [r.run_key for r in requests] == ["drift_sensor:2013-05-03"]
+
+
+def day_job_run(instance, day: str):
+    """A run of day_job that has built `day`'s features (what the replay clock's run records first)."""
+    from dagster import DagsterEvent, DagsterEventType
+    from dagster._core.events import StepMaterializationData
+
+    from pipelines.definitions import defs
+
+    run = instance.create_run_for_job(defs.resolve_job_def("day_job"), tags={"dagster/partition": day},
+                                      status=DagsterRunStatus.STARTED)
+    instance.report_dagster_event(DagsterEvent(
+        DagsterEventType.ASSET_MATERIALIZATION.value, job_name="day_job",
+        event_specific_data=StepMaterializationData(AssetMaterialization("flight_features", partition=day))), run.run_id)
+    return run
+
+
+def test_monitor_sensor_leaves_a_day_to_the_day_job_run_that_reports_it_unless_that_run_failed(instance):
+    from dagster import DagsterEvent, DagsterEventType
+
+    instance.report_runless_asset_event(AssetMaterialization("champion_model", metadata={"champion": "m v1"}))
+    _, cursor, _ = tick(monitor_sensor, instance, None)
+    running = day_job_run(instance, "2013-09-02")
+    requests, cursor2, skip = tick(monitor_sensor, instance, cursor)
+    assert requests == [] and f"day_job run {running.run_id[:8]} builds and reports 2013-09-02" in skip
+    assert cursor2 == cursor  # the day is not passed over while its run may still fail
+    instance.report_dagster_event(DagsterEvent(DagsterEventType.RUN_SUCCESS.value, job_name="day_job"), running.run_id)
+    requests, cursor, skip = tick(monitor_sensor, instance, cursor)
+    assert requests == [] and "1 new day(s) reported by the day_job run" in skip and int(cursor) > int(cursor2)
+
+    failed = day_job_run(instance, "2013-09-03")
+    instance.report_run_failed(instance.get_run_by_id(failed.run_id))
+    instance.report_runless_asset_event(AssetMaterialization("flight_features", partition="2013-09-04"))  # ingest_job's
+    requests, _, _ = tick(monitor_sensor, instance, cursor)
+    assert [(r.partition_key, r.job_name) for r in requests] == [("2013-09-03", None), ("2013-09-04", None)]
