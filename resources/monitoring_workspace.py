@@ -42,6 +42,7 @@ SERVED_EMPTY = ("Empty when no served traffic was recorded for these days, or to
 
 
 _PROJECTS: dict[tuple, object] = {}  # the project id per workspace, once its dashboard is in place
+_LOCAL_WORKSPACES: dict[str, object] = {}  # the local workspace per folder, opened once per process
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -153,12 +154,18 @@ class MonitoringWorkspace(ConfigurableResource):
             f"local Evidently workspace {settings().evidently_workspace_dir}"
 
     def _workspace(self):
+        """The service's client, or the local workspace: opened once per process, as opening one
+        reads every snapshot it holds (about 1 s for two months of days, more each day)."""
         from evidently.ui.workspace import Workspace
 
         if self.resolved_url:
             s = settings()
             return _remote_workspace_class()(self.resolved_url, s.evidently_secret, s.service_timeout)
-        return Workspace(str(settings().evidently_workspace_dir))
+        folder = str(settings().evidently_workspace_dir)
+        if folder not in _LOCAL_WORKSPACES or (folder, self.project_name) not in _PROJECTS:
+            # the project not found yet in this process: read the folder as it is now (another process may have made it)
+            _LOCAL_WORKSPACES[folder] = Workspace(folder)
+        return _LOCAL_WORKSPACES[folder]
 
     def _link(self, project_id, snapshot_id) -> SnapshotLink:
         return SnapshotLink(str(snapshot_id), f"{settings().evidently_ui_url}/projects/{project_id}/reports/{snapshot_id}")
@@ -199,6 +206,7 @@ class MonitoringWorkspace(ConfigurableResource):
                 return action(self._workspace())
             except Exception as exc:  # connection refused, 5xx, refused secret, a project deleted meanwhile ...
                 _PROJECTS.clear()
+                _LOCAL_WORKSPACES.clear()
                 if "permission" in str(exc).lower():
                     raise MonitoringUnavailable(f"{self.location} refused the write: FLIGHTS_EVIDENTLY_SECRET is not "
                                                 "the service's secret") from exc
