@@ -3,4 +3,4 @@
 set -euo pipefail
 if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi
 [ "$(id -u)" = 0 ] || { echo "chromium/chromedriver missing and this is not root: install the chromium and chromium-driver packages" >&2; exit 1; }
-({ apt-get update -qq || echo 'apt-get update failed: using the package lists already present' >&2; } && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) >&2
+bash "$(dirname "$0")/../lib/os_packages.sh" chromium chromium-driver

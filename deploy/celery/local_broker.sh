@@ -42,7 +42,7 @@ start() {
   if ! command -v redis-server >/dev/null; then
     [ "$(id -u)" = 0 ] || { echo "redis-server is not installed and this is not root: install the redis-server package" >&2; exit 1; }
     echo "installing Redis from the OS packages ..." >&2
-    ({ apt-get update -qq || echo 'apt-get update failed: using the package lists already present' >&2; } && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) >&2
+    bash "$(dirname "$0")/../lib/os_packages.sh" redis-server
   fi
   private_dir "$DIR"
   password

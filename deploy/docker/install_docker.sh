@@ -10,8 +10,7 @@ command -v docker-compose > /dev/null || need+=(docker-compose)
 command -v debootstrap > /dev/null || need+=(debootstrap)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "missing: ${need[*]} (install these Debian packages, or Docker and docker-compose your own way)" >&2; exit 1; }
-  { apt-get update -qq || echo 'apt-get update failed: using the package lists already present' >&2; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" > /dev/null
+  bash "$(dirname "$0")/../lib/os_packages.sh" "${need[@]}"
 fi
 if ! docker info > /dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || { echo "dockerd is not running and this is not root: start Docker" >&2; exit 1; }

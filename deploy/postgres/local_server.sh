@@ -42,7 +42,7 @@ start() {
   if ! BIN=$(bindir); then
     [ "$(id -u)" = 0 ] || { echo "PostgreSQL is not installed and this is not root: install the postgresql package" >&2; exit 1; }
     echo "installing PostgreSQL from the OS packages ..." >&2
-    ({ apt-get update -qq || echo 'apt-get update failed: using the package lists already present' >&2; } && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) >&2
+    bash "$(dirname "$0")/../lib/os_packages.sh" postgresql
     BIN=$(bindir)
   fi
   private_dir "$PGDATA_DIR" "$(account)"

@@ -89,8 +89,7 @@ def test_the_postgres_profile_is_durable_unless_a_test_asks_for_speed(postgres):
 def _strace() -> str:
     """strace, from the OS packages when missing (part of the set-up on a fresh machine, as root)."""
     if shutil.which("strace") is None:
-        subprocess.run(["bash", "-c", "{ apt-get update -qq || true; } && DEBIAN_FRONTEND=noninteractive "
-                        "apt-get install -y -qq strace >/dev/null"], check=True, timeout=600)
+        subprocess.run(["bash", str(REPO / "deploy" / "lib" / "os_packages.sh"), "strace"], check=True, timeout=900)
     return shutil.which("strace")
 
 
