@@ -24,8 +24,6 @@ DEMO_START ?= 2013-01-01
 DEMO_TRAIN_END ?= 2013-03-01
 DEMO_END   ?= 2013-03-31
 SERVE_PORT ?= 5001
-# `make test` runs the test files on this many pytest-xdist workers (each file on one worker, in order)
-TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint test-postgres postgres-up postgres-down mlflow-server-up mlflow-server-down evidently-ui team-up team-down images test-team broker-up workers ui serve mlflow-ui bench bench-team replay drills lock clean
 
@@ -64,12 +62,11 @@ lint: setup
 	ruff check .
 
 ## The test suite: lint, `dg check defs` (the definitions load and validate), then unit, integration
-## and end-to-end tests (tests/unit, tests/integration, tests/e2e), the files shared out over TEST_WORKERS
-## pytest-xdist workers; CI runs exactly this, then
+## and end-to-end tests (tests/unit, tests/integration, tests/e2e); CI runs exactly this, then
 ## `make test-postgres` and `make test-team`
 test: setup lint
 	dg check defs
-	python -m pytest -q -m "not team" -n $(TEST_WORKERS) --dist loadfile
+	python -m pytest -q -m "not team"
 
 ## The end-to-end tests again with every store on PostgreSQL: a server on loopback (the OS
 ## package, installed if missing), a fresh database per store and test; CI runs this after `test`
@@ -138,6 +135,7 @@ bench: setup
 	python bench/bench_monitoring.py
 	python bench/bench_serving.py
 	python bench/bench_scale.py
+	python bench/bench_replay_day.py
 
 ## The team profile's containers against the embedded default: the same lifecycle, one run each;
 ## image sizes and build times (`python bench/bench_team.py --fresh-images`: built from nothing)

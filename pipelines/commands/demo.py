@@ -171,8 +171,8 @@ class Demo:
         daemon = subprocess.Popen([DAEMON, "run", *WORKSPACE], cwd=REPO_ROOT, env=subprocess_env(env),
                                   stdout=daemon_log, stderr=subprocess.STDOUT, start_new_session=True)
         stopping = None  # the `dagster sensor stop` of the replay clock, once the retrain is requested
-        printed = self.printed = {}  # day -> when its line was printed
-        self.retrain_seen = None
+        printed: set[str] = set()
+        self.since = since
         retrain = None
         print(f"      {'day':<11}{'flights':>8}{'quar.':>7}  {'model':<7}{'drift share':>12}"
               f"{'ROC AUC':>9}{'trailing vs eval':>19}  verdict", flush=True)
@@ -188,7 +188,6 @@ class Demo:
                     retrain = next((r for r in self.instance.get_runs(RunsFilter(job_name="retrain_job", created_after=since))
                                     if r.tags.get("trigger") in RETRAIN_TRIGGERS), None)
                     if retrain is not None:
-                        self.retrain_seen = time.perf_counter()
                         print(f"      -> {retrain.tags['trigger']} requested a retrain for {retrain.tags.get('trigger.partition')}: "
                               f"{retrain.tags.get('trigger.reason')}\n         run {self.ui}/runs/{retrain.run_id}", flush=True)
                         # the replay clock waits while the retrain runs: stopped now, it replays nothing after it
@@ -221,14 +220,21 @@ class Demo:
             self.instance.wipe_daemon_heartbeats()  # ours stopped: the next demo finds no daemon beating
 
     def pace(self) -> str:
-        """The loop's pace: the time between one replayed day's line and the next (while no retrain
-        runs), the demo's own timing line for a replayed day."""
+        """The loop's pace, the demo's own timing line for a replayed day: the time from one day's
+        run (day_job) ending to the next one's, the waits for a retrain left out."""
         import statistics
 
-        times = sorted(t for t in self.printed.values() if self.retrain_seen is None or t <= self.retrain_seen)
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        from dagster import RunsFilter
+
+        def spans(job: str):
+            return [(r.start_time, r.end_time) for r in self.instance.get_run_records(RunsFilter(job_name=job, created_after=self.since))
+                    if r.start_time and r.end_time]
+
+        ends = sorted(end for _, end in spans("day_job"))
+        retrains = spans("retrain_job")
+        gaps = [b - a for a, b in zip(ends, ends[1:]) if not any(s < b and e > a for s, e in retrains)]
         if not gaps:
-            return "fewer than two days replayed: no pace"
+            return "fewer than two days replayed one after the other: no pace"
         return (f"a replayed day every {statistics.median(gaps):.1f} s (median of {len(gaps)}; "
                 f"{min(gaps):.1f} … {max(gaps):.1f} s)")
 
@@ -249,11 +255,11 @@ class Demo:
         while time.time() < deadline and self.instance.get_runs(RunsFilter(statuses=busy), limit=1):
             time.sleep(0.5)
 
-    def print_new_days(self, began: float, printed: dict[str, float]) -> None:
+    def print_new_days(self, began: float, printed: set[str]) -> None:
         drift = self.day_metadata("drift_report", after=began)
         performance = self.day_metadata("performance_report", after=began)
         flights = self.day_metadata("validated_flights", after=began)
-        for day in sorted(set(drift) & set(performance) - printed.keys()):
+        for day in sorted(set(drift) & set(performance) - printed):
             d, p, f = drift[day], performance[day], flights.get(day, {})
             verdicts = [v for v, crossed in (("dataset drift", d.get("dataset_drift")),
                                              ("performance degraded", p.get("performance_degraded"))) if crossed]
@@ -261,7 +267,7 @@ class Demo:
                   f"v{str(p.get('model_version', '?')):<6}{d.get('drift_share', float('nan')):>12.2f}"
                   f"{p.get('roc_auc', float('nan')):>9.3f}{p.get('trailing_roc_auc', float('nan')):>10.3f} vs "
                   f"{p.get('evaluation_roc_auc', float('nan')):.3f}  {', '.join(verdicts) or 'ok'}", flush=True)
-            printed[day] = time.perf_counter()
+            printed.add(day)
 
     # --- the chain -------------------------------------------------------------------------
 
