@@ -27,17 +27,15 @@ from dagster import (
     sensor,
 )
 
+from bench.dagster_event_floor import SHAPE as DATA_SHAPE  # noqa: E402
+
 DAYS = DailyPartitionsDefinition(start_date="2013-01-01", end_date="2014-01-01")
 FIRST, LAST = os.environ["FLOOR_FIRST_DAY"], os.environ["FLOOR_LAST_DAY"]
 
-# asset -> (upstream assets, its checks); mirrors day_job in pipelines.definitions
+# asset -> (upstream assets, its checks): the data half as in bench/dagster_event_floor.py, then the
+# monitoring assets of day_job (pipelines.definitions)
 SHAPE = {
-    "raw_flights": ((), ("batch_is_readable_and_complete",)),
-    "raw_weather": ((), ("batch_is_readable_and_complete",)),
-    "validated_flights": (("raw_flights",), ("bad_row_share_within_limit", "rows_in_equal_valid_plus_quarantined", "null_limits")),
-    "validated_weather": (("raw_weather",), ("bad_row_share_within_limit", "rows_in_equal_valid_plus_quarantined",
-                                             "temperature_continuous")),
-    "flight_features": (("validated_flights", "validated_weather"), ("weather_coverage", "arrivals_reported")),
+    **DATA_SHAPE,
     "predictions": (("flight_features",), ()),
     "drift_report": (("predictions",), ("snapshot_uploaded", "no_dataset_drift", "served_requests_current")),
     "performance_report": (("predictions", "flight_features"), ("snapshot_uploaded", "performance_not_degraded",
