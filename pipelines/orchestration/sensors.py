@@ -206,7 +206,9 @@ def monitor_sensor(context: SensorEvaluationContext):
     seen, reported, runs = records, 0, {}
     latest = {}  # one run per day, newest record
     for i, r in enumerate(records):
-        run = runs.setdefault(r.run_id, instance.get_run_by_id(r.run_id))
+        if r.run_id not in runs:
+            runs[r.run_id] = instance.get_run_by_id(r.run_id)
+        run = runs[r.run_id]
         if run is not None and run.job_name == day_job.name:
             if not run.is_finished:  # it reports the day itself: wait here (the cursor stays before it)
                 seen = records[:i]

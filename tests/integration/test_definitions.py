@@ -56,6 +56,10 @@ def test_sensors_and_schedules_start_as_documented():
     monitor = defs.resolve_job_def("monitor_job")
     assert {k.to_user_string() for k in monitor.asset_layer.executable_asset_keys} == {
         "predictions", "drift_report", "performance_report"}
+    # a replayed day in one run: ingest_job's assets and monitor_job's, nothing of the retrain or the deployment
+    day = {k.to_user_string() for k in defs.resolve_job_def("day_job").asset_layer.executable_asset_keys}
+    ingest = {k.to_user_string() for k in defs.resolve_job_def("ingest_job").asset_layer.executable_asset_keys}
+    assert day == ingest | {"predictions", "drift_report", "performance_report"} and "flight_features" in ingest
 
 
 def test_periodic_retrain_follows_the_replay_clock(tmp_path):
