@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # os_packages.sh PACKAGE...: install Debian packages (as root), one apt at a time on this machine.
-# The set-up scripts (Chromium, PostgreSQL, Redis, Docker) and the tests call it; with the test
-# suite's two workers, two of them may install at once, and apt takes its locks without waiting:
+# The set-up scripts (Chromium, PostgreSQL, Redis, Docker) and the tests call it. Two of them may
+# run at once (say `make team-up` beside `make test`), and apt takes its locks without waiting:
 # the installs queue on one lock file here (flock), and apt itself waits for a lock held by anyone
 # else (DPkg::Lock::Timeout). Its output is for errors only.
 set -euo pipefail

@@ -36,8 +36,7 @@ def test_the_demo_replays_days_through_the_daemon_until_a_sensor_retrain_is_deci
 
     instance = DagsterInstance.from_config(str(home))
     runs = instance.get_runs()
-    # the days after the first model came through the daemon: ingested by the replay clock, monitored by the sensor
-    # one run a day, ingested to reported (day_job), as a model is deployed from the first day on
+    # the days after the first model came through the daemon: one run a day, ingested to reported (day_job), as a model is deployed from the first day on
     replayed = {r.tags.get("dagster/partition") for r in runs if r.tags.get("trigger") == "replay_clock_sensor"}
     assert {r.job_name for r in runs if r.tags.get("trigger") == "replay_clock_sensor"} == {"day_job"}
     assert not [r for r in runs if r.tags.get("trigger") == "monitor_sensor"]  # no second run for a day
